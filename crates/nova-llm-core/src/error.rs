@@ -1,0 +1,459 @@
+//! The one classified error type every driver returns.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::response::RateLimitSnapshot;
+use crate::stream::PartialOutput;
+
+/// What went wrong, in terms a caller can act on.
+///
+/// Retry, fallback and circuit-breaking logic branch on this value (and on
+/// [`LlmError::is_retryable`]), never on message strings.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The request was malformed or had invalid parameters (HTTP 400, 413, 422).
+    InvalidRequest,
+    /// The credentials were missing or rejected (HTTP 401).
+    Authentication,
+    /// The credentials are valid but may not do this (HTTP 403).
+    PermissionDenied,
+    /// The model or endpoint does not exist (HTTP 404).
+    NotFound,
+    /// Too many requests for now; try again later (HTTP 429).
+    RateLimited,
+    /// The account has run out of quota or credit; waiting does not help.
+    QuotaExceeded,
+    /// The prompt plus the requested output do not fit the model's context window.
+    ContextLengthExceeded,
+    /// The service refused the input or output on content-policy grounds.
+    ContentFiltered,
+    /// The call, or a wait between stream chunks, took too long.
+    Timeout,
+    /// The service could not be reached or the connection broke before a reply.
+    Connection,
+    /// The service failed internally (HTTP 500, 502).
+    Server,
+    /// The service is overloaded or unavailable for now (HTTP 503, 504, 529).
+    Overloaded,
+    /// The reply could not be decoded (malformed JSON, too large, wrong shape).
+    Decode,
+    /// A stream ended before it was finished; [`LlmError::partial`] holds what arrived.
+    StreamInterrupted,
+    /// The call was cancelled by the caller.
+    Cancelled,
+    /// Anything else.
+    Other,
+}
+
+impl ErrorKind {
+    /// Whether an error of this kind may succeed if the same request is sent again later.
+    ///
+    /// Rate limits, timeouts, connection failures, server errors, overload and interrupted
+    /// streams are retryable; invalid requests, authentication, quota, context length,
+    /// content filtering, decode errors and cancellation are not.
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::RateLimited
+                | ErrorKind::Timeout
+                | ErrorKind::Connection
+                | ErrorKind::Server
+                | ErrorKind::Overloaded
+                | ErrorKind::StreamInterrupted
+        )
+    }
+
+    /// A short lowercase description, as used in `Display`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidRequest => "invalid request",
+            ErrorKind::Authentication => "authentication failed",
+            ErrorKind::PermissionDenied => "permission denied",
+            ErrorKind::NotFound => "not found",
+            ErrorKind::RateLimited => "rate limited",
+            ErrorKind::QuotaExceeded => "quota exceeded",
+            ErrorKind::ContextLengthExceeded => "context length exceeded",
+            ErrorKind::ContentFiltered => "content filtered",
+            ErrorKind::Timeout => "timed out",
+            ErrorKind::Connection => "connection failed",
+            ErrorKind::Server => "server error",
+            ErrorKind::Overloaded => "service overloaded",
+            ErrorKind::Decode => "could not decode the response",
+            ErrorKind::StreamInterrupted => "stream interrupted",
+            ErrorKind::Cancelled => "cancelled",
+            ErrorKind::Other => "error",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The error of every [`LlmDriver`](crate::LlmDriver) call.
+///
+/// Opaque by design (like `reqwest::Error`): ask it questions instead of matching on
+/// variants, so new details can be added without breaking anyone.
+///
+/// ```
+/// use std::time::Duration;
+/// use nova_llm_core::{ErrorKind, LlmError};
+///
+/// let err = LlmError::new(ErrorKind::RateLimited, "slow down")
+///     .with_status(429)
+///     .with_retry_after(Duration::from_secs(2));
+/// assert!(err.is_retryable());
+/// assert_eq!(err.retry_after(), Some(Duration::from_secs(2)));
+/// assert_eq!(err.to_string(), "rate limited (http 429): slow down");
+/// ```
+///
+/// The error never holds a credential; drivers must not put one in the message.
+#[derive(Clone)]
+pub struct LlmError {
+    inner: Box<Inner>,
+}
+
+#[derive(Clone)]
+struct Inner {
+    kind: ErrorKind,
+    message: String,
+    status: Option<u16>,
+    retry_after: Option<Duration>,
+    code: Option<String>,
+    error_type: Option<String>,
+    param: Option<String>,
+    request_id: Option<String>,
+    rate_limit: Option<RateLimitSnapshot>,
+    partial: Option<PartialOutput>,
+    source: Option<Arc<dyn StdError + Send + Sync + 'static>>,
+}
+
+impl LlmError {
+    /// A new error of `kind` with a human-readable `message` (no credentials, no bodies).
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        LlmError {
+            inner: Box::new(Inner {
+                kind,
+                message: message.into(),
+                status: None,
+                retry_after: None,
+                code: None,
+                error_type: None,
+                param: None,
+                request_id: None,
+                rate_limit: None,
+                partial: None,
+                source: None,
+            }),
+        }
+    }
+
+    /// Shorthand for an [`ErrorKind::InvalidRequest`] error.
+    pub fn invalid_request(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidRequest, message)
+    }
+
+    /// Shorthand for an [`ErrorKind::Decode`] error.
+    pub fn decode(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Decode, message)
+    }
+
+    /// Shorthand for an [`ErrorKind::StreamInterrupted`] error carrying what arrived so far.
+    pub fn stream_interrupted(message: impl Into<String>, partial: PartialOutput) -> Self {
+        Self::new(ErrorKind::StreamInterrupted, message).with_partial(partial)
+    }
+
+    /// Sets the HTTP status the service answered with.
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.inner.status = Some(status);
+        self
+    }
+
+    /// Sets how long the service asked the caller to wait before retrying.
+    pub fn with_retry_after(mut self, after: Duration) -> Self {
+        self.inner.retry_after = Some(after);
+        self
+    }
+
+    /// Sets the provider's own error code (for example `insufficient_quota`).
+    pub fn with_code(mut self, code: impl Into<String>) -> Self {
+        self.inner.code = Some(code.into());
+        self
+    }
+
+    /// Sets the provider's own error type (for example `invalid_request_error`).
+    pub fn with_error_type(mut self, error_type: impl Into<String>) -> Self {
+        self.inner.error_type = Some(error_type.into());
+        self
+    }
+
+    /// Sets the request parameter the provider blamed.
+    pub fn with_param(mut self, param: impl Into<String>) -> Self {
+        self.inner.param = Some(param.into());
+        self
+    }
+
+    /// Sets the provider's request id (for support tickets).
+    pub fn with_request_id(mut self, id: impl Into<String>) -> Self {
+        self.inner.request_id = Some(id.into());
+        self
+    }
+
+    /// Sets the rate-limit state reported alongside the error.
+    pub fn with_rate_limit(mut self, snapshot: RateLimitSnapshot) -> Self {
+        self.inner.rate_limit = Some(snapshot);
+        self
+    }
+
+    /// Attaches the output a stream produced before it failed.
+    pub fn with_partial(mut self, partial: PartialOutput) -> Self {
+        self.inner.partial = Some(partial);
+        self
+    }
+
+    /// Keeps the underlying error (an I/O, HTTP or JSON error) as [`source`](StdError::source).
+    pub fn with_source(mut self, source: impl StdError + Send + Sync + 'static) -> Self {
+        self.inner.source = Some(Arc::new(source));
+        self
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> ErrorKind {
+        self.inner.kind
+    }
+
+    /// The message, without the kind prefix.
+    pub fn message(&self) -> &str {
+        &self.inner.message
+    }
+
+    /// Whether sending the same request again later may succeed (see [`ErrorKind::is_retryable`]).
+    pub fn is_retryable(&self) -> bool {
+        self.inner.kind.is_retryable()
+    }
+
+    /// Whether the error is a timeout.
+    pub fn is_timeout(&self) -> bool {
+        self.inner.kind == ErrorKind::Timeout
+    }
+
+    /// How long the service asked to wait before retrying, if it said.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.inner.retry_after
+    }
+
+    /// The HTTP status, if the error came from an HTTP response.
+    pub fn status(&self) -> Option<u16> {
+        self.inner.status
+    }
+
+    /// The provider's error code, if it sent one.
+    pub fn code(&self) -> Option<&str> {
+        self.inner.code.as_deref()
+    }
+
+    /// The provider's error type, if it sent one.
+    pub fn error_type(&self) -> Option<&str> {
+        self.inner.error_type.as_deref()
+    }
+
+    /// The request parameter the provider blamed, if any.
+    pub fn param(&self) -> Option<&str> {
+        self.inner.param.as_deref()
+    }
+
+    /// The provider's request id, if it sent one.
+    pub fn request_id(&self) -> Option<&str> {
+        self.inner.request_id.as_deref()
+    }
+
+    /// The rate-limit state reported with the error, if any.
+    pub fn rate_limit(&self) -> Option<&RateLimitSnapshot> {
+        self.inner.rate_limit.as_ref()
+    }
+
+    /// What a stream delivered before it failed, if the error ended a stream.
+    pub fn partial(&self) -> Option<&PartialOutput> {
+        self.inner.partial.as_ref()
+    }
+}
+
+impl fmt::Display for LlmError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.inner.kind.as_str())?;
+        if let Some(status) = self.inner.status {
+            write!(f, " (http {status})")?;
+        }
+        if !self.inner.message.is_empty() {
+            write!(f, ": {}", self.inner.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for LlmError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = &self.inner;
+        let mut d = f.debug_struct("LlmError");
+        d.field("kind", &i.kind).field("message", &i.message);
+        if let Some(v) = &i.status {
+            d.field("status", v);
+        }
+        if let Some(v) = &i.retry_after {
+            d.field("retry_after", v);
+        }
+        if let Some(v) = &i.code {
+            d.field("code", v);
+        }
+        if let Some(v) = &i.error_type {
+            d.field("error_type", v);
+        }
+        if let Some(v) = &i.param {
+            d.field("param", v);
+        }
+        if let Some(v) = &i.request_id {
+            d.field("request_id", v);
+        }
+        if let Some(v) = &i.rate_limit {
+            d.field("rate_limit", v);
+        }
+        if let Some(v) = &i.partial {
+            d.field("partial", v);
+        }
+        if let Some(v) = &i.source {
+            d.field("source", v);
+        }
+        d.finish()
+    }
+}
+
+impl StdError for LlmError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.inner
+            .source
+            .as_deref()
+            .map(|s| s as &(dyn StdError + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_traits<T: Send + Sync + Clone + 'static + StdError>() {}
+
+    #[test]
+    fn error_is_send_sync_static_and_pointer_sized() {
+        assert_traits::<LlmError>();
+        assert_eq!(
+            std::mem::size_of::<LlmError>(),
+            std::mem::size_of::<usize>()
+        );
+        assert_eq!(
+            std::mem::size_of::<Result<(), LlmError>>(),
+            std::mem::size_of::<usize>()
+        );
+    }
+
+    #[test]
+    fn retryable_kinds_are_the_transient_ones() {
+        use ErrorKind::*;
+        let retryable = [
+            RateLimited,
+            Timeout,
+            Connection,
+            Server,
+            Overloaded,
+            StreamInterrupted,
+        ];
+        let permanent = [
+            InvalidRequest,
+            Authentication,
+            PermissionDenied,
+            NotFound,
+            QuotaExceeded,
+            ContextLengthExceeded,
+            ContentFiltered,
+            Decode,
+            Cancelled,
+            Other,
+        ];
+        for k in retryable {
+            assert!(LlmError::new(k, "x").is_retryable(), "{k:?}");
+        }
+        for k in permanent {
+            assert!(!LlmError::new(k, "x").is_retryable(), "{k:?}");
+        }
+    }
+
+    #[test]
+    fn display_is_lowercase_and_does_not_repeat_the_source() {
+        let io = std::io::Error::other("socket closed by peer");
+        let err =
+            LlmError::new(ErrorKind::Connection, "could not reach the service").with_source(io);
+        let shown = err.to_string();
+        assert_eq!(shown, "connection failed: could not reach the service");
+        assert!(!shown.ends_with('.'));
+        assert_eq!(
+            err.source().map(|s| s.to_string()).as_deref(),
+            Some("socket closed by peer")
+        );
+        assert_eq!(
+            LlmError::new(ErrorKind::Cancelled, "").to_string(),
+            "cancelled"
+        );
+    }
+
+    #[test]
+    fn accessors_return_what_was_set() {
+        let snap = RateLimitSnapshot {
+            remaining_requests: Some(0),
+            ..RateLimitSnapshot::default()
+        };
+        let err = LlmError::new(ErrorKind::QuotaExceeded, "you exceeded your current quota")
+            .with_status(429)
+            .with_code("insufficient_quota")
+            .with_error_type("insufficient_quota")
+            .with_param("model")
+            .with_request_id("req_123")
+            .with_rate_limit(snap.clone());
+        assert_eq!(err.kind(), ErrorKind::QuotaExceeded);
+        assert!(!err.is_retryable());
+        assert_eq!(err.status(), Some(429));
+        assert_eq!(err.code(), Some("insufficient_quota"));
+        assert_eq!(err.error_type(), Some("insufficient_quota"));
+        assert_eq!(err.param(), Some("model"));
+        assert_eq!(err.request_id(), Some("req_123"));
+        assert_eq!(err.rate_limit(), Some(&snap));
+        assert_eq!(err.retry_after(), None);
+        assert!(err.partial().is_none());
+        let dbg = format!("{err:?}");
+        assert!(dbg.contains("QuotaExceeded") && dbg.contains("req_123"));
+    }
+
+    #[test]
+    fn stream_interrupted_carries_partial_output() {
+        let partial = PartialOutput {
+            text: "Hello, wor".into(),
+            ..PartialOutput::default()
+        };
+        let err = LlmError::stream_interrupted("connection dropped", partial);
+        assert_eq!(err.kind(), ErrorKind::StreamInterrupted);
+        assert_eq!(err.partial().map(|p| p.text.as_str()), Some("Hello, wor"));
+    }
+
+    #[test]
+    fn kind_serializes_as_snake_case() {
+        let s = serde_json::to_string(&ErrorKind::ContextLengthExceeded).unwrap();
+        assert_eq!(s, "\"context_length_exceeded\"");
+    }
+}

@@ -1,0 +1,84 @@
+//! # nova-llm-core
+//!
+//! The small, stable contract of nova-llm: the [`LlmDriver`] trait and its types. Every
+//! driver (OpenAI, the mock, yours) implements it; every layer (the provider with its cache,
+//! rate limits, retries and events) wraps it and implements it again, so layers compose.
+//!
+//! This crate knows no HTTP client, no async runtime and no logging.
+//!
+//! - [`Dialog`] and [`Message`]: the conversation, with hidden rows that stay in history but
+//!   are never sent.
+//! - [`ChatRequest`] (model, [`ModelParams`], [`ResponseFormat`], [`Tool`]s, extras) and
+//!   [`CompletionRequest`].
+//! - [`ChatResponse`] with [`Usage`], a normalized [`FinishReason`] and [`ResponseMetadata`].
+//! - [`StreamEvent`]s in a [`ChatStream`], and the [`StreamAccumulator`] that turns them back
+//!   into a reply (see [the stream contract](stream)).
+//! - [`LlmError`], one opaque classified error: ask it [`kind`](LlmError::kind),
+//!   [`is_retryable`](LlmError::is_retryable), [`retry_after`](LlmError::retry_after).
+//!
+//! ## A driver in a few lines
+//!
+//! Only [`LlmDriver::chat`] is required. Streaming, completion, `prompt` and structured
+//! output come with it:
+//!
+//! ```
+//! use async_trait::async_trait;
+//! use nova_llm_core::{
+//!     collect_stream, ChatRequest, ChatResponse, Dialog, LlmDriver, LlmError, Usage,
+//! };
+//!
+//! /// Answers every dialog with its last visible row, upper-cased.
+//! struct Shout;
+//!
+//! #[async_trait]
+//! impl LlmDriver for Shout {
+//!     fn name(&self) -> &str {
+//!         "shout"
+//!     }
+//!
+//!     async fn chat(&self, request: ChatRequest) -> Result<ChatResponse, LlmError> {
+//!         request.validate()?;
+//!         let last = request.dialog.last_visible().map(|m| m.text()).unwrap_or_default();
+//!         Ok(ChatResponse::from_text(last.to_uppercase()).with_usage(Usage::new(1, 1)))
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), LlmError> {
+//! let driver: std::sync::Arc<dyn LlmDriver> = std::sync::Arc::new(Shout);
+//! assert_eq!(driver.prompt("hello").await?, "HELLO");
+//!
+//! let stream = driver.chat_stream(ChatRequest::new(Dialog::new().user("hi"))).await?;
+//! assert_eq!(collect_stream(stream).await?.text(), "HI");
+//!
+//! // Bad input is a classified error, never a panic.
+//! let err = driver.chat(ChatRequest::new(Dialog::new())).await.unwrap_err();
+//! assert_eq!(err.kind(), nova_llm_core::ErrorKind::InvalidRequest);
+//! # Ok(())
+//! # }
+//! ```
+#![doc(test(attr(deny(warnings))))]
+
+pub mod dialog;
+pub mod driver;
+pub mod error;
+pub mod request;
+pub mod response;
+pub mod stream;
+
+pub use dialog::{ContentPart, Dialog, Message, Role, ToolCall};
+pub use driver::{Capabilities, LlmDriver, LlmDriverExt, StructuredResponse, parse_json_reply};
+pub use error::{ErrorKind, LlmError};
+pub use request::{
+    ChatRequest, CompletionRequest, JsonSchemaFormat, ModelParams, ResponseFormat, Tool, ToolChoice,
+};
+pub use response::{
+    ChatResponse, CompletionResponse, FinishReason, RateLimitSnapshot, ResponseMetadata, Usage,
+};
+pub use stream::{
+    ChatStream, PartialOutput, StreamAccumulator, StreamEvent, StreamStart, ToolCallDelta,
+    collect_stream, next_event, stream_from_events, stream_from_items,
+};
+
+/// Re-exported so drivers implement the trait with the same macro version.
+pub use async_trait::async_trait;

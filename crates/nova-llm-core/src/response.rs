@@ -1,0 +1,556 @@
+//! Responses: the assistant's reply, why it stopped, what it cost in tokens, and what the
+//! service said about itself (request id, rate limits).
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::dialog::{Message, ToolCall};
+
+/// Why the model stopped, normalized across services.
+///
+/// The service's own word is kept beside it (`raw_finish_reason`); values this crate does not
+/// know are kept as [`FinishReason::Other`] so an unusual server never breaks parsing.
+#[non_exhaustive]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum FinishReason {
+    /// A natural end or a stop sequence.
+    #[default]
+    Stop,
+    /// The output hit the token limit.
+    Length,
+    /// The model asked for tool calls.
+    ToolCalls,
+    /// Content was withheld by a filter.
+    ContentFilter,
+    /// Anything else, verbatim.
+    Other(String),
+}
+
+impl FinishReason {
+    /// Normalizes a service's finish reason (`stop`, `eos`, `end_turn`, `length`,
+    /// `max_tokens`, `tool_calls`, `function_call`, `tool_use`, `content_filter`, ...).
+    pub fn from_raw(raw: &str) -> Self {
+        match raw {
+            "stop" | "eos" | "eos_token" | "end_turn" | "stop_sequence" | "end" => {
+                FinishReason::Stop
+            }
+            "length" | "max_tokens" | "model_length" => FinishReason::Length,
+            "tool_calls" | "function_call" | "tool_use" => FinishReason::ToolCalls,
+            "content_filter" | "safety" | "refusal" => FinishReason::ContentFilter,
+            other => FinishReason::Other(other.to_owned()),
+        }
+    }
+
+    /// The normalized name (`stop`, `length`, `tool_calls`, `content_filter`, or the raw
+    /// value for [`FinishReason::Other`]).
+    pub fn as_str(&self) -> &str {
+        match self {
+            FinishReason::Stop => "stop",
+            FinishReason::Length => "length",
+            FinishReason::ToolCalls => "tool_calls",
+            FinishReason::ContentFilter => "content_filter",
+            FinishReason::Other(s) => s,
+        }
+    }
+}
+
+impl From<String> for FinishReason {
+    fn from(s: String) -> Self {
+        match FinishReason::from_raw(&s) {
+            FinishReason::Other(_) => FinishReason::Other(s),
+            known => known,
+        }
+    }
+}
+
+impl From<FinishReason> for String {
+    fn from(r: FinishReason) -> Self {
+        match r {
+            FinishReason::Other(s) => s,
+            known => known.as_str().to_owned(),
+        }
+    }
+}
+
+impl fmt::Display for FinishReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Token counts of one call.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Usage {
+    /// Tokens sent (prompt).
+    pub input_tokens: u64,
+    /// Tokens generated (reply, reasoning included).
+    pub output_tokens: u64,
+    /// Input plus output, as the service reported it.
+    pub total_tokens: u64,
+    /// Input tokens served from the service's prompt cache (part of `input_tokens`).
+    #[serde(default)]
+    pub cached_input_tokens: u64,
+    /// Output tokens spent on reasoning (part of `output_tokens`).
+    #[serde(default)]
+    pub reasoning_output_tokens: u64,
+    /// Whether the counts are an estimate made here rather than the service's own report.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub estimated: bool,
+}
+
+impl Usage {
+    /// Usage with `input` and `output` tokens; the total is their sum.
+    pub fn new(input: u64, output: u64) -> Self {
+        Usage {
+            input_tokens: input,
+            output_tokens: output,
+            total_tokens: input + output,
+            ..Usage::default()
+        }
+    }
+
+    /// Sets the cached input tokens. Default: 0.
+    pub fn with_cached_input(mut self, tokens: u64) -> Self {
+        self.cached_input_tokens = tokens;
+        self
+    }
+
+    /// Sets the reasoning output tokens. Default: 0.
+    pub fn with_reasoning_output(mut self, tokens: u64) -> Self {
+        self.reasoning_output_tokens = tokens;
+        self
+    }
+
+    /// Marks the counts as estimated. Default: `false`.
+    pub fn with_estimated(mut self, estimated: bool) -> Self {
+        self.estimated = estimated;
+        self
+    }
+}
+
+impl std::ops::Add for Usage {
+    type Output = Usage;
+
+    /// The sum of two usages (for example over the attempts of a call); estimated when
+    /// either is.
+    fn add(self, other: Usage) -> Usage {
+        Usage {
+            input_tokens: self.input_tokens + other.input_tokens,
+            output_tokens: self.output_tokens + other.output_tokens,
+            total_tokens: self.total_tokens + other.total_tokens,
+            cached_input_tokens: self.cached_input_tokens + other.cached_input_tokens,
+            reasoning_output_tokens: self.reasoning_output_tokens + other.reasoning_output_tokens,
+            estimated: self.estimated || other.estimated,
+        }
+    }
+}
+
+impl std::ops::AddAssign for Usage {
+    fn add_assign(&mut self, other: Usage) {
+        *self = *self + other;
+    }
+}
+
+/// The service's rate-limit state, as read from response headers (`x-ratelimit-*`).
+#[non_exhaustive]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RateLimitSnapshot {
+    /// Requests allowed per window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit_requests: Option<u64>,
+    /// Tokens allowed per window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit_tokens: Option<u64>,
+    /// Requests left in the current window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remaining_requests: Option<u64>,
+    /// Tokens left in the current window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remaining_tokens: Option<u64>,
+    /// Time until the request window resets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset_requests: Option<Duration>,
+    /// Time until the token window resets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset_tokens: Option<Duration>,
+}
+
+impl RateLimitSnapshot {
+    /// An empty snapshot (nothing known).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether no field is known.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// Sets the request limit and what is left of it.
+    pub fn with_requests(mut self, limit: Option<u64>, remaining: Option<u64>) -> Self {
+        self.limit_requests = limit;
+        self.remaining_requests = remaining;
+        self
+    }
+
+    /// Sets the token limit and what is left of it.
+    pub fn with_tokens(mut self, limit: Option<u64>, remaining: Option<u64>) -> Self {
+        self.limit_tokens = limit;
+        self.remaining_tokens = remaining;
+        self
+    }
+
+    /// Sets the reset times of the request and token windows.
+    pub fn with_resets(mut self, requests: Option<Duration>, tokens: Option<Duration>) -> Self {
+        self.reset_requests = requests;
+        self.reset_tokens = tokens;
+        self
+    }
+}
+
+/// What the service said about the call, besides the reply.
+#[non_exhaustive]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResponseMetadata {
+    /// The service's request id (`x-request-id`), for support tickets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// The rate-limit state after this call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimitSnapshot>,
+    /// The service's system fingerprint, when it sends one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_fingerprint: Option<String>,
+}
+
+impl ResponseMetadata {
+    /// Nothing known.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the request id.
+    pub fn with_request_id(mut self, id: impl Into<String>) -> Self {
+        self.request_id = Some(id.into());
+        self
+    }
+
+    /// Sets the rate-limit snapshot.
+    pub fn with_rate_limit(mut self, snapshot: RateLimitSnapshot) -> Self {
+        self.rate_limit = Some(snapshot);
+        self
+    }
+}
+
+/// The reply to a chat call.
+///
+/// ```
+/// use nova_llm_core::{ChatResponse, FinishReason, Usage};
+///
+/// let r = ChatResponse::from_text("Four.").with_usage(Usage::new(12, 2));
+/// assert_eq!(r.text(), "Four.");
+/// assert_eq!(r.finish_reason, FinishReason::Stop);
+/// assert_eq!(r.usage.total_tokens, 14);
+/// ```
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatResponse {
+    /// The service's id for the reply (empty when it sent none).
+    #[serde(default)]
+    pub id: String,
+    /// The model that answered, as the service named it.
+    #[serde(default)]
+    pub model: String,
+    /// The assistant row: text and tool calls.
+    pub message: Message,
+    /// Reasoning ("thinking") text, when the service returns it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<String>,
+    /// Why generation stopped, normalized.
+    #[serde(default)]
+    pub finish_reason: FinishReason,
+    /// The finish reason exactly as the service sent it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_finish_reason: Option<String>,
+    /// Token counts.
+    #[serde(default)]
+    pub usage: Usage,
+    /// Request id and rate-limit state.
+    #[serde(default)]
+    pub metadata: ResponseMetadata,
+}
+
+impl Default for ChatResponse {
+    fn default() -> Self {
+        ChatResponse {
+            id: String::new(),
+            model: String::new(),
+            message: Message::assistant(""),
+            reasoning: None,
+            finish_reason: FinishReason::Stop,
+            raw_finish_reason: None,
+            usage: Usage::default(),
+            metadata: ResponseMetadata::default(),
+        }
+    }
+}
+
+impl ChatResponse {
+    /// A reply holding `message`, finish reason `stop`, no usage.
+    pub fn new(message: Message) -> Self {
+        ChatResponse {
+            message,
+            ..ChatResponse::default()
+        }
+    }
+
+    /// An assistant text reply.
+    pub fn from_text(text: impl Into<String>) -> Self {
+        Self::new(Message::assistant(text))
+    }
+
+    /// A reply asking for `calls`, finish reason `tool_calls`.
+    pub fn from_tool_calls(calls: impl IntoIterator<Item = ToolCall>) -> Self {
+        let mut message = Message::assistant("");
+        message.tool_calls = calls.into_iter().collect();
+        Self::new(message).with_finish_reason(FinishReason::ToolCalls)
+    }
+
+    /// Sets the id. Default: empty.
+    pub fn with_id(mut self, id: impl Into<String>) -> Self {
+        self.id = id.into();
+        self
+    }
+
+    /// Sets the model name. Default: empty.
+    pub fn with_model(mut self, model: impl Into<String>) -> Self {
+        self.model = model.into();
+        self
+    }
+
+    /// Sets the usage. Default: all zero.
+    pub fn with_usage(mut self, usage: Usage) -> Self {
+        self.usage = usage;
+        self
+    }
+
+    /// Sets the normalized finish reason. Default: `stop`.
+    pub fn with_finish_reason(mut self, reason: FinishReason) -> Self {
+        self.finish_reason = reason;
+        self
+    }
+
+    /// Sets the raw finish reason and the normalized one derived from it.
+    pub fn with_raw_finish_reason(mut self, raw: impl Into<String>) -> Self {
+        let raw = raw.into();
+        self.finish_reason = FinishReason::from_raw(&raw);
+        self.raw_finish_reason = Some(raw);
+        self
+    }
+
+    /// Sets the reasoning text. Default: none.
+    pub fn with_reasoning(mut self, reasoning: impl Into<String>) -> Self {
+        self.reasoning = Some(reasoning.into());
+        self
+    }
+
+    /// Sets the metadata. Default: empty.
+    pub fn with_metadata(mut self, metadata: ResponseMetadata) -> Self {
+        self.metadata = metadata;
+        self
+    }
+
+    /// The reply's text parts joined with newlines (empty for a pure tool call).
+    pub fn text(&self) -> String {
+        self.message.text()
+    }
+
+    /// The tool calls the model asked for.
+    pub fn tool_calls(&self) -> &[ToolCall] {
+        &self.message.tool_calls
+    }
+
+    /// The assistant row, ready to append to the dialog.
+    pub fn into_message(self) -> Message {
+        self.message
+    }
+}
+
+/// The reply to a plain completion.
+#[non_exhaustive]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CompletionResponse {
+    /// The service's id for the reply.
+    #[serde(default)]
+    pub id: String,
+    /// The model that answered.
+    #[serde(default)]
+    pub model: String,
+    /// The generated text.
+    pub text: String,
+    /// Why generation stopped, normalized.
+    #[serde(default)]
+    pub finish_reason: FinishReason,
+    /// The finish reason exactly as the service sent it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_finish_reason: Option<String>,
+    /// Token counts.
+    #[serde(default)]
+    pub usage: Usage,
+    /// Request id and rate-limit state.
+    #[serde(default)]
+    pub metadata: ResponseMetadata,
+}
+
+impl CompletionResponse {
+    /// A completion of `text`, finish reason `stop`, no usage.
+    pub fn new(text: impl Into<String>) -> Self {
+        CompletionResponse {
+            text: text.into(),
+            ..CompletionResponse::default()
+        }
+    }
+
+    /// Sets the usage. Default: all zero.
+    pub fn with_usage(mut self, usage: Usage) -> Self {
+        self.usage = usage;
+        self
+    }
+
+    /// Sets the model name. Default: empty.
+    pub fn with_model(mut self, model: impl Into<String>) -> Self {
+        self.model = model.into();
+        self
+    }
+}
+
+impl From<ChatResponse> for CompletionResponse {
+    /// The text of a chat reply as a completion (how the default completion path works).
+    fn from(r: ChatResponse) -> Self {
+        CompletionResponse {
+            text: r.message.text(),
+            id: r.id,
+            model: r.model,
+            finish_reason: r.finish_reason,
+            raw_finish_reason: r.raw_finish_reason,
+            usage: r.usage,
+            metadata: r.metadata,
+        }
+    }
+}
+
+impl From<CompletionResponse> for ChatResponse {
+    /// A completion as a chat reply with one assistant text row.
+    fn from(r: CompletionResponse) -> Self {
+        ChatResponse {
+            id: r.id,
+            model: r.model,
+            message: Message::assistant(r.text),
+            reasoning: None,
+            finish_reason: r.finish_reason,
+            raw_finish_reason: r.raw_finish_reason,
+            usage: r.usage,
+            metadata: r.metadata,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finish_reasons_are_normalized_and_unknown_ones_kept() {
+        assert_eq!(FinishReason::from_raw("stop"), FinishReason::Stop);
+        assert_eq!(FinishReason::from_raw("eos"), FinishReason::Stop);
+        assert_eq!(FinishReason::from_raw("max_tokens"), FinishReason::Length);
+        assert_eq!(
+            FinishReason::from_raw("function_call"),
+            FinishReason::ToolCalls
+        );
+        assert_eq!(
+            FinishReason::from_raw("content_filter"),
+            FinishReason::ContentFilter
+        );
+        assert_eq!(
+            FinishReason::from_raw("recitation"),
+            FinishReason::Other("recitation".into())
+        );
+        let parsed: FinishReason = serde_json::from_str("\"weird\"").unwrap();
+        assert_eq!(parsed.as_str(), "weird");
+        assert_eq!(
+            serde_json::to_string(&FinishReason::ToolCalls).unwrap(),
+            "\"tool_calls\""
+        );
+    }
+
+    #[test]
+    fn raw_finish_reason_is_kept_beside_the_normalized_one() {
+        let r = ChatResponse::from_text("x").with_raw_finish_reason("eos");
+        assert_eq!(r.finish_reason, FinishReason::Stop);
+        assert_eq!(r.raw_finish_reason.as_deref(), Some("eos"));
+    }
+
+    #[test]
+    fn usage_adds_and_flags_estimates() {
+        let a = Usage::new(10, 5).with_cached_input(4);
+        let b = Usage::new(1, 2)
+            .with_reasoning_output(1)
+            .with_estimated(true);
+        let sum = a + b;
+        let mut acc = a;
+        acc += b;
+        assert_eq!(acc, sum);
+        assert_eq!(
+            (sum.input_tokens, sum.output_tokens, sum.total_tokens),
+            (11, 7, 18)
+        );
+        assert_eq!(
+            (sum.cached_input_tokens, sum.reasoning_output_tokens),
+            (4, 1)
+        );
+        assert!(sum.estimated);
+        assert!(!a.estimated);
+    }
+
+    #[test]
+    fn response_round_trips_through_json() {
+        let r = ChatResponse::from_tool_calls([ToolCall::new("c1", "f", "{}")])
+            .with_id("id1")
+            .with_model("m")
+            .with_reasoning("thought")
+            .with_usage(Usage::new(3, 4))
+            .with_metadata(
+                ResponseMetadata::new()
+                    .with_request_id("req")
+                    .with_rate_limit(
+                        RateLimitSnapshot::new()
+                            .with_requests(Some(100), Some(99))
+                            .with_tokens(Some(1000), Some(900))
+                            .with_resets(Some(Duration::from_millis(1500)), None),
+                    ),
+            );
+        assert_eq!(r.finish_reason, FinishReason::ToolCalls);
+        let json = serde_json::to_string(&r).unwrap();
+        assert_eq!(serde_json::from_str::<ChatResponse>(&json).unwrap(), r);
+        assert!(!r.metadata.rate_limit.as_ref().unwrap().is_empty());
+        assert!(RateLimitSnapshot::new().is_empty());
+    }
+
+    #[test]
+    fn chat_and_completion_responses_convert() {
+        let chat = ChatResponse::from_text("done")
+            .with_usage(Usage::new(1, 1))
+            .with_model("m");
+        let c = CompletionResponse::from(chat.clone());
+        assert_eq!(c.text, "done");
+        assert_eq!(c.usage, chat.usage);
+        let back = ChatResponse::from(c);
+        assert_eq!(back.text(), "done");
+        assert_eq!(back.model, "m");
+    }
+}

@@ -1,0 +1,114 @@
+//! Repository automation, run as `cargo xtask <command>`.
+//!
+//! - `ci`: exactly what `.ci/run` runs: format check, clippy with warnings denied on every
+//!   target, every test (unit, integration, doc), and the docs with warnings denied.
+//! - `bench`: the criterion benchmarks, then a table of their medians.
+//!
+//! The repository rules that can be checked by reading files (every crate inherits the
+//! workspace lints, every source file starts with a `//!` line) are `#[test]`s in `tidy`.
+
+// A command-line tool: printing to the terminal is its job.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+mod bench_table;
+#[cfg(test)]
+mod tidy;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("ci") => ci(),
+        Some("bench") => bench(&args[1..]),
+        Some("help" | "--help" | "-h") | None => {
+            usage();
+            Ok(())
+        }
+        Some(other) => Err(format!("unknown command `{other}`; run `cargo xtask help`")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("xtask: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn usage() {
+    eprintln!(
+        "usage: cargo xtask <command>\n\n\
+         commands:\n  \
+         ci      fmt check, clippy -D warnings, all tests (with doctests), docs -D warnings\n  \
+         bench   run the criterion benchmarks and print a table of medians"
+    );
+}
+
+/// The workspace root (the parent of this crate's folder).
+fn root() -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.parent().unwrap_or(here).to_path_buf()
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(root());
+    cmd
+}
+
+fn run(step: &str, mut cmd: Command) -> Result<(), String> {
+    eprintln!("\n==> {step}");
+    let status = cmd
+        .status()
+        .map_err(|e| format!("{step}: could not start: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{step}: failed ({status})"))
+    }
+}
+
+fn ci() -> Result<(), String> {
+    let mut fmt = cargo();
+    fmt.args(["fmt", "--all", "--", "--check"]);
+    run("cargo fmt --check", fmt)?;
+
+    let mut clippy = cargo();
+    clippy.args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--all-features",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    run("cargo clippy -D warnings", clippy)?;
+
+    let mut test = cargo();
+    test.args(["test", "--workspace", "--all-features"]);
+    run(
+        "cargo test --workspace (unit, integration and doc tests)",
+        test,
+    )?;
+
+    let mut doc = cargo();
+    doc.args(["doc", "--workspace", "--no-deps", "--all-features"])
+        .env("RUSTDOCFLAGS", "-D warnings");
+    run("cargo doc -D warnings", doc)?;
+
+    eprintln!("\nxtask ci: all steps passed");
+    Ok(())
+}
+
+fn bench(extra: &[String]) -> Result<(), String> {
+    let mut cmd = cargo();
+    cmd.args(["bench", "--workspace"]).args(extra);
+    run("cargo bench --workspace", cmd)?;
+    let table = bench_table::render(&root().join("target").join("criterion"))?;
+    println!("{table}");
+    Ok(())
+}
