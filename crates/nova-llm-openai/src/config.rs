@@ -1,0 +1,407 @@
+//! Configuration: key, endpoint, headers, timeouts, limits; `from_env`; Azure.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use nova_llm_core::{ErrorKind, LlmError};
+use reqwest::Url;
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
+
+use crate::OpenAiDriver;
+use crate::wire::MaxTokensField;
+
+/// OpenAI's API, the default base URL.
+pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
+/// The model used when a request names none. Override with [`OpenAiBuilder::default_model`].
+pub const DEFAULT_MODEL: &str = "gpt-4o-mini";
+
+/// An API key. It never appears in `Debug` output, errors or events, and is sent as a
+/// sensitive header (which HTTP/2 stacks never index and reqwest never prints).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    /// Wraps a key.
+    pub fn new(key: impl Into<String>) -> Self {
+        ApiKey(key.into())
+    }
+
+    /// The key itself, for code that must hand it on. Never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKey(<redacted>)")
+    }
+}
+
+impl From<String> for ApiKey {
+    fn from(s: String) -> Self {
+        ApiKey(s)
+    }
+}
+
+impl From<&str> for ApiKey {
+    fn from(s: &str) -> Self {
+        ApiKey(s.to_owned())
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Azure {
+    api_version: String,
+    deployment: String,
+}
+
+/// Builds an [`OpenAiDriver`]. Every setter documents its default.
+///
+/// ```
+/// use std::time::Duration;
+/// use nova_llm_openai::OpenAiDriver;
+///
+/// // A local vLLM or Ollama server needs no key.
+/// let local = OpenAiDriver::builder()
+///     .base_url("http://127.0.0.1:11434/v1")
+///     .default_model("llama3.2")
+///     .name("ollama")
+///     .stream_idle_timeout(Duration::from_secs(30))
+///     .build()?;
+/// assert_eq!(nova_llm_core::LlmDriver::name(&local), "ollama");
+/// # Ok::<(), nova_llm_core::LlmError>(())
+/// ```
+#[derive(Clone)]
+pub struct OpenAiBuilder {
+    name: String,
+    api_key: Option<ApiKey>,
+    base_url: String,
+    organization: Option<String>,
+    project: Option<String>,
+    default_model: String,
+    headers: Vec<(String, String)>,
+    connect_timeout: Option<Duration>,
+    request_timeout: Option<Duration>,
+    stream_idle_timeout: Option<Duration>,
+    max_response_bytes: usize,
+    client: Option<reqwest::Client>,
+    azure: Option<Azure>,
+    max_tokens_field: Option<MaxTokensField>,
+}
+
+impl fmt::Debug for OpenAiBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenAiBuilder")
+            .field("name", &self.name)
+            .field("api_key", &self.api_key)
+            .field("base_url", &self.base_url)
+            .field("organization", &self.organization)
+            .field("project", &self.project)
+            .field("default_model", &self.default_model)
+            .field(
+                "headers",
+                &self.headers.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("stream_idle_timeout", &self.stream_idle_timeout)
+            .field("max_response_bytes", &self.max_response_bytes)
+            .field("azure", &self.azure)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for OpenAiBuilder {
+    fn default() -> Self {
+        OpenAiBuilder {
+            name: "openai".into(),
+            api_key: None,
+            base_url: DEFAULT_BASE_URL.into(),
+            organization: None,
+            project: None,
+            default_model: DEFAULT_MODEL.into(),
+            headers: Vec::new(),
+            connect_timeout: Some(Duration::from_secs(10)),
+            request_timeout: Some(Duration::from_secs(600)),
+            stream_idle_timeout: Some(Duration::from_secs(120)),
+            max_response_bytes: 32 << 20,
+            client: None,
+            azure: None,
+            max_tokens_field: None,
+        }
+    }
+}
+
+impl OpenAiBuilder {
+    /// The driver's name in events and metrics. Default: `openai`.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The API key, sent as `Authorization: Bearer …` (or `api-key` for Azure). Default:
+    /// none (local servers need none).
+    pub fn api_key(mut self, key: impl Into<ApiKey>) -> Self {
+        self.api_key = Some(key.into());
+        self
+    }
+
+    /// The API's base URL, up to and including the version (`…/v1`). Default:
+    /// `https://api.openai.com/v1`.
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = url.into();
+        self
+    }
+
+    /// The `OpenAI-Organization` header. Default: none.
+    pub fn organization(mut self, org: impl Into<String>) -> Self {
+        self.organization = Some(org.into());
+        self
+    }
+
+    /// The `OpenAI-Project` header. Default: none.
+    pub fn project(mut self, project: impl Into<String>) -> Self {
+        self.project = Some(project.into());
+        self
+    }
+
+    /// The model for requests that name none. Default: `gpt-4o-mini`.
+    pub fn default_model(mut self, model: impl Into<String>) -> Self {
+        self.default_model = model.into();
+        self
+    }
+
+    /// An extra header sent with every request. Default: none.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Time allowed to connect. Default: 10 s. Not applied to an injected client.
+    pub fn connect_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.connect_timeout = timeout.into();
+        self
+    }
+
+    /// Time allowed for a whole non-streamed call, and for a streamed call to start
+    /// (response headers received). Default: 600 s.
+    pub fn request_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.request_timeout = timeout.into();
+        self
+    }
+
+    /// Longest silence allowed between two pieces of a stream before it ends with a
+    /// timeout error. Default: 120 s.
+    pub fn stream_idle_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.stream_idle_timeout = timeout.into();
+        self
+    }
+
+    /// Largest response body read (and largest single stream line); beyond it the call
+    /// fails with a decode error. Default: 32 MiB.
+    pub fn max_response_bytes(mut self, bytes: usize) -> Self {
+        self.max_response_bytes = bytes.max(1024);
+        self
+    }
+
+    /// Uses this HTTP client (proxies, custom TLS, connection pool settings). Default: a
+    /// client with rustls and the Mozilla root certificates.
+    pub fn client(mut self, client: reqwest::Client) -> Self {
+        self.client = Some(client);
+        self
+    }
+
+    /// Which field carries the output-token limit. Default: `max_completion_tokens` for
+    /// OpenAI and Azure, `max_tokens` for other servers (what most compatible servers read).
+    pub fn max_tokens_field(mut self, field: MaxTokensField) -> Self {
+        self.max_tokens_field = Some(field);
+        self
+    }
+
+    /// Azure OpenAI: requests go to `{endpoint}/openai/deployments/{deployment}/…` with the
+    /// `api-version` query and the key in the `api-key` header. The deployment is the default
+    /// model. Default: not Azure.
+    pub fn azure(
+        mut self,
+        endpoint: impl AsRef<str>,
+        deployment: impl Into<String>,
+        api_version: impl Into<String>,
+    ) -> Self {
+        let deployment = deployment.into();
+        self.base_url = format!(
+            "{}/openai/deployments/{}",
+            endpoint.as_ref().trim_end_matches('/'),
+            deployment
+        );
+        self.default_model = deployment.clone();
+        self.azure = Some(Azure {
+            api_version: api_version.into(),
+            deployment,
+        });
+        self
+    }
+
+    /// Settings from the environment, as OpenAI's SDKs read them: `OPENAI_API_KEY`,
+    /// `OPENAI_BASE_URL`, `OPENAI_ORG_ID`, `OPENAI_PROJECT_ID`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Authentication`] when `OPENAI_API_KEY` is unset or empty while the base URL
+    /// is OpenAI's own (a local server set by `OPENAI_BASE_URL` needs no key).
+    pub fn from_env() -> Result<Self, LlmError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// [`from_env`](Self::from_env) with a custom lookup (for tests and config systems).
+    ///
+    /// # Errors
+    /// As for [`from_env`](Self::from_env).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, LlmError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let mut b = OpenAiBuilder::default();
+        if let Some(url) = get("OPENAI_BASE_URL") {
+            b = b.base_url(url);
+        }
+        match get("OPENAI_API_KEY") {
+            Some(key) => b = b.api_key(key),
+            None if is_openai_host(&b.base_url) => {
+                return Err(LlmError::new(
+                    ErrorKind::Authentication,
+                    "OPENAI_API_KEY is not set (a local server set with OPENAI_BASE_URL needs none)",
+                ));
+            }
+            None => {}
+        }
+        if let Some(org) = get("OPENAI_ORG_ID") {
+            b = b.organization(org);
+        }
+        if let Some(project) = get("OPENAI_PROJECT_ID") {
+            b = b.project(project);
+        }
+        Ok(b)
+    }
+
+    /// The driver.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidRequest`] for a base URL that is not an `http(s)` URL, or a key or
+    /// header that cannot be sent in HTTP (the message never shows the key);
+    /// [`ErrorKind::Other`] when the HTTP client cannot be built.
+    pub fn build(self) -> Result<OpenAiDriver, LlmError> {
+        let base = Url::parse(self.base_url.trim_end_matches('/')).map_err(|e| {
+            LlmError::invalid_request(format!(
+                "the base URL `{}` is not a valid URL",
+                self.base_url
+            ))
+            .with_source(e)
+        })?;
+        if !matches!(base.scheme(), "http" | "https") {
+            return Err(LlmError::invalid_request(format!(
+                "the base URL must be http or https, not `{}`",
+                base.scheme()
+            )));
+        }
+        let endpoint = |path: &str| -> Result<Url, LlmError> {
+            let mut url = base.clone();
+            url.set_path(&format!("{}/{path}", base.path().trim_end_matches('/')));
+            if let Some(az) = &self.azure {
+                url.query_pairs_mut()
+                    .append_pair("api-version", &az.api_version);
+            }
+            Ok(url)
+        };
+        let chat_url = endpoint("chat/completions")?;
+        let completions_url = endpoint("completions")?;
+
+        let mut headers = HeaderMap::new();
+        if let Some(key) = &self.api_key {
+            let (name, value) = match self.azure {
+                Some(_) => (HeaderName::from_static("api-key"), key.0.clone()),
+                None => (AUTHORIZATION, format!("Bearer {}", key.0)),
+            };
+            let mut value = HeaderValue::from_str(&value).map_err(|_| {
+                LlmError::invalid_request(
+                    "the API key has characters that cannot be sent in an HTTP header",
+                )
+            })?;
+            value.set_sensitive(true);
+            headers.insert(name, value);
+        }
+        let mut add = |name: &str, value: &str| -> Result<(), LlmError> {
+            let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                LlmError::invalid_request(format!("`{name}` is not a valid header name"))
+            })?;
+            let v = HeaderValue::from_str(value).map_err(|_| {
+                LlmError::invalid_request(format!("the value of header `{name}` is not valid"))
+            })?;
+            headers.insert(n, v);
+            Ok(())
+        };
+        if let Some(org) = &self.organization {
+            add("openai-organization", org)?;
+        }
+        if let Some(project) = &self.project {
+            add("openai-project", project)?;
+        }
+        for (k, v) in &self.headers {
+            add(k, v)?;
+        }
+
+        let client = match self.client {
+            Some(c) => c,
+            None => default_client(self.connect_timeout)?,
+        };
+        let max_tokens_field = self.max_tokens_field.unwrap_or(
+            if self.azure.is_some() || is_openai_host(base.as_str()) {
+                MaxTokensField::MaxCompletionTokens
+            } else {
+                MaxTokensField::MaxTokens
+            },
+        );
+        Ok(OpenAiDriver {
+            inner: Arc::new(crate::Inner {
+                name: self.name,
+                client,
+                chat_url,
+                completions_url,
+                headers,
+                default_model: self.default_model,
+                request_timeout: self.request_timeout,
+                stream_idle_timeout: self.stream_idle_timeout,
+                max_response_bytes: self.max_response_bytes,
+                max_tokens_field,
+                has_key: self.api_key.is_some(),
+                azure_deployment: self.azure.map(|a| a.deployment),
+            }),
+        })
+    }
+}
+
+fn is_openai_host(url: &str) -> bool {
+    Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(|h| h == "api.openai.com"))
+        .unwrap_or(false)
+}
+
+fn default_client(connect_timeout: Option<Duration>) -> Result<reqwest::Client, LlmError> {
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| {
+            LlmError::new(ErrorKind::Other, "could not set up TLS protocol versions").with_source(e)
+        })?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let mut builder = reqwest::Client::builder().tls_backend_preconfigured(tls);
+    if let Some(t) = connect_timeout {
+        builder = builder.connect_timeout(t);
+    }
+    builder.build().map_err(|e| {
+        LlmError::new(ErrorKind::Other, "could not build the HTTP client").with_source(e)
+    })
+}

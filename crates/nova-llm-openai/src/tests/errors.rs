@@ -1,0 +1,377 @@
+//! The error table: every status and body shape, each row a test, plus transport failures.
+
+use std::time::Duration;
+
+use nova_llm_core::{ChatRequest, Dialog, ErrorKind, LlmDriver, LlmError};
+use serde_json::{Value, json};
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use super::support::{KEY, driver, driver_for};
+use crate::OpenAiDriver;
+
+fn openai_error(message: &str, kind: &str, code: Value) -> Value {
+    json!({"error": {"message": message, "type": kind, "param": null, "code": code}})
+}
+
+/// The error for one response, for both a plain and a streamed call (which must agree:
+/// errors before the first byte fail the stream call itself).
+async fn error_for(template: ResponseTemplate) -> LlmError {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(template)
+        .mount(&server)
+        .await;
+    let d = driver(&server);
+    let plain = d
+        .chat(ChatRequest::new(Dialog::new().user("q")))
+        .await
+        .unwrap_err();
+    let streamed = d
+        .chat_stream(ChatRequest::new(Dialog::new().user("q")))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(plain.kind(), streamed.kind());
+    assert_eq!(plain.status(), streamed.status());
+    plain
+}
+
+async fn status_error(status: u16, body: Value) -> LlmError {
+    error_for(ResponseTemplate::new(status).set_body_json(body)).await
+}
+
+#[tokio::test]
+async fn status_400_is_invalid_request_with_the_providers_message_and_param() {
+    let e = status_error(
+        400,
+        json!({"error": {"message": "Invalid value for 'temperature'", "type": "invalid_request_error", "param": "temperature", "code": "invalid_value"}}),
+    )
+    .await;
+    assert_eq!(e.kind(), ErrorKind::InvalidRequest);
+    assert_eq!(e.status(), Some(400));
+    assert_eq!(e.param(), Some("temperature"));
+    assert_eq!(e.code(), Some("invalid_value"));
+    assert_eq!(e.error_type(), Some("invalid_request_error"));
+    assert_eq!(
+        e.to_string(),
+        "invalid request (http 400): Invalid value for 'temperature'"
+    );
+    assert!(!e.is_retryable());
+}
+
+#[tokio::test]
+async fn status_400_context_length_exceeded() {
+    let e = status_error(
+        400,
+        openai_error(
+            "This model's maximum context length is 8192 tokens",
+            "invalid_request_error",
+            json!("context_length_exceeded"),
+        ),
+    )
+    .await;
+    assert_eq!(e.kind(), ErrorKind::ContextLengthExceeded);
+    assert!(!e.is_retryable());
+}
+
+#[tokio::test]
+async fn status_400_content_filter() {
+    let e = status_error(
+        400,
+        openai_error(
+            "flagged by our safety system",
+            "invalid_request_error",
+            json!("content_policy_violation"),
+        ),
+    )
+    .await;
+    assert_eq!(e.kind(), ErrorKind::ContentFiltered);
+}
+
+#[tokio::test]
+async fn status_401_is_authentication() {
+    let e = status_error(
+        401,
+        openai_error(
+            "Incorrect API key provided: sk-test***6789",
+            "invalid_request_error",
+            json!("invalid_api_key"),
+        ),
+    )
+    .await;
+    assert_eq!(e.kind(), ErrorKind::Authentication);
+    assert!(!e.is_retryable());
+}
+
+#[tokio::test]
+async fn status_403_is_permission_denied() {
+    let e = status_error(
+        403,
+        openai_error(
+            "Country not supported",
+            "request_forbidden",
+            json!("unsupported_country_region_territory"),
+        ),
+    )
+    .await;
+    assert_eq!(e.kind(), ErrorKind::PermissionDenied);
+}
+
+#[tokio::test]
+async fn status_404_is_not_found() {
+    let e = status_error(
+        404,
+        openai_error(
+            "The model `gpt-9` does not exist",
+            "invalid_request_error",
+            json!("model_not_found"),
+        ),
+    )
+    .await;
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    assert!(e.to_string().contains("gpt-9"));
+}
+
+#[tokio::test]
+async fn status_408_is_timeout() {
+    let e = status_error(408, json!({"error": {"message": "timeout"}})).await;
+    assert_eq!(e.kind(), ErrorKind::Timeout);
+    assert!(e.is_retryable());
+}
+
+#[tokio::test]
+async fn status_413_and_422_are_invalid_request() {
+    assert_eq!(
+        status_error(413, json!({"error": "too large"}))
+            .await
+            .kind(),
+        ErrorKind::InvalidRequest
+    );
+    // FastAPI-style validation body (vLLM).
+    let e = status_error(
+        422,
+        json!({"detail": [{"loc": ["body", "messages"], "msg": "field required"}]}),
+    )
+    .await;
+    assert_eq!(e.kind(), ErrorKind::InvalidRequest);
+    assert!(e.message().contains("field required"));
+}
+
+#[tokio::test]
+async fn status_429_is_rate_limited_with_retry_after_seconds() {
+    let e = error_for(
+        ResponseTemplate::new(429)
+            .insert_header("retry-after", "20")
+            .insert_header("x-ratelimit-remaining-requests", "0")
+            .insert_header("x-request-id", "req_rl")
+            .set_body_json(openai_error(
+                "Rate limit reached for requests",
+                "requests",
+                json!("rate_limit_exceeded"),
+            )),
+    )
+    .await;
+    assert_eq!(e.kind(), ErrorKind::RateLimited);
+    assert!(e.is_retryable());
+    assert_eq!(e.retry_after(), Some(Duration::from_secs(20)));
+    assert_eq!(e.request_id(), Some("req_rl"));
+    assert_eq!(e.rate_limit().unwrap().remaining_requests, Some(0));
+}
+
+#[tokio::test]
+async fn status_429_retry_after_as_http_date_and_in_milliseconds() {
+    let later = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(120));
+    let e = error_for(
+        ResponseTemplate::new(429)
+            .insert_header("retry-after", later.as_str())
+            .set_body_json(json!({})),
+    )
+    .await;
+    let after = e.retry_after().unwrap();
+    assert!(
+        after > Duration::from_secs(100) && after <= Duration::from_secs(120),
+        "{after:?}"
+    );
+    let e = error_for(
+        ResponseTemplate::new(429)
+            .insert_header("retry-after-ms", "250")
+            .insert_header("retry-after", "1")
+            .set_body_json(json!({})),
+    )
+    .await;
+    assert_eq!(e.retry_after(), Some(Duration::from_millis(250)));
+}
+
+#[tokio::test]
+async fn status_429_insufficient_quota_is_quota_exceeded_and_not_retryable() {
+    let e = status_error(
+        429,
+        openai_error(
+            "You exceeded your current quota",
+            "insufficient_quota",
+            json!("insufficient_quota"),
+        ),
+    )
+    .await;
+    assert_eq!(e.kind(), ErrorKind::QuotaExceeded);
+    assert!(!e.is_retryable());
+}
+
+#[tokio::test]
+async fn server_errors_are_retryable_server_or_overloaded() {
+    for (status, kind) in [
+        (500, ErrorKind::Server),
+        (502, ErrorKind::Server),
+        (503, ErrorKind::Overloaded),
+        (504, ErrorKind::Overloaded),
+        (529, ErrorKind::Overloaded),
+        (520, ErrorKind::Server),
+    ] {
+        let e = status_error(
+            status,
+            openai_error("The server had an error", "server_error", Value::Null),
+        )
+        .await;
+        assert_eq!(e.kind(), kind, "{status}");
+        assert!(e.is_retryable(), "{status}");
+        assert_eq!(e.status(), Some(status));
+    }
+}
+
+#[tokio::test]
+async fn a_numeric_error_code_is_kept_as_text() {
+    let e = status_error(400, json!({"error": {"message": "bad", "code": 1234}})).await;
+    assert_eq!(e.code(), Some("1234"));
+}
+
+#[tokio::test]
+async fn a_proxys_html_page_is_classified_by_status_with_a_short_message() {
+    let html = format!(
+        "<html><body><h1>502 Bad Gateway</h1>{}</body></html>",
+        "x".repeat(5000)
+    );
+    let e = error_for(ResponseTemplate::new(502).set_body_raw(html, "text/html")).await;
+    assert_eq!(e.kind(), ErrorKind::Server);
+    assert!(
+        e.message()
+            .starts_with("non-JSON error body: <html><body><h1>502 Bad Gateway")
+    );
+    assert!(e.message().chars().count() < 600, "the page is cut short");
+    let e = error_for(ResponseTemplate::new(503)).await;
+    assert_eq!(e.message(), "empty response body");
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_a_connection_error() {
+    // Bind then drop a listener: nothing listens on that port any more.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let d = driver_for(&format!("http://127.0.0.1:{port}/v1"));
+    let e = d.prompt("q").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Connection);
+    assert!(e.is_retryable());
+    assert!(std::error::Error::source(&e).is_some());
+    let e = d
+        .chat_stream(ChatRequest::new(Dialog::new().user("q")))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(e.kind(), ErrorKind::Connection);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_server_is_a_timeout() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(3600)))
+        .mount(&server)
+        .await;
+    let d = OpenAiDriver::builder()
+        .base_url(format!("{}/v1", server.uri()))
+        .request_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let e = d.prompt("q").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout);
+    let e = d
+        .chat_stream(ChatRequest::new(Dialog::new().user("q")))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(e.kind(), ErrorKind::Timeout);
+}
+
+#[tokio::test]
+async fn bodies_over_the_size_limit_are_decode_errors() {
+    let server = MockServer::start().await;
+    let big = json!({"choices": [{"message": {"content": "x".repeat(10_000)}}]});
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(big))
+        .mount(&server)
+        .await;
+    let d = OpenAiDriver::builder()
+        .base_url(format!("{}/v1", server.uri()))
+        .max_response_bytes(4096)
+        .build()
+        .unwrap();
+    let e = d.prompt("q").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Decode);
+    assert!(e.to_string().contains("4096-byte limit"), "{e}");
+}
+
+#[tokio::test]
+async fn malformed_json_with_status_200_is_a_decode_error_with_the_request_id() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("x-request-id", "req_bad")
+                .set_body_raw("{\"choices\": [", "application/json"),
+        )
+        .mount(&server)
+        .await;
+    let e = driver(&server).prompt("q").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Decode);
+    assert_eq!(e.request_id(), Some("req_bad"));
+}
+
+#[tokio::test]
+async fn the_key_never_appears_in_debug_display_or_errors() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(openai_error(
+            "Incorrect API key provided",
+            "invalid_request_error",
+            json!("invalid_api_key"),
+        )))
+        .mount(&server)
+        .await;
+    let builder = OpenAiDriver::builder()
+        .base_url(format!("{}/v1", server.uri()))
+        .api_key(KEY);
+    let d = builder.clone().build().unwrap();
+    let e = d.prompt("q").await.unwrap_err();
+    for shown in [
+        format!("{builder:?}"),
+        format!("{d:?}"),
+        format!("{e}"),
+        format!("{e:?}"),
+        format!("{:?}", crate::ApiKey::new(KEY)),
+        format!("{:?}", std::error::Error::source(&e)),
+    ] {
+        assert!(!shown.contains(KEY), "key leaked: {shown}");
+        assert!(!shown.contains("SECRET"), "key leaked: {shown}");
+    }
+    assert!(format!("{d:?}").contains("<redacted>"));
+    // An unusable key is rejected without showing it.
+    let err = OpenAiDriver::builder()
+        .api_key("sk-bad\nSECRET")
+        .build()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidRequest);
+    assert!(!err.to_string().contains("SECRET"));
+}

@@ -1,0 +1,354 @@
+//! What real servers send, fed to the decoder as bytes: each tolerance case a test, and a
+//! property test over random byte splits.
+
+use std::collections::VecDeque;
+
+use nova_llm_core::{
+    ChatResponse, ErrorKind, FinishReason, LlmError, StreamAccumulator, StreamEvent, ToolCall,
+    Usage,
+};
+use serde_json::{Value, json};
+
+use super::support::text_chunk;
+use crate::{ChunkDecoder, Item};
+
+/// Decodes `chunks` as one stream; returns the items and whether it completed.
+fn decode(chunks: &[&[u8]]) -> (Vec<Item>, bool) {
+    let mut d = ChunkDecoder::new(Default::default(), 1 << 20);
+    let mut out = VecDeque::new();
+    for c in chunks {
+        d.feed(c, &mut out);
+    }
+    d.end(&mut out);
+    (out.into_iter().collect(), d.is_complete())
+}
+
+/// Accumulates decoded items like a consumer would.
+fn reply(chunks: &[&[u8]]) -> Result<ChatResponse, LlmError> {
+    let (items, complete) = decode(chunks);
+    let mut acc = StreamAccumulator::new();
+    for item in items {
+        acc.push(&item?);
+    }
+    assert!(complete || !acc.is_finished());
+    acc.finish()
+}
+
+fn data(v: &Value) -> String {
+    format!("data: {v}\n\n")
+}
+
+fn finish_chunk(reason: &str) -> Value {
+    json!({"id": "c1", "model": "gpt-4o-mini", "choices": [{"index": 0, "delta": {}, "finish_reason": reason}]})
+}
+
+/// A realistic stream: role chunk, three content chunks (with multi-byte text), finish,
+/// usage chunk with empty choices, `[DONE]`.
+fn realistic() -> String {
+    let mut s = data(
+        &json!({"id": "c1", "model": "gpt-4o-mini", "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}),
+    );
+    for t in ["Hél", "lo, wörld ", "😀!"] {
+        s.push_str(&data(&text_chunk(t)));
+    }
+    s.push_str(&data(&finish_chunk("stop")));
+    s.push_str(&data(&json!({"id": "c1", "model": "gpt-4o-mini", "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9}})));
+    s.push_str("data: [DONE]\n\n");
+    s
+}
+
+#[test]
+fn a_realistic_stream_decodes_in_contract_order() {
+    let (items, complete) = decode(&[realistic().as_bytes()]);
+    assert!(complete);
+    let events: Vec<StreamEvent> = items.into_iter().map(Result::unwrap).collect();
+    assert!(
+        matches!(events[0], StreamEvent::Start(ref s) if s.id == "c1" && s.model == "gpt-4o-mini")
+    );
+    assert_eq!(
+        events[1..4],
+        [
+            StreamEvent::text("Hél"),
+            StreamEvent::text("lo, wörld "),
+            StreamEvent::text("😀!")
+        ]
+    );
+    assert_eq!(events[4], StreamEvent::Usage(Usage::new(5, 4)));
+    assert_eq!(
+        events[5],
+        StreamEvent::Finish {
+            reason: FinishReason::Stop,
+            raw: Some("stop".into())
+        },
+        "finish is held back until the end, after the usage chunk"
+    );
+    assert_eq!(events.len(), 6);
+}
+
+#[test]
+fn events_split_at_every_byte_including_inside_utf8_give_the_same_reply() {
+    let text = realistic();
+    let bytes = text.as_bytes();
+    let whole = reply(&[bytes]).unwrap();
+    assert_eq!(whole.text(), "Héllo, wörld 😀!");
+    for cut in 0..=bytes.len() {
+        assert_eq!(
+            reply(&[&bytes[..cut], &bytes[cut..]]).unwrap(),
+            whole,
+            "cut at {cut}"
+        );
+    }
+}
+
+#[test]
+fn random_splits_give_identical_events() {
+    let text = realistic().replace("\n\n", "\r\n\r\n");
+    let bytes = text.as_bytes();
+    let (expected, _) = decode(&[bytes]);
+    let expected: Vec<_> = expected.into_iter().map(Result::unwrap).collect();
+    let mut rng = fastrand::Rng::with_seed(0x5eed);
+    for _ in 0..300 {
+        let mut chunks = Vec::new();
+        let mut start = 0;
+        while start < bytes.len() {
+            let end = (start + rng.usize(1..=40)).min(bytes.len());
+            chunks.push(&bytes[start..end]);
+            start = end;
+        }
+        let (items, complete) = decode(&chunks);
+        assert!(complete);
+        let got: Vec<_> = items.into_iter().map(Result::unwrap).collect();
+        assert_eq!(got, expected);
+    }
+}
+
+#[test]
+fn crlf_and_cr_line_endings() {
+    for sep in ["\r\n", "\r"] {
+        let s = realistic().replace('\n', sep);
+        assert_eq!(
+            reply(&[s.as_bytes()]).unwrap().text(),
+            "Héllo, wörld 😀!",
+            "{sep:?}"
+        );
+    }
+}
+
+#[test]
+fn comments_and_keep_alives_are_ignored() {
+    let s = format!(
+        ": OPENROUTER PROCESSING\n\n{}:\n\n: ping\n{}data: [DONE]\n\n",
+        data(&text_chunk("hi")),
+        data(&finish_chunk("stop"))
+    );
+    assert_eq!(reply(&[s.as_bytes()]).unwrap().text(), "hi");
+}
+
+#[test]
+fn data_without_a_space_and_multi_line_data() {
+    let chunk = text_chunk("x").to_string();
+    let (a, b) = chunk.split_at(chunk.find("\"choices\"").unwrap());
+    let s = format!(
+        "data:{}\n\ndata: {a}\ndata: {b}\n\ndata:{}\n\ndata:[DONE]\n\n",
+        text_chunk("a"),
+        finish_chunk("stop")
+    );
+    assert_eq!(reply(&[s.as_bytes()]).unwrap().text(), "ax");
+}
+
+#[test]
+fn retry_and_id_only_events_are_ignored() {
+    let s = format!(
+        "retry: 3000\n\nid: 1\n\n{}id: 2\nevent: message\n{}{}data: [DONE]\n\n",
+        data(&text_chunk("a")),
+        data(&text_chunk("b")),
+        data(&finish_chunk("stop"))
+    );
+    assert_eq!(reply(&[s.as_bytes()]).unwrap().text(), "ab");
+}
+
+#[test]
+fn usage_in_a_chunk_with_choices_is_read_too() {
+    let s = format!(
+        "{}{}data: [DONE]\n\n",
+        data(&text_chunk("a")),
+        data(
+            &json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "length"}], "usage": {"prompt_tokens": 2, "completion_tokens": 1}})
+        )
+    );
+    let r = reply(&[s.as_bytes()]).unwrap();
+    assert_eq!(r.usage, Usage::new(2, 1));
+    assert_eq!(r.finish_reason, FinishReason::Length);
+}
+
+#[test]
+fn chunks_without_finish_reason_then_done_complete_the_reply() {
+    let s = format!(
+        "{}{}data: [DONE]\n\n",
+        data(&text_chunk("a")),
+        data(&text_chunk("b"))
+    );
+    let r = reply(&[s.as_bytes()]).unwrap();
+    assert_eq!(r.text(), "ab");
+    assert_eq!(r.finish_reason, FinishReason::Stop);
+    assert_eq!(r.raw_finish_reason, None);
+}
+
+#[test]
+fn a_finish_reason_without_done_completes_the_reply() {
+    let s = format!("{}{}", data(&text_chunk("a")), data(&finish_chunk("stop")));
+    assert_eq!(reply(&[s.as_bytes()]).unwrap().text(), "a");
+}
+
+#[test]
+fn tool_call_deltas_that_repeat_id_and_name_are_joined_once() {
+    let tc = |args: &str| {
+        json!({"choices": [{"index": 0, "delta": {"tool_calls": [
+            {"index": 0, "id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": args}}
+        ]}}]})
+    };
+    let second = json!({"choices": [{"index": 0, "delta": {"tool_calls": [
+        {"index": 1, "id": "call_2", "function": {"name": "ping", "arguments": ""}},
+    ]}}]});
+    let second_args = json!({"choices": [{"index": 0, "delta": {"tool_calls": [
+        {"index": 1, "function": {"arguments": "{}"}},
+    ]}}]});
+    let s = [
+        data(&tc("")),
+        data(&tc("{\"city\"")),
+        data(&tc(": \"Paris\"}")),
+        data(&second),
+        data(&second_args),
+        data(&finish_chunk("tool_calls")),
+        "data: [DONE]\n\n".to_owned(),
+    ]
+    .concat();
+    let r = reply(&[s.as_bytes()]).unwrap();
+    assert_eq!(
+        r.tool_calls(),
+        [
+            ToolCall::new("call_1", "get_weather", "{\"city\": \"Paris\"}"),
+            ToolCall::new("call_2", "ping", "{}"),
+        ]
+    );
+    assert_eq!(r.finish_reason, FinishReason::ToolCalls);
+}
+
+#[test]
+fn legacy_function_call_deltas_become_a_tool_call() {
+    let s = [
+        data(&json!({"choices": [{"index": 0, "delta": {"function_call": {"name": "f", "arguments": ""}}}]})),
+        data(&json!({"choices": [{"index": 0, "delta": {"function_call": {"arguments": "{\"a\":1}"}}}]})),
+        data(&finish_chunk("function_call")),
+    ]
+    .concat();
+    let r = reply(&[s.as_bytes()]).unwrap();
+    assert_eq!(r.tool_calls(), [ToolCall::new("", "f", "{\"a\":1}")]);
+}
+
+#[test]
+fn reasoning_deltas_and_refusals_are_kept() {
+    let s = [
+        data(&json!({"choices": [{"index": 0, "delta": {"reasoning_content": "think "}}]})),
+        data(&json!({"choices": [{"index": 0, "delta": {"reasoning": "more"}}]})),
+        data(&json!({"choices": [{"index": 0, "delta": {"refusal": "No."}}]})),
+        data(&finish_chunk("stop")),
+    ]
+    .concat();
+    let r = reply(&[s.as_bytes()]).unwrap();
+    assert_eq!(r.reasoning.as_deref(), Some("think more"));
+    assert_eq!(r.text(), "No.");
+    assert_eq!(r.finish_reason, FinishReason::ContentFilter);
+}
+
+#[test]
+fn other_choices_than_the_first_are_ignored() {
+    let s = [
+        data(&json!({"choices": [{"index": 1, "delta": {"content": "other"}}, {"index": 0, "delta": {"content": "mine"}}]})),
+        data(&finish_chunk("stop")),
+    ]
+    .concat();
+    assert_eq!(reply(&[s.as_bytes()]).unwrap().text(), "mine");
+}
+
+#[test]
+fn an_error_payload_mid_stream_is_a_classified_error_item() {
+    let s = [
+        data(&text_chunk("partial")),
+        data(&json!({"error": {"message": "Rate limit reached", "type": "rate_limit_error", "code": "rate_limit_exceeded"}})),
+        data(&text_chunk("never")),
+    ]
+    .concat();
+    let (items, complete) = decode(&[s.as_bytes()]);
+    assert!(!complete);
+    let err = items.last().unwrap().as_ref().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::RateLimited);
+    assert_eq!(err.code(), Some("rate_limit_exceeded"));
+    assert!(err.to_string().contains("Rate limit reached"));
+    assert_eq!(
+        items.len(),
+        3,
+        "start, text, error; nothing after the error"
+    );
+}
+
+#[test]
+fn an_error_event_mid_stream_is_a_classified_error_item() {
+    let s = format!(
+        "{}event: error\ndata: {{\"error\": {{\"message\": \"Overloaded\", \"type\": \"overloaded_error\"}}}}\n\n",
+        data(&text_chunk("a"))
+    );
+    let (items, _) = decode(&[s.as_bytes()]);
+    let err = items.last().unwrap().as_ref().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Overloaded);
+    let s = "event: error\ndata: upstream exploded\n\n";
+    let (items, _) = decode(&[s.as_bytes()]);
+    let err = items[0].as_ref().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Server);
+    assert!(err.to_string().contains("upstream exploded"));
+}
+
+#[test]
+fn a_stream_without_finish_or_done_is_incomplete() {
+    let s = [data(&text_chunk("Hello, ")), data(&text_chunk("wor"))].concat();
+    let (items, complete) = decode(&[s.as_bytes()]);
+    assert!(!complete);
+    assert!(items.iter().all(Result::is_ok));
+    let err = reply(&[s.as_bytes()]).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::StreamInterrupted);
+    assert_eq!(err.partial().unwrap().text, "Hello, wor");
+}
+
+#[test]
+fn malformed_chunks_and_overlong_lines_are_decode_errors() {
+    let (items, _) = decode(&[b"data: {\"choices\": [\n\n"]);
+    assert_eq!(items[0].as_ref().unwrap_err().kind(), ErrorKind::Decode);
+    let mut d = ChunkDecoder::new(Default::default(), 64);
+    let mut out = VecDeque::new();
+    d.feed(format!("data: {}", "x".repeat(100)).as_bytes(), &mut out);
+    assert_eq!(out[0].as_ref().unwrap_err().kind(), ErrorKind::Decode);
+    assert!(d.is_closed());
+}
+
+#[test]
+fn input_after_done_is_ignored() {
+    let s = format!(
+        "{}data: [DONE]\n\n{}",
+        data(&text_chunk("a")),
+        data(&text_chunk("late"))
+    );
+    assert_eq!(reply(&[s.as_bytes()]).unwrap().text(), "a");
+}
+
+#[test]
+fn legacy_completion_chunks_stream_text() {
+    let s = [
+        data(&json!({"id": "cmpl", "choices": [{"index": 0, "text": "Once", "finish_reason": null}]})),
+        data(&json!({"id": "cmpl", "choices": [{"index": 0, "text": " upon", "finish_reason": "length"}]})),
+        "data: [DONE]\n\n".to_owned(),
+    ]
+    .concat();
+    let r = reply(&[s.as_bytes()]).unwrap();
+    assert_eq!(r.text(), "Once upon");
+    assert_eq!(r.finish_reason, FinishReason::Length);
+}
