@@ -3,6 +3,8 @@
 //! - `ci`: exactly what `.ci/run` runs: format check, clippy with warnings denied on every
 //!   target, every test (unit, integration, doc), and the docs with warnings denied.
 //! - `bench`: the criterion benchmarks, then a table of their medians.
+//! - `fuzz [SECONDS]`: every cargo-fuzz target for a bounded time (default 60 s each),
+//!   seeded with the committed corpus. Not part of CI.
 //!
 //! The repository rules that can be checked by reading files (every crate inherits the
 //! workspace lints, every source file starts with a `//!` line) are `#[test]`s in `tidy`.
@@ -23,6 +25,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("bench") => bench(&args[1..]),
+        Some("fuzz") => fuzz(args.get(1).map(String::as_str)),
         Some("help" | "--help" | "-h") | None => {
             usage();
             Ok(())
@@ -43,7 +46,8 @@ fn usage() {
         "usage: cargo xtask <command>\n\n\
          commands:\n  \
          ci      fmt check, clippy -D warnings, all tests (with doctests), docs -D warnings\n  \
-         bench   run the criterion benchmarks and print a table of medians"
+         bench   run the criterion benchmarks and print a table of medians\n  \
+         fuzz    run every fuzz target for SECONDS (default 60) each; needs cargo-fuzz"
     );
 }
 
@@ -110,5 +114,50 @@ fn bench(extra: &[String]) -> Result<(), String> {
     run("cargo bench --workspace", cmd)?;
     let table = bench_table::render(&root().join("target").join("criterion"))?;
     println!("{table}");
+    Ok(())
+}
+
+/// Fuzz crates (relative to the root) and their targets.
+const FUZZ: &[(&str, &[&str])] = &[(
+    "crates/nova-llm-openai/fuzz",
+    &["sse_stream", "decode_response"],
+)];
+
+fn fuzz(seconds: Option<&str>) -> Result<(), String> {
+    let seconds: u64 = match seconds {
+        None => 60,
+        Some(s) => s
+            .parse()
+            .map_err(|_| format!("`{s}` is not a number of seconds"))?,
+    };
+    let mut check = cargo();
+    check.args(["fuzz", "--version"]);
+    let installed = check.output().map(|o| o.status.success()).unwrap_or(false);
+    if !installed {
+        return Err("cargo-fuzz is not installed: run `cargo install cargo-fuzz`".into());
+    }
+    for (dir, targets) in FUZZ {
+        let fuzz_dir = root().join(dir);
+        for target in *targets {
+            let work = root().join("target").join("fuzz-corpus").join(target);
+            std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
+            let seeds = fuzz_dir.join("seeds").join(target);
+            let mut cmd = cargo();
+            // cargo-fuzz passes nightly-only sanitizer flags; the stable compiler accepts
+            // them when bootstrapping is allowed.
+            cmd.env("RUSTC_BOOTSTRAP", "1")
+                .arg("fuzz")
+                .arg("run")
+                .arg("--fuzz-dir")
+                .arg(&fuzz_dir)
+                .arg(target)
+                .arg(&work)
+                .arg(&seeds)
+                .arg("--")
+                .arg(format!("-max_total_time={seconds}"));
+            run(&format!("fuzz {target} for {seconds} s"), cmd)?;
+        }
+    }
+    eprintln!("\nxtask fuzz: no crash in any target");
     Ok(())
 }
