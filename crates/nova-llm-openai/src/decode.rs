@@ -10,7 +10,7 @@ use nova_llm_core::{
 };
 
 use crate::errors::from_stream_payload;
-use crate::sse::{SseEvent, SseParser};
+use crate::sse::{LineTooLong, SseEvent, SseParser};
 use crate::wire::{WireChunk, decode_chunk, delta_text, error_from_value};
 
 /// One decoded item of a stream.
@@ -76,22 +76,36 @@ impl ChunkDecoder {
             return;
         }
         let mut events = std::mem::take(&mut self.scratch);
-        if let Err(e) = self.sse.push(bytes, &mut events) {
-            events.clear();
-            self.scratch = events;
-            self.fail(
-                LlmError::decode("the event stream has an overlong line").with_source(e),
-                out,
-            );
-            return;
-        }
+        let parsed = self.sse.push(bytes, &mut events);
+        self.take_events(&mut events, parsed, out);
+        self.scratch = events;
+    }
+
+    /// Handles the events the parser completed, then its error if it hit the size limit.
+    fn take_events(
+        &mut self,
+        events: &mut Vec<SseEvent>,
+        parsed: Result<(), LineTooLong>,
+        out: &mut VecDeque<Item>,
+    ) {
         for ev in events.drain(..) {
             if self.is_closed() {
                 break;
             }
             self.on_event(ev, out);
         }
-        self.scratch = events;
+        if let Err(e) = parsed
+            && !self.is_closed()
+        {
+            let err = LlmError::decode(format!("the event stream was rejected: {e}"));
+            self.fail(err.with_source(e), out);
+        }
+    }
+
+    /// The bytes the decoder's buffers hold right now (capacity, not length): bounded by
+    /// the largest event, whatever the length of the stream.
+    pub fn buffered_bytes(&self) -> usize {
+        self.sse.buffered_bytes() + self.scratch.capacity() * std::mem::size_of::<SseEvent>()
     }
 
     /// Ends the input. If the stream finished, the `Finish` event is appended; otherwise
@@ -100,13 +114,9 @@ impl ChunkDecoder {
     pub fn end(&mut self, out: &mut VecDeque<Item>) {
         if !self.is_closed() {
             let mut events = std::mem::take(&mut self.scratch);
-            self.sse.finish(&mut events);
-            for ev in events.drain(..) {
-                if self.is_closed() {
-                    break;
-                }
-                self.on_event(ev, out);
-            }
+            let parsed = self.sse.finish(&mut events);
+            self.take_events(&mut events, parsed, out);
+            self.scratch = events;
         }
         if !self.failed && self.finish.is_some() && !self.done {
             self.done = true;

@@ -3,8 +3,10 @@
 //! Bytes may arrive split anywhere (inside a line, inside a UTF-8 character, between the CR
 //! and LF of a CRLF). Lines end with LF, CRLF or CR; `:` lines are comments (keep-alives);
 //! `data:` with or without a space; several `data:` lines join with `\n`; events with no
-//! data (`id:`/`retry:` only) produce nothing. A line longer than the limit is an error, so
-//! a hostile or broken server cannot make the parser grow without bound.
+//! data (`id:`/`retry:` only) produce nothing. A line, or an event's joined data, longer
+//! than the limit is an error, so a hostile or broken server cannot make the parser grow
+//! without bound: what the parser holds depends on the largest event, never on the length
+//! of the stream (see [`SseParser::buffered_bytes`]).
 
 use std::fmt;
 
@@ -19,7 +21,7 @@ pub struct SseEvent {
     pub id: Option<String>,
 }
 
-/// A line exceeded the parser's limit.
+/// A line, or the data of one event, exceeded the parser's limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LineTooLong {
     /// The limit, in bytes.
@@ -30,7 +32,7 @@ impl fmt::Display for LineTooLong {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "an event stream line is longer than {} bytes",
+            "an event stream line or event is longer than {} bytes",
             self.limit
         )
     }
@@ -66,7 +68,8 @@ pub struct SseParser {
 }
 
 impl SseParser {
-    /// A parser that rejects lines longer than `max_line` bytes.
+    /// A parser that rejects lines, and events whose joined data is, longer than `max_line`
+    /// bytes.
     pub fn new(max_line: usize) -> Self {
         SseParser {
             line: Vec::new(),
@@ -82,7 +85,8 @@ impl SseParser {
     /// Parses `bytes`, appending every completed event to `out`.
     ///
     /// # Errors
-    /// [`LineTooLong`] when a line exceeds the limit; the parser should then be dropped.
+    /// [`LineTooLong`] when a line or an event exceeds the limit; the parser should then be
+    /// dropped.
     pub fn push(&mut self, mut bytes: &[u8], out: &mut Vec<SseEvent>) -> Result<(), LineTooLong> {
         if self.skip_lf {
             self.skip_lf = false;
@@ -103,14 +107,15 @@ impl SseParser {
             }
             if self.line.is_empty() {
                 self.check(head.len())?;
-                self.line_done(head, out);
+                self.line_done(head, out)?;
             } else {
                 self.check(self.line.len() + head.len())?;
                 let mut line = std::mem::take(&mut self.line);
                 line.extend_from_slice(head);
-                self.line_done(&line, out);
+                let done = self.line_done(&line, out);
                 line.clear();
                 self.line = line;
+                done?;
             }
             bytes = rest;
         }
@@ -123,12 +128,26 @@ impl SseParser {
 
     /// Ends the input: a last line without its terminator is processed, and an event still
     /// open is dispatched (lenient: some servers omit the final blank line).
-    pub fn finish(&mut self, out: &mut Vec<SseEvent>) {
+    ///
+    /// # Errors
+    /// [`LineTooLong`] when that last line makes the open event exceed the limit.
+    pub fn finish(&mut self, out: &mut Vec<SseEvent>) -> Result<(), LineTooLong> {
         if !self.line.is_empty() {
             let line = std::mem::take(&mut self.line);
-            self.line_done(&line, out);
+            self.line_done(&line, out)?;
         }
         self.dispatch(out);
+        Ok(())
+    }
+
+    /// The bytes the parser's buffers hold right now (capacity, not length). It is bounded
+    /// by the largest line and event seen, whatever the length of the stream: a test feeds a
+    /// long stream and checks it stays flat.
+    pub fn buffered_bytes(&self) -> usize {
+        self.line.capacity()
+            + self.data.capacity()
+            + self.event.as_ref().map_or(0, String::capacity)
+            + self.id.as_ref().map_or(0, String::capacity)
     }
 
     fn check(&self, len: usize) -> Result<(), LineTooLong> {
@@ -141,13 +160,13 @@ impl SseParser {
         }
     }
 
-    fn line_done(&mut self, line: &[u8], out: &mut Vec<SseEvent>) {
+    fn line_done(&mut self, line: &[u8], out: &mut Vec<SseEvent>) -> Result<(), LineTooLong> {
         if line.is_empty() {
             self.dispatch(out);
-            return;
+            return Ok(());
         }
         if line[0] == b':' {
-            return; // comment / keep-alive
+            return Ok(()); // comment / keep-alive
         }
         let (field, value) = match line.iter().position(|&b| b == b':') {
             Some(i) => {
@@ -158,6 +177,7 @@ impl SseParser {
         };
         match field {
             b"data" => {
+                self.check(self.data.len() + usize::from(self.has_data) + value.len())?;
                 if self.has_data {
                     self.data.push('\n');
                 }
@@ -168,6 +188,7 @@ impl SseParser {
             b"id" => self.id = Some(String::from_utf8_lossy(value).into_owned()),
             _ => {} // `retry:` and unknown fields are ignored
         }
+        Ok(())
     }
 
     fn dispatch(&mut self, out: &mut Vec<SseEvent>) {
@@ -195,7 +216,7 @@ mod tests {
         for c in chunks {
             p.push(c, &mut out).unwrap();
         }
-        p.finish(&mut out);
+        p.finish(&mut out).unwrap();
         out
     }
 
@@ -273,6 +294,19 @@ mod tests {
         assert!(err.to_string().contains("8 bytes"));
         let mut p = SseParser::new(8);
         assert!(p.push(b"data: 123456789\n", &mut out).is_err());
+    }
+
+    #[test]
+    fn the_limit_applies_to_an_events_joined_data_too() {
+        let mut p = SseParser::new(16);
+        let mut out = Vec::new();
+        assert!(p.push(b"data: 0123456\ndata: 01234567\n", &mut out).is_ok());
+        let err = p.push(b"data: 0\n", &mut out).unwrap_err();
+        assert_eq!(err.limit, 16);
+        let mut p = SseParser::new(16);
+        p.push(b"data: 0123456\ndata: 01234567", &mut out).unwrap();
+        assert!(p.finish(&mut out).is_ok());
+        assert_eq!(out[0].data, "0123456\n01234567");
     }
 
     #[test]

@@ -331,6 +331,74 @@ fn malformed_chunks_and_overlong_lines_are_decode_errors() {
 }
 
 #[test]
+fn events_before_an_overlong_line_are_delivered_then_the_error() {
+    let mut d = ChunkDecoder::new(Default::default(), 256);
+    let mut out = VecDeque::new();
+    let s = format!("{}data: {}\n", data(&text_chunk("kept")), "x".repeat(300));
+    d.feed(s.as_bytes(), &mut out);
+    assert!(matches!(&out[1], Ok(StreamEvent::TextDelta { text }) if text == "kept"));
+    let err = out.back().unwrap().as_ref().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Decode);
+    assert!(err.to_string().contains("256 bytes"), "{err}");
+}
+
+#[test]
+fn an_event_of_endless_data_lines_is_an_error_not_unbounded_growth() {
+    let mut d = ChunkDecoder::new(Default::default(), 1024);
+    let mut out = VecDeque::new();
+    for _ in 0..1000 {
+        d.feed(b"data: 0123456789\n", &mut out);
+        if d.is_closed() {
+            break;
+        }
+    }
+    assert!(d.is_closed());
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].as_ref().unwrap_err().kind(), ErrorKind::Decode);
+    assert!(d.buffered_bytes() <= 4 * 1024, "{}", d.buffered_bytes());
+}
+
+#[test]
+fn memory_stays_flat_while_a_long_stream_is_consumed() {
+    // 200,000 chunks (about 30 MB) in network-sized pieces that split events anywhere. What
+    // the decoder holds after the first thousand chunks is what it holds at the end.
+    let chunk = data(&text_chunk(" token"));
+    let mut d = ChunkDecoder::new(Default::default(), 1 << 20);
+    let mut out = VecDeque::new();
+    let mut piece = String::new();
+    let mut warm_max = 0;
+    let mut later_max = 0;
+    let mut events = 0;
+    for i in 0..200_000 {
+        piece.push_str(&chunk);
+        if piece.len() >= 1500 || i == 199_999 {
+            // Cut inside an event: the tail waits for the next piece.
+            let cut = piece.len() - 7;
+            d.feed(&piece.as_bytes()[..cut], &mut out);
+            piece.drain(..cut);
+            events += out.len();
+            out.clear(); // the consumer takes what was decoded
+            let held = d.buffered_bytes();
+            if i < 1000 {
+                warm_max = warm_max.max(held);
+            } else {
+                later_max = later_max.max(held);
+            }
+        }
+    }
+    piece.push_str(&data(&finish_chunk("stop")));
+    d.feed(piece.as_bytes(), &mut out);
+    d.end(&mut out);
+    events += out.len();
+    assert_eq!(events, 200_000 + 2); // start, the text deltas, finish
+    assert!(warm_max > 0);
+    assert!(
+        later_max <= warm_max,
+        "the decoder grew from {warm_max} to {later_max} bytes over the stream"
+    );
+}
+
+#[test]
 fn input_after_done_is_ignored() {
     let s = format!(
         "{}data: [DONE]\n\n{}",

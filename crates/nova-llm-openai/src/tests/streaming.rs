@@ -112,7 +112,7 @@ async fn a_cut_inside_an_event_loses_nothing_that_was_complete() {
     assert_eq!(err.partial().unwrap().text, "kept");
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn a_stalled_stream_ends_with_an_idle_timeout_and_the_partial_text() {
     let steps = vec![Step::Write(
         format!("data: {}\n\n", text_chunk("slow ")).into_bytes(),
@@ -125,12 +125,29 @@ async fn a_stalled_stream_ends_with_an_idle_timeout_and_the_partial_text() {
         .stream_idle_timeout(Duration::from_secs(30))
         .build()
         .unwrap();
-    let err = collect_stream(d.chat_stream(req()).await.unwrap())
-        .await
-        .unwrap_err();
+    let mut s = d.chat_stream(req()).await.unwrap();
+    // Real time until the first text has arrived over the socket; then the clock is paused,
+    // so the 30 s of silence pass at once (pausing earlier would let the clock jump past the
+    // idle timeout before the loopback bytes arrive).
+    loop {
+        match next_event(&mut s).await {
+            Some(Ok(StreamEvent::TextDelta { text })) => {
+                assert_eq!(text, "slow ");
+                break;
+            }
+            Some(Ok(_)) => {}
+            other => panic!("expected the first text, got {other:?}"),
+        }
+    }
+    tokio::time::pause();
+    let err = next_event(&mut s).await.unwrap().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Timeout);
     assert!(err.to_string().contains("idle timeout"), "{err}");
     assert_eq!(err.partial().unwrap().text, "slow ");
+    assert!(
+        next_event(&mut s).await.is_none(),
+        "nothing after the error"
+    );
     // The driver hung up on the stalled server.
     assert_eq!(closed.await, Ok(true));
 }
