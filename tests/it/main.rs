@@ -1,4 +1,8 @@
 //! Cross-crate integration tests: one binary, one module per area.
 
+// A test panics on what it does not expect, helpers included.
+#![allow(clippy::unwrap_used)]
+
 mod core_contract;
 mod mock_as_dyn;
+mod provider_over_openai;

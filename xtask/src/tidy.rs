@@ -72,3 +72,48 @@ fn every_source_file_starts_with_a_doc_comment() {
         );
     }
 }
+
+/// The names of `nova-llm-*` crates listed in the `[dependencies]` table of a manifest
+/// (normal dependencies only: dev-dependencies may use anything).
+fn internal_dependencies(manifest: &str) -> Vec<String> {
+    let mut in_deps = false;
+    let mut out = Vec::new();
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_deps = line == "[dependencies]";
+            continue;
+        }
+        if in_deps && line.starts_with("nova-llm-") {
+            let name = line.split(['.', ' ', '=']).next().unwrap_or_default();
+            out.push(name.to_owned());
+        }
+    }
+    out
+}
+
+#[test]
+fn crates_depend_only_on_what_architecture_md_allows() {
+    // The table "Allowed dependencies between our crates" in ARCHITECTURE.md.
+    let allowed: &[(&str, &[&str])] = &[
+        ("nova-llm-core", &[]),
+        ("nova-llm-mock", &["nova-llm-core"]),
+        ("nova-llm-openai", &["nova-llm-core"]),
+        ("nova-llm-provider", &["nova-llm-core"]),
+        ("nova-llm-redis", &["nova-llm-core", "nova-llm-provider"]),
+    ];
+    for dir in fs::read_dir(root().join("crates")).unwrap().flatten() {
+        let name = dir.file_name().to_string_lossy().into_owned();
+        let manifest = fs::read_to_string(dir.path().join("Cargo.toml")).unwrap();
+        let Some((_, ok)) = allowed.iter().find(|(n, _)| *n == name) else {
+            continue; // the CLI may depend on anything
+        };
+        for dep in internal_dependencies(&manifest) {
+            assert!(
+                ok.contains(&dep.as_str()),
+                "{name} may not depend on {dep} (see ARCHITECTURE.md)"
+            );
+        }
+    }
+    let sample = "[dependencies]\nnova-llm-core.workspace = true\n[dev-dependencies]\nnova-llm-mock.workspace = true\n";
+    assert_eq!(internal_dependencies(sample), ["nova-llm-core"]);
+}

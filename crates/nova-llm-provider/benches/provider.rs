@@ -1,0 +1,192 @@
+//! The provider's added cost per call, measured side by side with the bare mock driver in
+//! the same run: a plain chat and a streamed chat read to the end, through the bare mock,
+//! through a provider with only an empty chain, with the default features (events and
+//! metrics), and with a subscriber attached as well; then the difference measured directly,
+//! bare and provider calls interleaved. Run with
+//! `cargo bench -p nova-llm-provider`; figures and method are in BENCHMARKS.md.
+
+// A benchmark panics on a broken fixture, like a test does.
+#![allow(clippy::unwrap_used)]
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use nova_llm_core::{ChatRequest, Dialog, LlmDriver, collect_stream};
+use nova_llm_mock::MockDriver;
+use nova_llm_provider::Provider;
+
+fn request() -> ChatRequest {
+    ChatRequest::new(
+        Dialog::new()
+            .system("You are a helpful assistant.")
+            .user("What is the capital of France?"),
+    )
+    .model("gpt-4o-mini")
+}
+
+/// One compared setup: its label, the driver called, the mock at the bottom (reset after
+/// every call so its request log stays small), and the provider to subscribe to, if any.
+struct Setup {
+    label: &'static str,
+    driver: Arc<dyn LlmDriver>,
+    mock: MockDriver,
+    subscribe: Option<Provider>,
+}
+
+fn setups() -> Vec<Setup> {
+    let m = [
+        MockDriver::new(),
+        MockDriver::new(),
+        MockDriver::new(),
+        MockDriver::new(),
+    ];
+    let chain_only = Provider::builder(m[1].clone())
+        .without("events")
+        .metrics(false)
+        .build();
+    let default = Provider::new(m[2].clone());
+    let subscribed = Provider::new(m[3].clone());
+    vec![
+        Setup {
+            label: "bare_mock",
+            driver: Arc::new(m[0].clone()),
+            mock: m[0].clone(),
+            subscribe: None,
+        },
+        Setup {
+            label: "provider_empty_chain",
+            driver: Arc::new(chain_only),
+            mock: m[1].clone(),
+            subscribe: None,
+        },
+        Setup {
+            label: "provider_events_metrics",
+            driver: Arc::new(default),
+            mock: m[2].clone(),
+            subscribe: None,
+        },
+        Setup {
+            label: "provider_events_metrics_subscriber",
+            driver: Arc::new(subscribed.clone()),
+            mock: m[3].clone(),
+            subscribe: Some(subscribed),
+        },
+    ]
+}
+
+fn per_call(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let req = request();
+    let mut g = c.benchmark_group("provider_overhead_chat");
+    for s in setups() {
+        let mut rx = s.subscribe.as_ref().map(Provider::subscribe);
+        g.bench_function(s.label, |b| {
+            b.iter(|| {
+                let reply = rt.block_on(s.driver.chat(black_box(req.clone()))).unwrap();
+                s.mock.reset();
+                if let Some(rx) = rx.as_mut() {
+                    // A subscriber that keeps up: it reads what each call emitted.
+                    black_box(rx.drain());
+                }
+                reply
+            })
+        });
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("provider_overhead_stream");
+    for s in setups() {
+        let mut rx = s.subscribe.as_ref().map(Provider::subscribe);
+        g.bench_function(s.label, |b| {
+            b.iter(|| {
+                let reply = rt
+                    .block_on(async {
+                        collect_stream(s.driver.chat_stream(black_box(req.clone())).await?).await
+                    })
+                    .unwrap();
+                s.mock.reset();
+                if let Some(rx) = rx.as_mut() {
+                    black_box(rx.drain());
+                }
+                reply
+            })
+        });
+    }
+    g.finish();
+}
+
+/// The added time per call measured directly: every iteration makes one call through the
+/// bare mock and one through the provider, timed separately and interleaved, and reports
+/// the provider's total minus the bare total. Interleaving cancels the slow drift of a
+/// shared, virtualised machine, which separate benchmarks (run one after the other) do not.
+fn added(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let req = request();
+    let all = setups();
+    let bare = &all[0];
+    let mut g = c.benchmark_group("provider_added_per_call");
+    for s in &all[1..] {
+        let mut rx = s.subscribe.as_ref().map(Provider::subscribe);
+        g.bench_function(format!("chat/{}", s.label), |b| {
+            b.iter_custom(|iters| {
+                let (mut base, mut with) = (Duration::ZERO, Duration::ZERO);
+                for _ in 0..iters {
+                    let t0 = Instant::now();
+                    black_box(
+                        rt.block_on(bare.driver.chat(black_box(req.clone())))
+                            .unwrap(),
+                    );
+                    let t1 = Instant::now();
+                    black_box(rt.block_on(s.driver.chat(black_box(req.clone()))).unwrap());
+                    if let Some(rx) = rx.as_mut() {
+                        black_box(rx.drain());
+                    }
+                    let t2 = Instant::now();
+                    base += t1 - t0;
+                    with += t2 - t1;
+                    bare.mock.reset();
+                    s.mock.reset();
+                }
+                with.saturating_sub(base)
+            })
+        });
+        g.bench_function(format!("stream/{}", s.label), |b| {
+            b.iter_custom(|iters| {
+                let (mut base, mut with) = (Duration::ZERO, Duration::ZERO);
+                for _ in 0..iters {
+                    let t0 = Instant::now();
+                    black_box(rt.block_on(async {
+                        collect_stream(bare.driver.chat_stream(req.clone()).await.unwrap()).await
+                    }))
+                    .unwrap();
+                    let t1 = Instant::now();
+                    black_box(rt.block_on(async {
+                        collect_stream(s.driver.chat_stream(req.clone()).await.unwrap()).await
+                    }))
+                    .unwrap();
+                    if let Some(rx) = rx.as_mut() {
+                        black_box(rx.drain());
+                    }
+                    let t2 = Instant::now();
+                    base += t1 - t0;
+                    with += t2 - t1;
+                    bare.mock.reset();
+                    s.mock.reset();
+                }
+                with.saturating_sub(base)
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, per_call, added);
+criterion_main!(benches);

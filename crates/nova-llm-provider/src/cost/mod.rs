@@ -1,0 +1,5 @@
+//! Cost: an embedded, versioned price table, overridable and extendable.
+
+mod prices;
+
+pub use prices::{PRICE_TABLE_VERSION, Price, PriceTable};

@@ -1,0 +1,391 @@
+//! The `events` middleware: the lifecycle of every call as events and a tracing span, with
+//! exactly one terminal event however the call ends.
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use futures_core::Stream;
+use nova_llm_core::{
+    ChatRequest, ChatResponse, ChatStream, ErrorKind, FinishReason, LlmError, StreamEvent, Usage,
+};
+use tokio::time::Instant;
+use tracing::Instrument;
+use tracing::field::Empty;
+
+use super::event::{Completion, Event, EventKind, Failure};
+use super::hub::Hub;
+use crate::cost::PriceTable;
+use crate::plugin::{CallContext, Middleware, Next, Operation, RequestId};
+
+/// The `events` middleware, first in the default chain so that it sees each call once,
+/// whatever the layers below it do (cache hits, retries, fallbacks).
+///
+/// It emits `Started`, `FirstChunk`, `StreamInterrupted` and the terminal `Completed` /
+/// `Failed` events, computes cost from the price table, estimates usage when the driver
+/// reports none, and wraps the call in a `tracing` span named `gen_ai` with the
+/// OpenTelemetry GenAI attributes (`gen_ai.operation.name`, `gen_ai.provider.name`,
+/// `gen_ai.request.model`, `gen_ai.response.model`, `gen_ai.usage.input_tokens`,
+/// `gen_ai.usage.output_tokens`, `gen_ai.response.finish_reasons`, `error.type`).
+#[derive(Debug, Clone)]
+pub struct EventsLayer {
+    prices: Arc<PriceTable>,
+    capture_content: bool,
+}
+
+impl EventsLayer {
+    /// The layer's name in a chain.
+    pub const NAME: &'static str = "events";
+
+    /// A layer pricing calls with `prices`; prompt and reply text go into events only when
+    /// `capture_content` is set.
+    pub fn new(prices: Arc<PriceTable>, capture_content: bool) -> Self {
+        EventsLayer {
+            prices,
+            capture_content,
+        }
+    }
+
+    /// The price table.
+    pub fn prices(&self) -> &PriceTable {
+        &self.prices
+    }
+
+    fn start(&self, request: &ChatRequest, cx: &CallContext) -> Tracker {
+        let span = tracing::info_span!(
+            "gen_ai",
+            gen_ai.operation.name = cx.operation().gen_ai_name(),
+            gen_ai.provider.name = cx.driver(),
+            gen_ai.request.model = cx.model(),
+            gen_ai.response.model = Empty,
+            gen_ai.usage.input_tokens = Empty,
+            gen_ai.usage.output_tokens = Empty,
+            gen_ai.response.finish_reasons = Empty,
+            error.type = Empty,
+            nova.request_id = cx.request_id().get(),
+            nova.from_cache = Empty,
+        );
+        let tracker = Tracker {
+            hub: Arc::clone(cx.hub()),
+            prices: Arc::clone(&self.prices),
+            request_id: cx.request_id(),
+            driver: cx.shared_driver(),
+            model: cx.shared_model(),
+            tags: cx.shared_tags(),
+            operation: cx.operation(),
+            started: cx.started(),
+            input_chars: 0,
+            capture: self.capture_content,
+            span,
+            done: false,
+            stream: StreamStats::default(),
+        };
+        if tracker.hub.is_active() {
+            let prompt = self.capture_content.then(|| request.dialog.clone());
+            tracker.emit(EventKind::Started {
+                operation: cx.operation(),
+                prompt,
+            });
+        }
+        tracker
+    }
+}
+
+#[async_trait]
+impl Middleware for EventsLayer {
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    async fn chat(
+        &self,
+        request: ChatRequest,
+        cx: &mut CallContext,
+        next: Next<'_>,
+    ) -> Result<ChatResponse, LlmError> {
+        let mut call = self.start(&request, cx);
+        call.input_chars = visible_chars(&request);
+        let span = call.span.clone();
+        let result = next.chat(request, cx).instrument(span).await;
+        match &result {
+            Ok(reply) => {
+                let reply_text = call.capture.then(|| reply.text());
+                let output_chars = reply.message.text().chars().count()
+                    + reply.reasoning.as_deref().map_or(0, |r| r.chars().count())
+                    + tool_call_chars(reply);
+                call.complete(
+                    reply.usage,
+                    output_chars,
+                    reply.finish_reason.clone(),
+                    reply.model.clone(),
+                    cx.from_cache(),
+                    reply_text,
+                );
+            }
+            Err(e) => call.fail(e.kind(), e.message().to_owned(), e.status()),
+        }
+        result
+    }
+
+    async fn chat_stream(
+        &self,
+        request: ChatRequest,
+        cx: &mut CallContext,
+        next: Next<'_>,
+    ) -> Result<ChatStream, LlmError> {
+        let mut call = self.start(&request, cx);
+        call.input_chars = visible_chars(&request);
+        let span = call.span.clone();
+        match next.chat_stream(request, cx).instrument(span).await {
+            Ok(inner) => {
+                call.stream.from_cache = cx.from_cache();
+                Ok(Box::pin(Observed { inner, call }))
+            }
+            Err(e) => {
+                call.fail(e.kind(), e.message().to_owned(), e.status());
+                Err(e)
+            }
+        }
+    }
+}
+
+fn visible_chars(request: &ChatRequest) -> usize {
+    request
+        .dialog
+        .visible()
+        .map(|m| m.text().chars().count())
+        .sum()
+}
+
+fn tool_call_chars(reply: &ChatResponse) -> usize {
+    reply
+        .tool_calls()
+        .iter()
+        .map(|c| c.name.len() + c.arguments.len())
+        .sum()
+}
+
+/// A rough token count for text nobody counted: four characters a token, at least one.
+fn estimate_tokens(chars: usize) -> u64 {
+    (chars as u64).div_ceil(4).max(1)
+}
+
+/// What a stream has shown so far.
+#[derive(Debug, Default)]
+struct StreamStats {
+    first_content: Option<Duration>,
+    usage: Option<Usage>,
+    response_model: String,
+    text_chars: usize,
+    other_chars: usize,
+    reply: String,
+    from_cache: bool,
+}
+
+/// One call's lifecycle; its `Drop` guarantees the terminal event.
+#[derive(Debug)]
+struct Tracker {
+    hub: Arc<Hub>,
+    prices: Arc<PriceTable>,
+    request_id: RequestId,
+    driver: Arc<str>,
+    model: Arc<str>,
+    tags: Arc<BTreeMap<String, String>>,
+    operation: Operation,
+    started: Instant,
+    input_chars: usize,
+    capture: bool,
+    span: tracing::Span,
+    done: bool,
+    stream: StreamStats,
+}
+
+impl Tracker {
+    fn emit(&self, kind: EventKind) {
+        self.hub.emit(Event {
+            request_id: self.request_id,
+            driver: Arc::clone(&self.driver),
+            model: Arc::clone(&self.model),
+            at: SystemTime::now(),
+            elapsed: self.started.elapsed(),
+            tags: Arc::clone(&self.tags),
+            kind,
+        });
+    }
+
+    fn complete(
+        &mut self,
+        usage: Usage,
+        output_chars: usize,
+        finish_reason: FinishReason,
+        response_model: String,
+        from_cache: bool,
+        reply: Option<String>,
+    ) {
+        self.done = true;
+        let usage = if usage == Usage::default() {
+            Usage::new(
+                estimate_tokens(self.input_chars),
+                estimate_tokens(output_chars),
+            )
+            .with_estimated(true)
+        } else {
+            usage
+        };
+        let span = &self.span;
+        if !span.is_disabled() {
+            span.record("gen_ai.response.model", response_model.as_str());
+            span.record("gen_ai.usage.input_tokens", usage.input_tokens);
+            span.record("gen_ai.usage.output_tokens", usage.output_tokens);
+            span.record("gen_ai.response.finish_reasons", finish_reason.as_str());
+            span.record("nova.from_cache", from_cache);
+        }
+        if !self.hub.is_active() {
+            return;
+        }
+        let cost_usd = if from_cache {
+            Some(0.0)
+        } else {
+            self.prices
+                .cost(&response_model, &usage)
+                .or_else(|| self.prices.cost(&self.model, &usage))
+        };
+        self.emit(EventKind::Completed(Completion {
+            operation: self.operation,
+            latency: self.started.elapsed(),
+            time_to_first_token: self.stream.first_content,
+            usage,
+            cost_usd,
+            finish_reason,
+            response_model,
+            from_cache,
+            reply,
+        }));
+    }
+
+    fn fail(&mut self, error: ErrorKind, message: String, status: Option<u16>) {
+        self.done = true;
+        if !self.span.is_disabled() {
+            self.span.record("error.type", error.as_str());
+        }
+        if !self.hub.is_active() {
+            return;
+        }
+        self.emit(EventKind::Failed(Failure {
+            operation: self.operation,
+            latency: self.started.elapsed(),
+            error,
+            message,
+            status,
+        }));
+    }
+
+    /// A stream that showed output and then ended early: say so, then fail.
+    fn interrupt(&mut self, error: ErrorKind, message: String, status: Option<u16>) {
+        if self.stream.first_content.is_some() && self.hub.is_active() {
+            self.emit(EventKind::StreamInterrupted {
+                error,
+                received_chars: self.stream.text_chars,
+            });
+        }
+        self.fail(error, message, status);
+    }
+
+    fn observe(&mut self, event: &StreamEvent) {
+        if self.stream.first_content.is_none() && event.is_content() {
+            let ttft = self.started.elapsed();
+            self.stream.first_content = Some(ttft);
+            if self.hub.is_active() {
+                self.emit(EventKind::FirstChunk {
+                    time_to_first_token: ttft,
+                });
+            }
+        }
+        match event {
+            StreamEvent::TextDelta { text } => {
+                self.stream.text_chars += text.chars().count();
+                if self.capture {
+                    self.stream.reply.push_str(text);
+                }
+            }
+            StreamEvent::ReasoningDelta { text } => {
+                self.stream.other_chars += text.chars().count();
+            }
+            StreamEvent::ToolCallDelta(d) => {
+                self.stream.other_chars +=
+                    d.name.as_ref().map_or(0, String::len) + d.arguments.len();
+            }
+            StreamEvent::Usage(u) => self.stream.usage = Some(*u),
+            StreamEvent::Start(s) => self.stream.response_model.clone_from(&s.model),
+            StreamEvent::Finish { reason, .. } => {
+                let usage = self.stream.usage.unwrap_or_default();
+                let output_chars = self.stream.text_chars + self.stream.other_chars;
+                let model = std::mem::take(&mut self.stream.response_model);
+                let reply = self.capture.then(|| std::mem::take(&mut self.stream.reply));
+                let from_cache = self.stream.from_cache;
+                self.complete(
+                    usage,
+                    output_chars,
+                    reason.clone(),
+                    model,
+                    from_cache,
+                    reply,
+                );
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Drop for Tracker {
+    fn drop(&mut self) {
+        if !self.done {
+            let span = self.span.clone();
+            let _entered = span.enter();
+            self.interrupt(
+                ErrorKind::Cancelled,
+                "the caller dropped the call before it finished".to_owned(),
+                None,
+            );
+        }
+    }
+}
+
+/// A stream that reports its lifecycle as it is read.
+struct Observed {
+    inner: ChatStream,
+    call: Tracker,
+}
+
+impl Stream for Observed {
+    type Item = Result<StreamEvent, LlmError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.call.done {
+            // Finished or failed: the contract says nothing follows.
+            return Poll::Ready(None);
+        }
+        let span = this.call.span.clone();
+        let _entered = span.enter();
+        let item = match this.inner.as_mut().poll_next(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(item) => item,
+        };
+        match &item {
+            Some(Ok(event)) => this.call.observe(event),
+            Some(Err(e)) => this
+                .call
+                .interrupt(e.kind(), e.message().to_owned(), e.status()),
+            None => this.call.interrupt(
+                ErrorKind::StreamInterrupted,
+                "the stream ended without a finish event".to_owned(),
+                None,
+            ),
+        }
+        Poll::Ready(item)
+    }
+}

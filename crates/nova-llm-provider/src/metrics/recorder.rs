@@ -1,0 +1,257 @@
+//! Per driver and model figures, built from the terminal events of each call.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use nova_llm_core::ErrorKind;
+
+use crate::events::{Event, EventKind, EventListener};
+
+/// The metrics of a provider: request counts, errors by kind, latency and time to first
+/// token with percentiles, tokens and cost, per driver and model.
+///
+/// A cheap clonable handle; the provider feeds it from its events (so every call counts
+/// exactly once), and [`snapshot`](Self::snapshot) reads it. Calls are grouped under the
+/// requested model (`"default"` when the request left it to the driver).
+#[derive(Clone, Default)]
+pub struct Metrics {
+    inner: Arc<Mutex<HashMap<Key, Stats>>>,
+}
+
+/// Driver and model.
+type Key = (Arc<str>, Arc<str>);
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+struct Stats {
+    requests: u64,
+    errors: HashMap<ErrorKind, u64>,
+    from_cache: u64,
+    latency: Hist,
+    ttft: Hist,
+    input_tokens: u64,
+    output_tokens: u64,
+    cached_input_tokens: u64,
+    estimated_usage: u64,
+    cost_usd: f64,
+    unpriced: u64,
+}
+
+/// A microsecond histogram, 3 significant digits, growing as needed.
+struct Hist(Option<Histogram<u64>>);
+
+impl Hist {
+    fn new() -> Self {
+        // `Histogram::new` fails only for a precision above 5, so this is always `Some`.
+        Hist(Histogram::new(3).ok())
+    }
+
+    fn record(&mut self, d: Duration) {
+        if let Some(h) = &mut self.0 {
+            let v = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+            // `record` grows the histogram; it fails only past its largest trackable value.
+            if h.record(v).is_err() {
+                h.saturating_record(v);
+            }
+        }
+    }
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            requests: 0,
+            errors: HashMap::new(),
+            from_cache: 0,
+            latency: Hist::new(),
+            ttft: Hist::new(),
+            input_tokens: 0,
+            output_tokens: 0,
+            cached_input_tokens: 0,
+            estimated_usage: 0,
+            cost_usd: 0.0,
+            unpriced: 0,
+        }
+    }
+}
+
+impl Metrics {
+    /// An empty set of metrics.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records one terminal event; other events are ignored.
+    pub fn record(&self, event: &Event) {
+        let key = (Arc::clone(&event.driver), Arc::clone(&event.model));
+        let mut map = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        match &event.kind {
+            EventKind::Completed(c) => {
+                let s = map.entry(key).or_default();
+                s.requests += 1;
+                s.latency.record(c.latency);
+                if let Some(t) = c.time_to_first_token {
+                    s.ttft.record(t);
+                }
+                s.from_cache += u64::from(c.from_cache);
+                s.input_tokens += c.usage.input_tokens;
+                s.output_tokens += c.usage.output_tokens;
+                s.cached_input_tokens += c.usage.cached_input_tokens;
+                s.estimated_usage += u64::from(c.usage.estimated);
+                match c.cost_usd {
+                    Some(cost) => s.cost_usd += cost,
+                    None => s.unpriced += 1,
+                }
+            }
+            EventKind::Failed(f) => {
+                let s = map.entry(key).or_default();
+                s.requests += 1;
+                s.latency.record(f.latency);
+                *s.errors.entry(f.error).or_default() += 1;
+            }
+            _ => {}
+        }
+    }
+
+    /// The figures now, one entry per driver and model, sorted by driver then model.
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        let map = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut models: Vec<ModelMetrics> = map
+            .iter()
+            .map(|((driver, model), s)| ModelMetrics {
+                driver: driver.to_string(),
+                model: model.to_string(),
+                requests: s.requests,
+                errors: s.errors.values().sum(),
+                errors_by_kind: s.errors.iter().map(|(k, n)| (k.as_str(), *n)).collect(),
+                from_cache: s.from_cache,
+                latency: Percentiles::of(&s.latency),
+                time_to_first_token: Percentiles::of(&s.ttft),
+                input_tokens: s.input_tokens,
+                output_tokens: s.output_tokens,
+                cached_input_tokens: s.cached_input_tokens,
+                estimated_usage: s.estimated_usage,
+                cost_usd: s.cost_usd,
+                unpriced: s.unpriced,
+            })
+            .collect();
+        models.sort_by(|a, b| (&a.driver, &a.model).cmp(&(&b.driver, &b.model)));
+        MetricsSnapshot { models }
+    }
+
+    /// Forgets everything recorded.
+    pub fn reset(&self) {
+        self.inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+}
+
+impl EventListener for Metrics {
+    fn on_event(&self, event: &Event) {
+        if event.is_terminal() {
+            self.record(event);
+        }
+    }
+}
+
+/// All metrics at one moment.
+#[non_exhaustive]
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MetricsSnapshot {
+    /// One entry per driver and model.
+    pub models: Vec<ModelMetrics>,
+}
+
+impl MetricsSnapshot {
+    /// The entry of `driver` and `model`.
+    pub fn get(&self, driver: &str, model: &str) -> Option<&ModelMetrics> {
+        self.models
+            .iter()
+            .find(|m| m.driver == driver && m.model == model)
+    }
+
+    /// Requests over every driver and model.
+    pub fn total_requests(&self) -> u64 {
+        self.models.iter().map(|m| m.requests).sum()
+    }
+
+    /// Cost over every driver and model, in US dollars (priced calls only).
+    pub fn total_cost_usd(&self) -> f64 {
+        self.models.iter().map(|m| m.cost_usd).sum()
+    }
+}
+
+/// The figures of one driver and model.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelMetrics {
+    /// The driver.
+    pub driver: String,
+    /// The requested model.
+    pub model: String,
+    /// Calls that ended (completed or failed).
+    pub requests: u64,
+    /// Calls that failed.
+    pub errors: u64,
+    /// Failed calls by error kind ([`ErrorKind::as_str`]).
+    pub errors_by_kind: BTreeMap<&'static str, u64>,
+    /// Completed calls a cache served.
+    pub from_cache: u64,
+    /// Time from start to end of every call (completed and failed).
+    pub latency: Percentiles,
+    /// Time to first token of completed streamed calls.
+    pub time_to_first_token: Percentiles,
+    /// Input tokens of completed calls.
+    pub input_tokens: u64,
+    /// Output tokens of completed calls.
+    pub output_tokens: u64,
+    /// Input tokens served from the service's prompt cache.
+    pub cached_input_tokens: u64,
+    /// Completed calls whose usage was estimated (the driver reported none).
+    pub estimated_usage: u64,
+    /// Cost of the priced calls, in US dollars.
+    pub cost_usd: f64,
+    /// Completed calls whose model has no price (their cost is unknown, not zero).
+    pub unpriced: u64,
+}
+
+/// Percentiles of a duration histogram (3 significant digits, microsecond resolution).
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Percentiles {
+    /// How many values were recorded.
+    pub count: u64,
+    /// Median.
+    pub p50: Duration,
+    /// 90th percentile.
+    pub p90: Duration,
+    /// 99th percentile.
+    pub p99: Duration,
+    /// Largest value.
+    pub max: Duration,
+}
+
+impl Percentiles {
+    fn of(h: &Hist) -> Self {
+        let Some(h) = h.0.as_ref().filter(|h| !h.is_empty()) else {
+            return Percentiles::default();
+        };
+        let at = |q: f64| Duration::from_micros(h.value_at_quantile(q));
+        Percentiles {
+            count: h.len(),
+            p50: at(0.50),
+            p90: at(0.90),
+            p99: at(0.99),
+            max: Duration::from_micros(h.max()),
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! The per-call context that travels with a request through the middleware chain.
+
+use std::any::{Any, TypeId};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::time::Instant;
+
+use crate::events::{EventKind, Hub};
+
+/// Which trait method a call came through.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    /// `chat`, `prompt` or `structured`.
+    Chat,
+    /// `chat_stream`.
+    ChatStream,
+    /// `complete` (the plain-prompt path).
+    Completion,
+    /// `complete_stream`.
+    CompletionStream,
+}
+
+impl Operation {
+    /// Whether the caller receives a stream of events.
+    pub fn is_stream(self) -> bool {
+        matches!(self, Operation::ChatStream | Operation::CompletionStream)
+    }
+
+    /// The OpenTelemetry GenAI operation name: `chat` or `text_completion`.
+    pub fn gen_ai_name(self) -> &'static str {
+        match self {
+            Operation::Chat | Operation::ChatStream => "chat",
+            Operation::Completion | Operation::CompletionStream => "text_completion",
+        }
+    }
+}
+
+/// A provider-assigned id, unique within the process, carried by every event of a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestId(u64);
+
+impl RequestId {
+    /// The next id of this process.
+    pub(crate) fn next() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        RequestId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// The number behind the id.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "nova-{}", self.0)
+    }
+}
+
+/// A type map for values middleware hand to each other (at most one value per type),
+/// like `http::Extensions`.
+#[derive(Default)]
+pub struct Extensions {
+    map: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
+}
+
+impl Extensions {
+    /// Stores `value`, returning the previous value of that type.
+    pub fn insert<T: Send + Sync + 'static>(&mut self, value: T) -> Option<T> {
+        self.map
+            .insert(TypeId::of::<T>(), Box::new(value))
+            .and_then(|old| old.downcast().ok().map(|b| *b))
+    }
+
+    /// The value of type `T`, if one was stored.
+    pub fn get<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.map.get(&TypeId::of::<T>())?.downcast_ref()
+    }
+
+    /// The value of type `T`, mutably.
+    pub fn get_mut<T: Send + Sync + 'static>(&mut self) -> Option<&mut T> {
+        self.map.get_mut(&TypeId::of::<T>())?.downcast_mut()
+    }
+
+    /// Takes the value of type `T` out.
+    pub fn remove<T: Send + Sync + 'static>(&mut self) -> Option<T> {
+        self.map
+            .remove(&TypeId::of::<T>())
+            .and_then(|old| old.downcast().ok().map(|b| *b))
+    }
+
+    /// How many values are stored.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether nothing is stored.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+impl fmt::Debug for Extensions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Extensions")
+            .field("len", &self.map.len())
+            .finish()
+    }
+}
+
+/// Options a caller gives one call: tags (copied into every event of the call) and
+/// extensions (read by middleware). Pass them with
+/// [`Provider::chat_with`](crate::Provider::chat_with) and friends.
+///
+/// ```
+/// use nova_llm_provider::CallOptions;
+///
+/// let options = CallOptions::new().tag("tenant", "acme").tag("feature", "summary");
+/// assert_eq!(options.tags().get("tenant").map(String::as_str), Some("acme"));
+/// ```
+#[derive(Debug, Default)]
+pub struct CallOptions {
+    pub(crate) tags: BTreeMap<String, String>,
+    pub(crate) extensions: Extensions,
+}
+
+impl CallOptions {
+    /// No tags, no extensions.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a tag. Default: none.
+    pub fn tag(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.tags.insert(key.into(), value.into());
+        self
+    }
+
+    /// Adds an extension value for middleware to read. Default: none.
+    pub fn extension<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.extensions.insert(value);
+        self
+    }
+
+    /// The tags.
+    pub fn tags(&self) -> &BTreeMap<String, String> {
+        &self.tags
+    }
+}
+
+/// The tags of a call that has none: one shared map, so such calls allocate nothing for
+/// their tags.
+fn no_tags() -> Arc<BTreeMap<String, String>> {
+    static EMPTY: std::sync::OnceLock<Arc<BTreeMap<String, String>>> = std::sync::OnceLock::new();
+    Arc::clone(EMPTY.get_or_init(|| Arc::new(BTreeMap::new())))
+}
+
+/// What every layer of one call shares: ids, the attempt number, tags, extensions, and the
+/// way to emit events.
+///
+/// Middleware get it as `&mut CallContext`. Caching, rate limiting and retry middleware use
+/// [`emit`](Self::emit) to report what they did, with the call's request id.
+#[derive(Debug)]
+pub struct CallContext {
+    request_id: RequestId,
+    operation: Operation,
+    attempt: u32,
+    tags: Arc<BTreeMap<String, String>>,
+    extensions: Extensions,
+    started: Instant,
+    model: Arc<str>,
+    driver: Arc<str>,
+    from_cache: bool,
+    hub: Arc<Hub>,
+}
+
+impl CallContext {
+    pub(crate) fn new(
+        operation: Operation,
+        options: CallOptions,
+        model: Arc<str>,
+        driver: Arc<str>,
+        hub: Arc<Hub>,
+    ) -> Self {
+        CallContext {
+            request_id: RequestId::next(),
+            operation,
+            attempt: 1,
+            tags: if options.tags.is_empty() {
+                no_tags()
+            } else {
+                Arc::new(options.tags)
+            },
+            extensions: options.extensions,
+            started: Instant::now(),
+            model,
+            driver,
+            from_cache: false,
+            hub,
+        }
+    }
+
+    /// The call's id, carried by each of its events.
+    pub fn request_id(&self) -> RequestId {
+        self.request_id
+    }
+
+    /// Which trait method the call came through.
+    pub fn operation(&self) -> Operation {
+        self.operation
+    }
+
+    /// The attempt number, from 1. Retry middleware increments it before each new attempt.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// Sets the attempt number (retry middleware).
+    pub fn set_attempt(&mut self, attempt: u32) {
+        self.attempt = attempt;
+    }
+
+    /// The caller's tags.
+    pub fn tags(&self) -> &BTreeMap<String, String> {
+        &self.tags
+    }
+
+    pub(crate) fn shared_tags(&self) -> Arc<BTreeMap<String, String>> {
+        Arc::clone(&self.tags)
+    }
+
+    /// Values middleware hand to each other.
+    pub fn extensions(&self) -> &Extensions {
+        &self.extensions
+    }
+
+    /// Values middleware hand to each other, mutably.
+    pub fn extensions_mut(&mut self) -> &mut Extensions {
+        &mut self.extensions
+    }
+
+    /// When the call entered the provider (tokio's clock, so paused tests see exact times).
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// The model the request names, or `"default"` when it leaves the choice to the driver.
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
+    pub(crate) fn shared_model(&self) -> Arc<str> {
+        Arc::clone(&self.model)
+    }
+
+    /// The name of the driver at the bottom of the chain.
+    pub fn driver(&self) -> &str {
+        &self.driver
+    }
+
+    pub(crate) fn shared_driver(&self) -> Arc<str> {
+        Arc::clone(&self.driver)
+    }
+
+    /// Marks the reply as served from a cache (cache middleware); the completed event and
+    /// the metrics then say so.
+    pub fn set_from_cache(&mut self, yes: bool) {
+        self.from_cache = yes;
+    }
+
+    /// Whether a cache served the reply.
+    pub fn from_cache(&self) -> bool {
+        self.from_cache
+    }
+
+    /// Emits an event for this call (request id, driver, model and tags filled in).
+    pub fn emit(&self, kind: EventKind) {
+        self.hub.emit_for(self, kind);
+    }
+
+    pub(crate) fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+}

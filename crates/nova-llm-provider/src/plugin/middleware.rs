@@ -1,0 +1,210 @@
+//! The `Middleware` trait and `Next`, the rest of the chain.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use nova_llm_core::{
+    ChatRequest, ChatResponse, ChatStream, CompletionRequest, ContentPart, LlmDriver, LlmError,
+    Role,
+};
+
+use super::context::{CallContext, Operation};
+
+/// One layer of the provider: the plugin interface, implemented by the built-in features
+/// (events, and later caching, rate limits, retry) and by users.
+///
+/// Each method gets the request, the call's [`CallContext`] and [`Next`], the rest of the
+/// chain. A middleware may change the request before calling `next`, answer without calling
+/// it (short-circuit), change or inspect what comes back, wrap the returned stream to observe
+/// or transform it event by event, and handle errors (including calling `next` again: `Next`
+/// is `Copy`). The defaults pass everything through, so a middleware overrides only what it
+/// needs.
+///
+/// `prompt` and `structured` arrive as [`chat`](Self::chat), completions as `chat` and
+/// `chat_stream` with [`CallContext::operation`] telling which method the caller used; the
+/// provider turns them back at the bottom of the chain.
+///
+/// ```
+/// use nova_llm_core::{async_trait, ChatRequest, ChatResponse, LlmDriver, LlmError};
+/// use nova_llm_mock::MockDriver;
+/// use nova_llm_provider::{CallContext, Middleware, Next, Provider};
+///
+/// /// Upper-cases every reply.
+/// #[derive(Debug)]
+/// struct Shout;
+///
+/// #[async_trait]
+/// impl Middleware for Shout {
+///     fn name(&self) -> &str {
+///         "shout"
+///     }
+///
+///     async fn chat(
+///         &self,
+///         request: ChatRequest,
+///         cx: &mut CallContext,
+///         next: Next<'_>,
+///     ) -> Result<ChatResponse, LlmError> {
+///         let reply = next.chat(request, cx).await?;
+///         Ok(ChatResponse::from_text(reply.text().to_uppercase()).with_usage(reply.usage))
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), LlmError> {
+/// let provider = Provider::builder(MockDriver::new()).layer(Shout).build();
+/// assert_eq!(provider.prompt("hi").await?, "F(HI)");
+/// # Ok(())
+/// # }
+/// ```
+#[async_trait]
+pub trait Middleware: Send + Sync + 'static {
+    /// A short name, unique in a chain, used to remove or place layers (`"events"`,
+    /// `"cache"`, ...).
+    fn name(&self) -> &str;
+
+    /// A call that returns the whole reply. Default: `next.chat(request, cx)`.
+    ///
+    /// # Errors
+    /// Whatever the rest of the chain returns, or the middleware's own error.
+    async fn chat(
+        &self,
+        request: ChatRequest,
+        cx: &mut CallContext,
+        next: Next<'_>,
+    ) -> Result<ChatResponse, LlmError> {
+        next.chat(request, cx).await
+    }
+
+    /// A streamed call. Default: `next.chat_stream(request, cx)`.
+    ///
+    /// To observe or transform events, wrap the stream `next` returns; it must keep the
+    /// stream contract (one `Finish`, last; an error item ends the stream).
+    ///
+    /// # Errors
+    /// Whatever the rest of the chain returns before any output.
+    async fn chat_stream(
+        &self,
+        request: ChatRequest,
+        cx: &mut CallContext,
+        next: Next<'_>,
+    ) -> Result<ChatStream, LlmError> {
+        next.chat_stream(request, cx).await
+    }
+}
+
+/// The rest of the chain below a middleware, ending at the driver.
+#[derive(Clone, Copy)]
+pub struct Next<'a> {
+    chain: &'a [Arc<dyn Middleware>],
+    driver: &'a dyn LlmDriver,
+}
+
+impl std::fmt::Debug for Next<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Next")
+            .field(
+                "layers",
+                &self.chain.iter().map(|m| m.name()).collect::<Vec<_>>(),
+            )
+            .field("driver", &self.driver.name())
+            .finish()
+    }
+}
+
+impl<'a> Next<'a> {
+    pub(crate) fn new(chain: &'a [Arc<dyn Middleware>], driver: &'a dyn LlmDriver) -> Self {
+        Next { chain, driver }
+    }
+
+    /// Passes the request to the next layer (or the driver) for the whole reply.
+    ///
+    /// # Errors
+    /// Whatever the rest of the chain returns.
+    pub async fn chat(
+        self,
+        request: ChatRequest,
+        cx: &mut CallContext,
+    ) -> Result<ChatResponse, LlmError> {
+        match self.chain.split_first() {
+            Some((layer, rest)) => layer.chat(request, cx, Next::new(rest, self.driver)).await,
+            None => bottom_chat(self.driver, request, cx.operation()).await,
+        }
+    }
+
+    /// Passes the request to the next layer (or the driver) as a stream.
+    ///
+    /// # Errors
+    /// Whatever the rest of the chain returns before any output.
+    pub async fn chat_stream(
+        self,
+        request: ChatRequest,
+        cx: &mut CallContext,
+    ) -> Result<ChatStream, LlmError> {
+        match self.chain.split_first() {
+            Some((layer, rest)) => {
+                layer
+                    .chat_stream(request, cx, Next::new(rest, self.driver))
+                    .await
+            }
+            None => bottom_stream(self.driver, request, cx.operation()).await,
+        }
+    }
+
+    /// The driver at the bottom of the chain.
+    pub fn driver(&self) -> &'a dyn LlmDriver {
+        self.driver
+    }
+}
+
+/// The bottom of the chain: completions go to the driver's own completion methods (which
+/// use a native endpoint where there is one) as long as the request is still one user row;
+/// everything else is a chat.
+async fn bottom_chat(
+    driver: &dyn LlmDriver,
+    request: ChatRequest,
+    op: Operation,
+) -> Result<ChatResponse, LlmError> {
+    if op == Operation::Completion
+        && let Some(completion) = as_completion(&request)
+    {
+        return driver.complete(completion).await.map(ChatResponse::from);
+    }
+    driver.chat(request).await
+}
+
+async fn bottom_stream(
+    driver: &dyn LlmDriver,
+    request: ChatRequest,
+    op: Operation,
+) -> Result<ChatStream, LlmError> {
+    if op == Operation::CompletionStream
+        && let Some(completion) = as_completion(&request)
+    {
+        return driver.complete_stream(completion).await;
+    }
+    driver.chat_stream(request).await
+}
+
+/// The completion a chat request still stands for: one visible user row of plain text and
+/// no chat-only options. `None` once a middleware made it a real dialog.
+fn as_completion(request: &ChatRequest) -> Option<CompletionRequest> {
+    let mut rows = request.dialog.visible();
+    let only = rows.next()?;
+    if rows.next().is_some()
+        || only.role != Role::User
+        || only.name.is_some()
+        || only
+            .content
+            .iter()
+            .any(|part| !matches!(part, ContentPart::Text { .. }))
+        || !request.tools.is_empty()
+        || request.response_format.is_json()
+    {
+        return None;
+    }
+    let mut completion = CompletionRequest::new(only.text()).params(request.params.clone());
+    completion.model = request.model.clone();
+    completion.extras = request.extras.clone();
+    Some(completion)
+}

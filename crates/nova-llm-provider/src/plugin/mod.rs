@@ -1,0 +1,7 @@
+//! The plugin system: an ordered chain of [`Middleware`], a per-call [`CallContext`].
+
+mod context;
+mod middleware;
+
+pub use context::{CallContext, CallOptions, Extensions, Operation, RequestId};
+pub use middleware::{Middleware, Next};

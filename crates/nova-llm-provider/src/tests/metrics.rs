@@ -1,0 +1,312 @@
+//! Metrics and cost against hand-computed figures (tokio's paused clock makes latencies
+//! exact), including streamed, estimated, cached, unpriced and dropped calls.
+
+use std::time::Duration;
+
+use nova_llm_core::{
+    ChatRequest, ChatResponse, ChatStream, ErrorKind, FinishReason, LlmDriver, LlmError,
+    StreamEvent, Usage, async_trait, collect_stream, next_event,
+};
+use nova_llm_mock::{MockDriver, Reply, ScriptedStream};
+
+use super::req;
+use crate::{
+    CallContext, Completion, Event, EventKind, Middleware, Next, Price, PriceTable, Provider,
+};
+
+fn completions(events: Vec<Event>) -> Vec<Completion> {
+    events
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            EventKind::Completed(c) => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Whether `d` is within the histogram's precision (3 significant digits) of `ms`.
+fn about(d: Duration, ms: u64) -> bool {
+    let want = ms as f64 / 1000.0;
+    (d.as_secs_f64() - want).abs() <= want * 0.001 + 1e-6
+}
+
+#[tokio::test(start_paused = true)]
+async fn latency_percentiles_tokens_errors_and_cost_match_hand_computed_values() {
+    let mock = MockDriver::new();
+    let p = Provider::new(mock.clone());
+    let model = "gpt-4o-mini";
+    // Ten calls taking 100 ms, 200 ms, ... 1000 ms; then one failure after 50 ms.
+    for i in 1..=10 {
+        mock.push(Reply::delay(Duration::from_millis(100 * i)));
+    }
+    mock.push(
+        Reply::error_kind(ErrorKind::RateLimited, "slow down").delayed(Duration::from_millis(50)),
+    );
+    for _ in 0..10 {
+        // "hello world" is 2 words in, "f(hello world)" 2 words out (the mock's count).
+        p.chat(req("hello world").model(model)).await.unwrap();
+    }
+    p.chat(req("hello world").model(model)).await.unwrap_err();
+
+    let snap = p.metrics().unwrap().snapshot();
+    let m = snap.get("mock", model).unwrap();
+    assert_eq!((m.requests, m.errors), (11, 1));
+    assert_eq!(m.errors_by_kind.get("rate limited"), Some(&1));
+    assert_eq!((m.input_tokens, m.output_tokens), (20, 20));
+    assert_eq!(m.latency.count, 11);
+    // Sorted: 50, 100, ..., 1000 ms. p50 is the 6th value (500 ms), p90 the 10th (900 ms).
+    assert!(about(m.latency.p50, 500), "{:?}", m.latency);
+    assert!(about(m.latency.p90, 900), "{:?}", m.latency);
+    assert!(about(m.latency.p99, 1000), "{:?}", m.latency);
+    assert!(about(m.latency.max, 1000), "{:?}", m.latency);
+    // gpt-4o-mini: $0.15 in, $0.60 out per million tokens.
+    let want = (20.0 * 0.15 + 20.0 * 0.60) / 1e6;
+    assert!(
+        (m.cost_usd - want).abs() < 1e-15,
+        "{} vs {want}",
+        m.cost_usd
+    );
+    assert_eq!(m.unpriced, 0);
+    assert_eq!(snap.total_requests(), 11);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_gets_time_to_first_token_and_the_same_usage_and_cost_as_a_plain_call() {
+    let mock = MockDriver::new();
+    let p = Provider::new(mock.clone());
+    let mut rx = p.subscribe();
+    let request = req("say something nice").model("gpt-4o");
+    let plain = p.chat(request.clone()).await.unwrap();
+
+    let script = ScriptedStream::from_response(&plain, nova_llm_mock::Chunking::Words)
+        .gap(Duration::from_millis(40));
+    let events = script.len() as u64;
+    mock.push_stream(script);
+    let streamed = collect_stream(p.chat_stream(request).await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(streamed.text(), plain.text());
+
+    let c = completions(rx.drain());
+    assert_eq!(c[0].usage, c[1].usage);
+    assert_eq!(c[0].cost_usd, c[1].cost_usd);
+    assert!(c[0].cost_usd.unwrap() > 0.0);
+    assert_eq!(c[0].time_to_first_token, None);
+    // The Start event comes first (40 ms), the first text after another 40 ms.
+    assert_eq!(c[1].time_to_first_token, Some(Duration::from_millis(80)));
+    assert_eq!(c[1].latency, Duration::from_millis(40 * events));
+
+    let m = p.metrics().unwrap().snapshot();
+    let m = m.get("mock", "gpt-4o").unwrap();
+    assert_eq!(m.time_to_first_token.count, 1);
+    assert!(about(m.time_to_first_token.p50, 80));
+    assert_eq!(m.input_tokens, 2 * plain.usage.input_tokens);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_dropped_half_way_counts_as_one_cancelled_request_without_tokens() {
+    let mock = MockDriver::new();
+    let p = Provider::new(mock.clone());
+    mock.push_stream(
+        ScriptedStream::new()
+            .text("a")
+            .text("b")
+            .usage(Usage::new(5, 2))
+            .finish(FinishReason::Stop)
+            .gap(Duration::from_millis(10)),
+    );
+    let mut s = p.chat_stream(req("x")).await.unwrap();
+    next_event(&mut s).await.unwrap().unwrap();
+    tokio::time::advance(Duration::from_millis(5)).await;
+    drop(s);
+    let snap = p.metrics().unwrap().snapshot();
+    let m = snap.get("mock", "default").unwrap();
+    assert_eq!((m.requests, m.errors), (1, 1));
+    assert_eq!(m.errors_by_kind.get("cancelled"), Some(&1));
+    assert_eq!((m.input_tokens, m.output_tokens), (0, 0));
+    assert!(about(m.latency.p50, 15), "{:?}", m.latency);
+    assert_eq!(
+        m.time_to_first_token.count, 0,
+        "only completed streams count"
+    );
+}
+
+#[test]
+fn usage_is_estimated_and_flagged_when_a_stream_reports_none() {
+    super::run(async {
+        let mock = MockDriver::new();
+        let p = Provider::new(mock.clone());
+        let mut rx = p.subscribe();
+        // 12 characters sent, 9 received: 3 and 3 tokens at four characters a token.
+        mock.push_stream(
+            ScriptedStream::new()
+                .text("abcd")
+                .text("efghi")
+                .finish(FinishReason::Stop),
+        );
+        collect_stream(
+            p.chat_stream(req("twelve chars").model("gpt-4o"))
+                .await
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+        let c = completions(rx.drain());
+        assert_eq!(c[0].usage, Usage::new(3, 3).with_estimated(true));
+        let want = (3.0 * 2.50 + 3.0 * 10.0) / 1e6;
+        assert!((c[0].cost_usd.unwrap() - want).abs() < 1e-15);
+        let m = p.metrics().unwrap().snapshot();
+        assert_eq!(m.get("mock", "gpt-4o").unwrap().estimated_usage, 1);
+    });
+}
+
+#[test]
+fn an_unknown_model_has_unknown_cost_never_zero_and_prices_can_be_added() {
+    super::run(async {
+        let p = Provider::new(MockDriver::new());
+        let mut rx = p.subscribe();
+        p.chat(req("x").model("llama3.2")).await.unwrap();
+        assert_eq!(completions(rx.drain())[0].cost_usd, None);
+        let m = p.metrics().unwrap().snapshot();
+        let m = m.get("mock", "llama3.2").unwrap();
+        assert_eq!((m.unpriced, m.cost_usd), (1, 0.0));
+
+        let prices = PriceTable::builtin().with("llama3.2", Price::per_million(1.0, 3.0));
+        let p = Provider::builder(MockDriver::new()).prices(prices).build();
+        let mut rx = p.subscribe();
+        // 1 word in, 1 word out ("f(x)").
+        p.chat(req("x").model("llama3.2")).await.unwrap();
+        assert_eq!(completions(rx.drain())[0].cost_usd, Some(4.0 / 1e6));
+    });
+}
+
+/// Serves every call from a pretend cache.
+#[derive(Debug)]
+struct FakeCache;
+
+#[async_trait]
+impl Middleware for FakeCache {
+    fn name(&self) -> &str {
+        "cache"
+    }
+
+    async fn chat(
+        &self,
+        _: ChatRequest,
+        cx: &mut CallContext,
+        _: Next<'_>,
+    ) -> Result<ChatResponse, LlmError> {
+        cx.set_from_cache(true);
+        cx.emit(EventKind::CacheHit);
+        Ok(ChatResponse::from_text("cached").with_usage(Usage::new(100, 10)))
+    }
+
+    async fn chat_stream(
+        &self,
+        _: ChatRequest,
+        cx: &mut CallContext,
+        _: Next<'_>,
+    ) -> Result<ChatStream, LlmError> {
+        cx.set_from_cache(true);
+        let reply = ChatResponse::from_text("cached").with_usage(Usage::new(100, 10));
+        Ok(nova_llm_core::stream_from_events(reply.to_events()))
+    }
+}
+
+#[test]
+fn a_reply_served_from_a_cache_is_flagged_and_costs_nothing() {
+    super::run(async {
+        let mock = MockDriver::new();
+        let p = Provider::builder(mock.clone()).layer(FakeCache).build();
+        let mut rx = p.subscribe();
+        p.chat(req("x").model("gpt-4o")).await.unwrap();
+        collect_stream(p.chat_stream(req("x").model("gpt-4o")).await.unwrap())
+            .await
+            .unwrap();
+        let events = rx.drain();
+        assert!(events.iter().any(|e| e.kind == EventKind::CacheHit));
+        for c in completions(events) {
+            assert!(c.from_cache);
+            assert_eq!(c.cost_usd, Some(0.0));
+            assert_eq!(c.usage, Usage::new(100, 10));
+        }
+        assert_eq!(mock.calls(), 0);
+        let m = p.metrics().unwrap().snapshot();
+        assert_eq!(m.get("mock", "gpt-4o").unwrap().from_cache, 2);
+    });
+}
+
+#[test]
+fn metrics_are_per_driver_and_model_and_can_be_shared_or_turned_off() {
+    super::run(async {
+        let shared = crate::Metrics::new();
+        let a = Provider::builder(MockDriver::builder().name("a").build())
+            .metrics_into(shared.clone())
+            .build();
+        let b = Provider::builder(MockDriver::builder().name("b").build())
+            .metrics_into(shared.clone())
+            .build();
+        a.chat(req("x").model("m1")).await.unwrap();
+        a.chat(req("x").model("m2")).await.unwrap();
+        b.chat(req("x").model("m1")).await.unwrap();
+        let snap = shared.snapshot();
+        let keys: Vec<_> = snap
+            .models
+            .iter()
+            .map(|m| (m.driver.as_str(), m.model.as_str(), m.requests))
+            .collect();
+        assert_eq!(keys, [("a", "m1", 1), ("a", "m2", 1), ("b", "m1", 1)]);
+        shared.reset();
+        assert_eq!(shared.snapshot().total_requests(), 0);
+
+        let off = Provider::builder(MockDriver::new()).metrics(false).build();
+        assert!(off.metrics().is_none());
+        off.prompt("x").await.unwrap();
+    });
+}
+
+/// A driver whose stream has a reasoning part and a tool call but no usage.
+#[derive(Debug)]
+struct Thinker;
+
+#[async_trait]
+impl LlmDriver for Thinker {
+    async fn chat(&self, _: ChatRequest) -> Result<ChatResponse, LlmError> {
+        Err(LlmError::new(ErrorKind::Other, "stream only"))
+    }
+
+    async fn chat_stream(&self, _: ChatRequest) -> Result<ChatStream, LlmError> {
+        Ok(nova_llm_core::stream_from_events(vec![
+            StreamEvent::reasoning("hmm"),
+            StreamEvent::ToolCallDelta(
+                nova_llm_core::ToolCallDelta::new(0)
+                    .with_id("c1")
+                    .with_name("get")
+                    .with_arguments("{}"),
+            ),
+            StreamEvent::finish(FinishReason::ToolCalls),
+        ]))
+    }
+}
+
+#[test]
+fn reasoning_and_tool_calls_count_as_first_content_and_output() {
+    super::run(async {
+        let p = Provider::new(Thinker);
+        let mut rx = p.subscribe();
+        let r = collect_stream(p.chat_stream(req("q")).await.unwrap())
+            .await
+            .unwrap();
+        assert_eq!(r.tool_calls().len(), 1);
+        let events = rx.drain();
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e.kind, EventKind::FirstChunk { .. }))
+        );
+        let c = completions(events);
+        // "hmm" + "get" + "{}" = 8 characters: 2 tokens.
+        assert_eq!(c[0].usage.output_tokens, 2);
+        assert_eq!(c[0].finish_reason, FinishReason::ToolCalls);
+    });
+}

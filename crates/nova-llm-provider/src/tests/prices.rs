@@ -1,0 +1,45 @@
+//! The price table: lookups, snapshots, overrides.
+
+use nova_llm_core::Usage;
+
+use crate::{PRICE_TABLE_VERSION, Price, PriceTable};
+
+#[test]
+fn dated_snapshots_find_their_model_and_nothing_else_does() {
+    let t = PriceTable::builtin();
+    assert_eq!(t.version(), PRICE_TABLE_VERSION);
+    let mini = t.get("gpt-4o-mini").unwrap();
+    assert_eq!(t.get("gpt-4o-mini-2024-07-18"), Some(mini));
+    assert_eq!(t.get("gpt-4o-2024-08-06"), t.get("gpt-4o"));
+    assert_ne!(t.get("gpt-4o"), Some(mini));
+    assert_eq!(t.get("gpt-4-0613"), t.get("gpt-4"));
+    assert_eq!(t.get("gpt-4.1-2025-04-14"), t.get("gpt-4.1"));
+    // Variants are not priced as their base model.
+    assert_eq!(t.get("gpt-4o-audio-preview"), None);
+    assert_eq!(t.get("gpt-4-32k"), None);
+    assert_eq!(t.get("gpt-9"), None);
+    assert_eq!(t.get(""), None);
+    assert_eq!(t.get("-"), None);
+}
+
+#[test]
+fn cost_charges_cached_input_at_its_own_rate() {
+    let p = Price::per_million(2.0, 8.0).with_cached_input(0.5);
+    let u = Usage::new(1_000, 500).with_cached_input(400);
+    let want = (600.0 * 2.0 + 400.0 * 0.5 + 500.0 * 8.0) / 1e6;
+    assert!((p.cost(&u) - want).abs() < 1e-15);
+    // More cached tokens than input tokens (a confused server) never goes negative.
+    let odd = Usage::new(10, 0).with_cached_input(50);
+    assert!((p.cost(&odd) - 10.0 * 0.5 / 1e6).abs() < 1e-15);
+    assert_eq!(Price::per_million(1.0, 1.0).cached_input_per_million, 1.0);
+}
+
+#[test]
+fn tables_can_be_emptied_overridden_and_labelled() {
+    let t = PriceTable::empty();
+    assert_eq!(t.cost("gpt-4o", &Usage::new(1, 1)), None);
+    let mut t = PriceTable::builtin().with_version("ours-2026-11");
+    t.insert("gpt-4o", Price::per_million(1.0, 1.0));
+    assert_eq!(t.cost("gpt-4o", &Usage::new(500_000, 500_000)), Some(1.0));
+    assert_eq!(t.version(), "ours-2026-11");
+}
