@@ -16,6 +16,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use nova_llm_core::{ChatRequest, Dialog, LlmDriver, collect_stream};
 use nova_llm_mock::MockDriver;
 use nova_llm_provider::Provider;
+use tokio::runtime::Runtime;
 
 fn request() -> ChatRequest {
     ChatRequest::new(
@@ -82,42 +83,23 @@ fn per_call(c: &mut Criterion) {
         .build()
         .unwrap();
     let req = request();
-    let mut g = c.benchmark_group("provider_overhead_chat");
-    for s in setups() {
-        let mut rx = s.subscribe.as_ref().map(Provider::subscribe);
-        g.bench_function(s.label, |b| {
-            b.iter(|| {
-                let reply = rt.block_on(s.driver.chat(black_box(req.clone()))).unwrap();
-                s.mock.reset();
-                if let Some(rx) = rx.as_mut() {
-                    // A subscriber that keeps up: it reads what each call emitted.
-                    black_box(rx.drain());
-                }
-                reply
-            })
-        });
+    for (kind, stream) in [("chat", false), ("stream", true)] {
+        let mut g = c.benchmark_group(format!("provider_overhead_{kind}"));
+        for s in setups() {
+            let mut rx = s.subscribe.as_ref().map(Provider::subscribe);
+            g.bench_function(s.label, |b| {
+                b.iter(|| {
+                    call(&rt, &*s.driver, &req, stream);
+                    if let Some(rx) = rx.as_mut() {
+                        // A subscriber that keeps up: it reads what each call emitted.
+                        black_box(rx.drain());
+                    }
+                    s.mock.reset();
+                })
+            });
+        }
+        g.finish();
     }
-    g.finish();
-
-    let mut g = c.benchmark_group("provider_overhead_stream");
-    for s in setups() {
-        let mut rx = s.subscribe.as_ref().map(Provider::subscribe);
-        g.bench_function(s.label, |b| {
-            b.iter(|| {
-                let reply = rt
-                    .block_on(async {
-                        collect_stream(s.driver.chat_stream(black_box(req.clone())).await?).await
-                    })
-                    .unwrap();
-                s.mock.reset();
-                if let Some(rx) = rx.as_mut() {
-                    black_box(rx.drain());
-                }
-                reply
-            })
-        });
-    }
-    g.finish();
 }
 
 /// The added time per call measured directly: every iteration makes one call through the
@@ -135,57 +117,40 @@ fn added(c: &mut Criterion) {
     let mut g = c.benchmark_group("provider_added_per_call");
     for s in &all[1..] {
         let mut rx = s.subscribe.as_ref().map(Provider::subscribe);
-        g.bench_function(format!("chat/{}", s.label), |b| {
-            b.iter_custom(|iters| {
-                let (mut base, mut with) = (Duration::ZERO, Duration::ZERO);
-                for _ in 0..iters {
-                    let t0 = Instant::now();
-                    black_box(
-                        rt.block_on(bare.driver.chat(black_box(req.clone())))
-                            .unwrap(),
-                    );
-                    let t1 = Instant::now();
-                    black_box(rt.block_on(s.driver.chat(black_box(req.clone()))).unwrap());
-                    if let Some(rx) = rx.as_mut() {
-                        black_box(rx.drain());
+        for (kind, stream) in [("chat", false), ("stream", true)] {
+            g.bench_function(format!("{kind}/{}", s.label), |b| {
+                b.iter_custom(|iters| {
+                    let (mut base, mut with) = (Duration::ZERO, Duration::ZERO);
+                    for _ in 0..iters {
+                        let t0 = Instant::now();
+                        call(&rt, &*bare.driver, &req, stream);
+                        let t1 = Instant::now();
+                        call(&rt, &*s.driver, &req, stream);
+                        if let Some(rx) = rx.as_mut() {
+                            black_box(rx.drain());
+                        }
+                        let t2 = Instant::now();
+                        base += t1 - t0;
+                        with += t2 - t1;
+                        bare.mock.reset();
+                        s.mock.reset();
                     }
-                    let t2 = Instant::now();
-                    base += t1 - t0;
-                    with += t2 - t1;
-                    bare.mock.reset();
-                    s.mock.reset();
-                }
-                with.saturating_sub(base)
-            })
-        });
-        g.bench_function(format!("stream/{}", s.label), |b| {
-            b.iter_custom(|iters| {
-                let (mut base, mut with) = (Duration::ZERO, Duration::ZERO);
-                for _ in 0..iters {
-                    let t0 = Instant::now();
-                    black_box(rt.block_on(async {
-                        collect_stream(bare.driver.chat_stream(req.clone()).await.unwrap()).await
-                    }))
-                    .unwrap();
-                    let t1 = Instant::now();
-                    black_box(rt.block_on(async {
-                        collect_stream(s.driver.chat_stream(req.clone()).await.unwrap()).await
-                    }))
-                    .unwrap();
-                    if let Some(rx) = rx.as_mut() {
-                        black_box(rx.drain());
-                    }
-                    let t2 = Instant::now();
-                    base += t1 - t0;
-                    with += t2 - t1;
-                    bare.mock.reset();
-                    s.mock.reset();
-                }
-                with.saturating_sub(base)
-            })
-        });
+                    with.saturating_sub(base)
+                })
+            });
+        }
     }
     g.finish();
+}
+
+/// One call through `driver`: a plain chat, or a stream read to its end.
+fn call(rt: &Runtime, driver: &dyn LlmDriver, req: &ChatRequest, stream: bool) {
+    let reply = if stream {
+        rt.block_on(async { collect_stream(driver.chat_stream(req.clone()).await?).await })
+    } else {
+        rt.block_on(driver.chat(black_box(req.clone())))
+    };
+    black_box(reply.unwrap());
 }
 
 criterion_group!(benches, per_call, added);

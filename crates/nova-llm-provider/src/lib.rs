@@ -62,5 +62,7 @@ pub use events::{
 #[cfg(feature = "metrics")]
 pub use metrics::MetricsExporter;
 pub use metrics::{Metrics, MetricsSnapshot, ModelMetrics, Percentiles};
-pub use plugin::{CallContext, CallOptions, Extensions, Middleware, Next, Operation, RequestId};
+pub use plugin::{
+    CallContext, CallOptions, Extensions, Middleware, Next, Operation, OwnedNext, RequestId,
+};
 pub use provider::{Provider, ProviderBuilder};

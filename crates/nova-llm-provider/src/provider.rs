@@ -48,7 +48,7 @@ struct Inner {
     driver: Arc<dyn LlmDriver>,
     driver_name: Arc<str>,
     name: String,
-    chain: Vec<Arc<dyn Middleware>>,
+    chain: Arc<[Arc<dyn Middleware>]>,
     hub: Arc<Hub>,
     metrics: Option<Metrics>,
 }
@@ -132,7 +132,7 @@ impl Provider {
     }
 
     fn next(&self) -> Next<'_> {
-        Next::new(&self.inner.chain, &*self.inner.driver)
+        Next::new(&self.inner.chain, &self.inner.driver)
     }
 
     /// [`chat`](LlmDriver::chat) with per-call options (tags, extensions).
@@ -372,7 +372,7 @@ impl ProviderBuilder {
                 name: name.unwrap_or_else(|| driver_name.to_string()),
                 driver_name,
                 driver,
-                chain: layers,
+                chain: layers.into(),
                 hub: Arc::new(Hub::new(capacity, listeners)),
                 metrics,
             }),

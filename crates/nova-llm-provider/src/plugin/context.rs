@@ -63,18 +63,16 @@ impl fmt::Display for RequestId {
 }
 
 /// A type map for values middleware hand to each other (at most one value per type),
-/// like `http::Extensions`.
-#[derive(Default)]
+/// like `http::Extensions`. Cloning shares the values.
+#[derive(Default, Clone)]
 pub struct Extensions {
-    map: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
+    map: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
 }
 
 impl Extensions {
-    /// Stores `value`, returning the previous value of that type.
-    pub fn insert<T: Send + Sync + 'static>(&mut self, value: T) -> Option<T> {
-        self.map
-            .insert(TypeId::of::<T>(), Box::new(value))
-            .and_then(|old| old.downcast().ok().map(|b| *b))
+    /// Stores `value`, replacing any value of that type.
+    pub fn insert<T: Send + Sync + 'static>(&mut self, value: T) {
+        self.map.insert(TypeId::of::<T>(), Arc::new(value));
     }
 
     /// The value of type `T`, if one was stored.
@@ -82,16 +80,15 @@ impl Extensions {
         self.map.get(&TypeId::of::<T>())?.downcast_ref()
     }
 
-    /// The value of type `T`, mutably.
+    /// The value of type `T`, mutably; `None` also when the value is shared with a clone of
+    /// this map (a detached context).
     pub fn get_mut<T: Send + Sync + 'static>(&mut self) -> Option<&mut T> {
-        self.map.get_mut(&TypeId::of::<T>())?.downcast_mut()
+        Arc::get_mut(self.map.get_mut(&TypeId::of::<T>())?)?.downcast_mut()
     }
 
-    /// Takes the value of type `T` out.
-    pub fn remove<T: Send + Sync + 'static>(&mut self) -> Option<T> {
-        self.map
-            .remove(&TypeId::of::<T>())
-            .and_then(|old| old.downcast().ok().map(|b| *b))
+    /// Removes the value of type `T`; whether there was one.
+    pub fn remove<T: Send + Sync + 'static>(&mut self) -> bool {
+        self.map.remove(&TypeId::of::<T>()).is_some()
     }
 
     /// How many values are stored.
@@ -285,5 +282,23 @@ impl CallContext {
 
     pub(crate) fn hub(&self) -> &Arc<Hub> {
         &self.hub
+    }
+
+    /// A context for work done on this call's behalf outside of it (a spawned task shared by
+    /// several callers): the same ids, tags, extensions and event destination, its own
+    /// cache flag. Events it emits carry this call's request id.
+    pub fn detached(&self) -> CallContext {
+        CallContext {
+            request_id: self.request_id,
+            operation: self.operation,
+            attempt: self.attempt,
+            tags: Arc::clone(&self.tags),
+            extensions: self.extensions.clone(),
+            started: self.started,
+            model: Arc::clone(&self.model),
+            driver: Arc::clone(&self.driver),
+            from_cache: false,
+            hub: Arc::clone(&self.hub),
+        }
     }
 }

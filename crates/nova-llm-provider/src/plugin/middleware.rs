@@ -96,8 +96,9 @@ pub trait Middleware: Send + Sync + 'static {
 /// The rest of the chain below a middleware, ending at the driver.
 #[derive(Clone, Copy)]
 pub struct Next<'a> {
-    chain: &'a [Arc<dyn Middleware>],
-    driver: &'a dyn LlmDriver,
+    chain: &'a Arc<[Arc<dyn Middleware>]>,
+    pos: usize,
+    driver: &'a Arc<dyn LlmDriver>,
 }
 
 impl std::fmt::Debug for Next<'_> {
@@ -105,7 +106,7 @@ impl std::fmt::Debug for Next<'_> {
         f.debug_struct("Next")
             .field(
                 "layers",
-                &self.chain.iter().map(|m| m.name()).collect::<Vec<_>>(),
+                &self.rest().iter().map(|m| m.name()).collect::<Vec<_>>(),
             )
             .field("driver", &self.driver.name())
             .finish()
@@ -113,8 +114,23 @@ impl std::fmt::Debug for Next<'_> {
 }
 
 impl<'a> Next<'a> {
-    pub(crate) fn new(chain: &'a [Arc<dyn Middleware>], driver: &'a dyn LlmDriver) -> Self {
-        Next { chain, driver }
+    pub(crate) fn new(chain: &'a Arc<[Arc<dyn Middleware>]>, driver: &'a Arc<dyn LlmDriver>) -> Self {
+        Next {
+            chain,
+            pos: 0,
+            driver,
+        }
+    }
+
+    fn rest(&self) -> &'a [Arc<dyn Middleware>] {
+        self.chain.get(self.pos..).unwrap_or_default()
+    }
+
+    fn after(self) -> Self {
+        Next {
+            pos: self.pos + 1,
+            ..self
+        }
     }
 
     /// Passes the request to the next layer (or the driver) for the whole reply.
@@ -126,9 +142,9 @@ impl<'a> Next<'a> {
         request: ChatRequest,
         cx: &mut CallContext,
     ) -> Result<ChatResponse, LlmError> {
-        match self.chain.split_first() {
-            Some((layer, rest)) => layer.chat(request, cx, Next::new(rest, self.driver)).await,
-            None => bottom_chat(self.driver, request, cx.operation()).await,
+        match self.rest().first() {
+            Some(layer) => layer.chat(request, cx, self.after()).await,
+            None => bottom_chat(&**self.driver, request, cx.operation()).await,
         }
     }
 
@@ -141,19 +157,50 @@ impl<'a> Next<'a> {
         request: ChatRequest,
         cx: &mut CallContext,
     ) -> Result<ChatStream, LlmError> {
-        match self.chain.split_first() {
-            Some((layer, rest)) => {
-                layer
-                    .chat_stream(request, cx, Next::new(rest, self.driver))
-                    .await
-            }
-            None => bottom_stream(self.driver, request, cx.operation()).await,
+        match self.rest().first() {
+            Some(layer) => layer.chat_stream(request, cx, self.after()).await,
+            None => bottom_stream(&**self.driver, request, cx.operation()).await,
         }
     }
 
     /// The driver at the bottom of the chain.
     pub fn driver(&self) -> &'a dyn LlmDriver {
-        self.driver
+        &**self.driver
+    }
+
+    /// An owned handle on the same rest of the chain, for work that outlives the call (a
+    /// spawned task shared by several callers, as the cache's single-flight does).
+    pub fn to_owned(&self) -> OwnedNext {
+        OwnedNext {
+            chain: Arc::clone(self.chain),
+            pos: self.pos,
+            driver: Arc::clone(self.driver),
+        }
+    }
+}
+
+/// The rest of a chain, owned: `'static`, so it can move into a spawned task.
+#[derive(Clone)]
+pub struct OwnedNext {
+    chain: Arc<[Arc<dyn Middleware>]>,
+    pos: usize,
+    driver: Arc<dyn LlmDriver>,
+}
+
+impl std::fmt::Debug for OwnedNext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_next().fmt(f)
+    }
+}
+
+impl OwnedNext {
+    /// Borrows it as a [`Next`] to call.
+    pub fn as_next(&self) -> Next<'_> {
+        Next {
+            chain: &self.chain,
+            pos: self.pos,
+            driver: &self.driver,
+        }
     }
 }
 

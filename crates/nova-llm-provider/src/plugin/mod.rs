@@ -4,4 +4,4 @@ mod context;
 mod middleware;
 
 pub use context::{CallContext, CallOptions, Extensions, Operation, RequestId};
-pub use middleware::{Middleware, Next};
+pub use middleware::{Middleware, Next, OwnedNext};
