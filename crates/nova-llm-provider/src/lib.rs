@@ -47,6 +47,7 @@
 //! ```
 #![doc(test(attr(deny(warnings))))]
 
+pub mod cache;
 pub mod cost;
 pub mod events;
 pub mod metrics;
@@ -65,4 +66,4 @@ pub use metrics::{Metrics, MetricsSnapshot, ModelMetrics, Percentiles};
 pub use plugin::{
     CallContext, CallOptions, Extensions, Middleware, Next, Operation, OwnedNext, RequestId,
 };
-pub use provider::{Provider, ProviderBuilder};
+pub use provider::{BUILT_IN_ORDER, Provider, ProviderBuilder};

@@ -14,6 +14,16 @@ use crate::events::{EventListener, EventReceiver, EventsLayer, Hub};
 use crate::metrics::Metrics;
 use crate::plugin::{CallContext, CallOptions, Middleware, Next, Operation};
 
+/// The built-in layers, outermost first: where [`ProviderBuilder`] puts each one.
+pub const BUILT_IN_ORDER: &[&str] = &[
+    "events",
+    "context",
+    "cache",
+    "retry",
+    "fallback",
+    "rate_limit",
+];
+
 /// Events a subscriber can fall behind by before it loses the oldest.
 const DEFAULT_EVENT_CAPACITY: usize = 1024;
 
@@ -289,6 +299,30 @@ impl ProviderBuilder {
 
     fn position(&self, name: &str) -> Option<usize> {
         self.layers.iter().position(|m| m.name() == name)
+    }
+
+    /// Puts a built-in layer in its place in [`BUILT_IN_ORDER`], replacing a layer of the
+    /// same name: just inside the last built-in that comes before it.
+    fn place(mut self, layer: Arc<dyn Middleware>) -> Self {
+        if let Some(i) = self.position(layer.name()) {
+            self.layers[i] = layer;
+            return self;
+        }
+        let rank = |name: &str| BUILT_IN_ORDER.iter().position(|n| *n == name);
+        let mine = rank(layer.name());
+        let at = self
+            .layers
+            .iter()
+            .rposition(|m| rank(m.name()).is_some_and(|r| Some(r) < mine))
+            .map_or(0, |i| i + 1);
+        self.layers.insert(at, layer);
+        self
+    }
+
+    /// Adds the cache (see [`CacheLayer`](crate::cache::CacheLayer)) in its place: inside
+    /// `events`, outside retry and rate limiting. Default: no cache.
+    pub fn cache(self, cache: crate::cache::CacheLayer) -> Self {
+        self.place(Arc::new(cache))
     }
 
     /// The price table used for cost. Default: [`PriceTable::builtin`].

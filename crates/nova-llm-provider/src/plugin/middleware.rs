@@ -114,7 +114,10 @@ impl std::fmt::Debug for Next<'_> {
 }
 
 impl<'a> Next<'a> {
-    pub(crate) fn new(chain: &'a Arc<[Arc<dyn Middleware>]>, driver: &'a Arc<dyn LlmDriver>) -> Self {
+    pub(crate) fn new(
+        chain: &'a Arc<[Arc<dyn Middleware>]>,
+        driver: &'a Arc<dyn LlmDriver>,
+    ) -> Self {
         Next {
             chain,
             pos: 0,

@@ -29,7 +29,7 @@ fn names(events: &[Event]) -> Vec<String> {
 }
 
 /// Every request id has exactly one `Started`, first, and exactly one terminal event, last.
-fn assert_exactly_once(events: &[Event]) {
+pub(super) fn assert_exactly_once(events: &[Event]) {
     let mut by_id: BTreeMap<RequestId, Vec<&Event>> = BTreeMap::new();
     for e in events {
         by_id.entry(e.request_id).or_default().push(e);

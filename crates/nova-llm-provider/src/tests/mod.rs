@@ -1,5 +1,6 @@
 //! Unit tests of the provider, over the mock.
 
+mod cache;
 mod chain;
 mod events;
 mod metrics;

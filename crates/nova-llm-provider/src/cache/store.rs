@@ -1,0 +1,230 @@
+//! Where replies are kept: the store trait (a shared backend such as Redis implements it)
+//! and the bounded in-memory store.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use nova_llm_core::{
+    ChatResponse, ChatStream, LlmError, StreamAccumulator, StreamEvent, stream_from_events,
+};
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use super::key::CacheKey;
+
+/// A complete reply as its event sequence (ending with `Finish`): the one form that serves
+/// both a plain call (accumulated) and a streamed call (replayed). Serializable, so a shared
+/// store can keep it as JSON.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CachedReply {
+    /// The events, in order; the last is `Finish`.
+    pub events: Vec<StreamEvent>,
+}
+
+impl CachedReply {
+    /// The reply of a plain call.
+    pub fn from_response(response: &ChatResponse) -> Self {
+        CachedReply {
+            events: response.to_events(),
+        }
+    }
+
+    /// The events of a stream that finished cleanly; `None` when it did not finish (a cut
+    /// stream is never stored).
+    pub fn from_events(events: Vec<StreamEvent>) -> Option<Self> {
+        matches!(events.last(), Some(StreamEvent::Finish { .. })).then_some(CachedReply { events })
+    }
+
+    /// The reply as a plain call returns it.
+    ///
+    /// # Errors
+    /// `StreamInterrupted` when the events do not end with `Finish` (a damaged entry).
+    pub fn to_response(&self) -> Result<ChatResponse, LlmError> {
+        let mut acc = StreamAccumulator::new();
+        for e in &self.events {
+            acc.push(e);
+        }
+        acc.finish()
+    }
+
+    /// The reply replayed as a stream.
+    pub fn to_stream(&self) -> ChatStream {
+        stream_from_events(self.events.clone())
+    }
+
+    /// Roughly how many bytes the entry holds (for byte-bounded stores).
+    pub fn approx_bytes(&self) -> usize {
+        self.events
+            .iter()
+            .map(|e| match e {
+                StreamEvent::TextDelta { text } | StreamEvent::ReasoningDelta { text } => {
+                    text.len() + 32
+                }
+                StreamEvent::ToolCallDelta(d) => {
+                    d.arguments.len() + d.name.as_ref().map_or(0, String::len) + 64
+                }
+                _ => 96,
+            })
+            .sum()
+    }
+}
+
+/// An async key-value store for replies. The in-memory [`MemoryStore`] is the default; a
+/// shared backend (Redis) implements the same trait so that the cache middleware does not
+/// change.
+#[async_trait]
+pub trait CacheStore: Send + Sync + 'static {
+    /// The reply stored under `key`, unless it is missing or expired.
+    ///
+    /// # Errors
+    /// A backend failure; the cache treats it as a miss.
+    async fn get(&self, key: &CacheKey) -> Result<Option<CachedReply>, LlmError>;
+
+    /// Stores `reply` under `key` for `ttl` (`None`: the store's default).
+    ///
+    /// # Errors
+    /// A backend failure; the call that produced the reply still succeeds.
+    async fn put(
+        &self,
+        key: &CacheKey,
+        reply: CachedReply,
+        ttl: Option<Duration>,
+    ) -> Result<(), LlmError>;
+
+    /// Removes the entry of `key`.
+    ///
+    /// # Errors
+    /// A backend failure.
+    async fn remove(&self, key: &CacheKey) -> Result<(), LlmError>;
+}
+
+#[derive(Debug)]
+struct Entry {
+    reply: CachedReply,
+    /// On tokio's clock, so `tokio::time::pause()` and `advance()` drive expiry in tests.
+    expires_at: Option<Instant>,
+    ttl: Option<Duration>,
+    weight: u32,
+}
+
+/// Tells moka when to drop an entry (on its own clock, to free memory); the exact expiry
+/// check is done on tokio's clock at read time.
+struct ExpireByTtl;
+
+impl moka::Expiry<CacheKey, Arc<Entry>> for ExpireByTtl {
+    fn expire_after_create(
+        &self,
+        _: &CacheKey,
+        entry: &Arc<Entry>,
+        _: std::time::Instant,
+    ) -> Option<Duration> {
+        entry.ttl
+    }
+}
+
+/// The default store: in memory, bounded by entries or by bytes (moka, least-recently and
+/// least-frequently used entries evicted first), with a time to live.
+///
+/// ```
+/// use std::time::Duration;
+/// use nova_llm_provider::cache::MemoryStore;
+///
+/// let by_count = MemoryStore::new(10_000, Some(Duration::from_secs(3600)));
+/// let by_size = MemoryStore::with_max_bytes(64 << 20, None);
+/// # let _ = (by_count, by_size);
+/// ```
+#[derive(Clone)]
+pub struct MemoryStore {
+    cache: moka::sync::Cache<CacheKey, Arc<Entry>>,
+    default_ttl: Option<Duration>,
+}
+
+impl fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("entries", &self.cache.entry_count())
+            .field("default_ttl", &self.default_ttl)
+            .finish()
+    }
+}
+
+impl MemoryStore {
+    /// At most `max_entries` replies, each kept for `default_ttl` (`None`: until evicted).
+    pub fn new(max_entries: u64, default_ttl: Option<Duration>) -> Self {
+        Self::build(max_entries, false, default_ttl)
+    }
+
+    /// At most about `max_bytes` of replies (see [`CachedReply::approx_bytes`]).
+    pub fn with_max_bytes(max_bytes: u64, default_ttl: Option<Duration>) -> Self {
+        Self::build(max_bytes, true, default_ttl)
+    }
+
+    fn build(capacity: u64, by_bytes: bool, default_ttl: Option<Duration>) -> Self {
+        let mut b = moka::sync::Cache::builder()
+            .max_capacity(capacity)
+            .expire_after(ExpireByTtl);
+        if by_bytes {
+            b = b.weigher(|_, e: &Arc<Entry>| e.weight);
+        }
+        MemoryStore {
+            cache: b.build(),
+            default_ttl,
+        }
+    }
+
+    /// How many entries are held (after pending evictions, see
+    /// [`run_pending_tasks`](Self::run_pending_tasks)).
+    pub fn entry_count(&self) -> u64 {
+        self.cache.entry_count()
+    }
+
+    /// Applies pending evictions now (moka applies them in batches).
+    pub fn run_pending_tasks(&self) {
+        self.cache.run_pending_tasks();
+    }
+
+    /// Removes every entry.
+    pub fn clear(&self) {
+        self.cache.invalidate_all();
+    }
+}
+
+#[async_trait]
+impl CacheStore for MemoryStore {
+    async fn get(&self, key: &CacheKey) -> Result<Option<CachedReply>, LlmError> {
+        let Some(entry) = self.cache.get(key) else {
+            return Ok(None);
+        };
+        if entry.expires_at.is_some_and(|t| Instant::now() >= t) {
+            self.cache.invalidate(key);
+            return Ok(None);
+        }
+        Ok(Some(entry.reply.clone()))
+    }
+
+    async fn put(
+        &self,
+        key: &CacheKey,
+        reply: CachedReply,
+        ttl: Option<Duration>,
+    ) -> Result<(), LlmError> {
+        let ttl = ttl.or(self.default_ttl);
+        let weight = u32::try_from(reply.approx_bytes()).unwrap_or(u32::MAX);
+        let entry = Entry {
+            expires_at: ttl.and_then(|t| Instant::now().checked_add(t)),
+            ttl,
+            weight,
+            reply,
+        };
+        self.cache.insert(key.clone(), Arc::new(entry));
+        Ok(())
+    }
+
+    async fn remove(&self, key: &CacheKey) -> Result<(), LlmError> {
+        self.cache.invalidate(key);
+        Ok(())
+    }
+}

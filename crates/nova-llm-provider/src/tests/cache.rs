@@ -1,0 +1,644 @@
+//! The cache: keys (golden values, a property test over every field), hits and misses,
+//! TTL and capacity, per-request controls, stream store and replay, and single-flight.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use nova_llm_core::{
+    ChatRequest, ChatResponse, CompletionRequest, ContentPart, Dialog, ErrorKind, FinishReason,
+    LlmDriver, LlmError, Message, ResponseFormat, Tool, ToolCall, ToolChoice, Usage,
+    collect_stream, next_event,
+};
+use nova_llm_mock::{MockDriver, Reply, ScriptedStream};
+use serde_json::json;
+
+use super::req;
+use crate::cache::{CacheControl, CacheKey, CacheLayer, CacheStore, CachedReply, MemoryStore};
+use crate::{CallOptions, Event, EventKind, Operation, Provider};
+
+fn key(r: &ChatRequest) -> CacheKey {
+    CacheKey::new("openai", Operation::Chat, r)
+}
+
+fn full_request() -> ChatRequest {
+    let mut schema_format = ResponseFormat::json_schema(
+        "answer",
+        json!({"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "number"}}}),
+    );
+    if let ResponseFormat::JsonSchema(s) = &mut schema_format {
+        s.strict = true;
+    }
+    let mut r = ChatRequest::new(
+        Dialog::new()
+            .system("You are terse.")
+            .user("What is the weather?")
+            .message(Message::assistant("").with_tool_call(ToolCall::new(
+                "call_1",
+                "weather",
+                r#"{"city":"Paris"}"#,
+            )))
+            .tool_result("call_1", "18C, cloudy"),
+    )
+    .model("gpt-4o-mini")
+    .temperature(0.2)
+    .max_tokens(100)
+    .tool(Tool::new(
+        "weather",
+        json!({"type": "object", "properties": {"city": {"type": "string"}}}),
+    ))
+    .response_format(schema_format);
+    r.params.top_p = Some(0.9);
+    r.params.stop = vec!["END".into()];
+    r.params.seed = Some(7);
+    r.params.presence_penalty = Some(0.1);
+    r.params.frequency_penalty = Some(0.2);
+    r.params.user = Some("u1".into());
+    r.tool_choice = Some(ToolChoice::Auto);
+    r.parallel_tool_calls = Some(false);
+    r.extras.insert("logprobs".into(), json!(true));
+    r
+}
+
+#[test]
+fn keys_are_pinned_across_releases_and_processes() {
+    // If one of these changes, every stored entry of every user is lost: bump KEY_VERSION
+    // instead of editing the expected values.
+    assert_eq!(
+        key(&req("hello")).as_str(),
+        "v1:4ccdfd67ec493a071a34102575c226d2e4fe6b79b94b4de62a7021a4dd3e30c8"
+    );
+    assert_eq!(
+        key(&full_request()).as_str(),
+        "v1:9c7a40c85285c32138d836b764a4743d5995fbaf775b57b63e0435e524e6d146"
+    );
+}
+
+#[test]
+fn keys_ignore_what_is_not_sent_and_the_order_of_json_fields() {
+    let base = full_request();
+    let mut hidden = base.clone();
+    hidden
+        .dialog
+        .messages_mut()
+        .insert(1, Message::user("a private note").with_hidden(true));
+    hidden.dialog.messages_mut()[0]
+        .metadata
+        .insert("ui".into(), json!("x"));
+    assert_eq!(key(&base), key(&hidden));
+
+    let a: serde_json::Value =
+        serde_json::from_str(r#"{"x": 1, "y": {"p": [1, 2], "q": null}}"#).unwrap();
+    let b: serde_json::Value =
+        serde_json::from_str(r#"{"y": {"q": null, "p": [1, 2]}, "x": 1}"#).unwrap();
+    let with = |v: &serde_json::Value| {
+        let mut r = req("q");
+        r.extras.insert("opts".into(), v.clone());
+        r.tools.push(Tool::new("t", v.clone()));
+        key(&r)
+    };
+    assert_eq!(with(&a), with(&b));
+    // Streaming or not, the same key (a stored stream answers a plain call).
+    assert_eq!(
+        CacheKey::new("d", Operation::Chat, &base),
+        CacheKey::new("d", Operation::ChatStream, &base)
+    );
+}
+
+type Change = Box<dyn Fn(&mut ChatRequest)>;
+
+/// Every way to change what the model is asked: each must change the key.
+fn mutations() -> Vec<(&'static str, Change)> {
+    vec![
+        ("model", Box::new(|r| r.model = Some("gpt-4o".into()))),
+        ("no model", Box::new(|r| r.model = None)),
+        (
+            "text",
+            Box::new(|r| r.dialog.messages_mut()[1] = Message::user("What is the weather!")),
+        ),
+        (
+            "role",
+            Box::new(|r| r.dialog.messages_mut()[0].role = nova_llm_core::Role::User),
+        ),
+        (
+            "extra row",
+            Box::new(|r| r.dialog.push(Message::user("more"))),
+        ),
+        (
+            "image",
+            Box::new(|r| {
+                r.dialog.messages_mut()[1]
+                    .content
+                    .push(ContentPart::image_url("https://x/y.png"));
+            }),
+        ),
+        (
+            "name",
+            Box::new(|r| r.dialog.messages_mut()[1].name = Some("ann".into())),
+        ),
+        (
+            "tool call args",
+            Box::new(|r| {
+                r.dialog.messages_mut()[2].tool_calls[0].arguments = r#"{"city":"Rome"}"#.into();
+            }),
+        ),
+        (
+            "tool result id",
+            Box::new(|r| r.dialog.messages_mut()[3].tool_call_id = Some("call_2".into())),
+        ),
+        (
+            "temperature",
+            Box::new(|r| r.params.temperature = Some(0.3)),
+        ),
+        ("top_p", Box::new(|r| r.params.top_p = None)),
+        ("max tokens", Box::new(|r| r.params.max_tokens = Some(101))),
+        ("stop", Box::new(|r| r.params.stop.push("STOP".into()))),
+        ("seed", Box::new(|r| r.params.seed = Some(8))),
+        (
+            "presence",
+            Box::new(|r| r.params.presence_penalty = Some(0.0)),
+        ),
+        ("frequency", Box::new(|r| r.params.frequency_penalty = None)),
+        ("user", Box::new(|r| r.params.user = Some("u2".into()))),
+        (
+            "text format",
+            Box::new(|r| r.response_format = ResponseFormat::Text),
+        ),
+        (
+            "json object",
+            Box::new(|r| r.response_format = ResponseFormat::JsonObject),
+        ),
+        (
+            "schema",
+            Box::new(|r| {
+                if let ResponseFormat::JsonSchema(s) = &mut r.response_format {
+                    s.schema["properties"]["c"] = json!({"type": "boolean"});
+                }
+            }),
+        ),
+        (
+            "strict",
+            Box::new(|r| {
+                if let ResponseFormat::JsonSchema(s) = &mut r.response_format {
+                    s.strict = false;
+                }
+            }),
+        ),
+        (
+            "tool params",
+            Box::new(|r| r.tools[0].parameters["required"] = json!(["city"])),
+        ),
+        (
+            "tool description",
+            Box::new(|r| r.tools[0].description = Some("weather now".into())),
+        ),
+        (
+            "second tool",
+            Box::new(|r| r.tools.push(Tool::new("time", json!({})))),
+        ),
+        (
+            "tool choice",
+            Box::new(|r| r.tool_choice = Some(ToolChoice::Required)),
+        ),
+        (
+            "forced tool",
+            Box::new(|r| r.tool_choice = Some(ToolChoice::Tool("weather".into()))),
+        ),
+        ("parallel", Box::new(|r| r.parallel_tool_calls = Some(true))),
+        (
+            "extras",
+            Box::new(|r| {
+                r.extras.insert("logprobs".into(), json!(false));
+            }),
+        ),
+        (
+            "new extra",
+            Box::new(|r| {
+                r.extras.insert("top_logprobs".into(), json!(2));
+            }),
+        ),
+    ]
+}
+
+#[test]
+fn any_change_the_model_would_see_changes_the_key_and_nothing_else_does() {
+    let base = full_request();
+    let k = key(&base);
+    assert_eq!(k, key(&base.clone()), "equal requests, equal keys");
+    let mut seen = std::collections::HashSet::new();
+    seen.insert(k.clone());
+    for (what, change) in mutations() {
+        let mut r = base.clone();
+        change(&mut r);
+        let changed = key(&r);
+        assert_ne!(changed, k, "changing the {what} must change the key");
+        assert!(
+            seen.insert(changed),
+            "the {what} change collides with another"
+        );
+    }
+    assert_ne!(CacheKey::new("other-driver", Operation::Chat, &base), k);
+    assert_ne!(CacheKey::new("openai", Operation::Completion, &base), k);
+
+    // Random texts: equal inputs give equal keys, different inputs different keys.
+    let mut rng = fastrand::Rng::with_seed(7);
+    for _ in 0..200 {
+        let n = rng.usize(0..40);
+        let text: String = (0..n).map(|_| rng.alphanumeric()).collect();
+        let r = req(&text);
+        assert_eq!(key(&r), key(&req(&text)));
+        assert_ne!(key(&r), key(&req(&format!("{text} "))));
+    }
+}
+
+fn cached(mock: &MockDriver) -> (Provider, crate::EventReceiver) {
+    let p = Provider::builder(mock.clone())
+        .cache(CacheLayer::in_memory(1000, None))
+        .build();
+    let rx = p.subscribe();
+    (p, rx)
+}
+
+fn cache_events(events: &[Event]) -> Vec<&'static str> {
+    events
+        .iter()
+        .filter_map(|e| match e.kind {
+            EventKind::CacheHit => Some("hit"),
+            EventKind::CacheMiss => Some("miss"),
+            EventKind::CacheStored => Some("stored"),
+            EventKind::Coalesced => Some("coalesced"),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_hit_skips_the_driver_and_returns_the_same_reply() {
+    let mock = MockDriver::new();
+    let (p, mut rx) = cached(&mock);
+    assert_eq!(p.layers(), ["events", "cache"]);
+    let first = p.chat(req("q")).await.unwrap();
+    let second = p.chat(req("q")).await.unwrap();
+    assert_eq!(first, second);
+    assert_eq!(mock.calls(), 1);
+    let events = rx.drain();
+    assert_eq!(cache_events(&events), ["miss", "stored", "hit"]);
+    let done: Vec<_> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Completed(c) => Some((c.from_cache, c.cost_usd)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(done[1], (true, Some(0.0)));
+    assert!(!done[0].0);
+    // A different request misses.
+    p.chat(req("other")).await.unwrap();
+    assert_eq!(mock.calls(), 2);
+}
+
+#[tokio::test]
+async fn streams_are_stored_as_events_and_replayed_and_serve_plain_calls_too() {
+    let mock = MockDriver::new();
+    let (p, _rx) = cached(&mock);
+    let mut events = Vec::new();
+    let mut s = p.chat_stream(req("q")).await.unwrap();
+    while let Some(e) = next_event(&mut s).await {
+        events.push(e.unwrap());
+    }
+    let mut replay = Vec::new();
+    let mut s = p.chat_stream(req("q")).await.unwrap();
+    while let Some(e) = next_event(&mut s).await {
+        replay.push(e.unwrap());
+    }
+    assert_eq!(events, replay);
+    assert!(events.len() > 3, "several deltas: {events:?}");
+    let plain = p.chat(req("q")).await.unwrap();
+    assert_eq!(plain.text(), "f(q)");
+    assert_eq!(mock.calls(), 1);
+
+    // And a plain reply answers a later stream.
+    let first = p.chat(req("z")).await.unwrap();
+    let streamed = collect_stream(p.chat_stream(req("z")).await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(first, streamed);
+    assert_eq!(mock.calls(), 2);
+}
+
+#[tokio::test]
+async fn errors_and_cut_or_failed_streams_are_never_stored() {
+    let mock = MockDriver::new();
+    let (p, mut rx) = cached(&mock);
+    mock.push_error(LlmError::new(ErrorKind::Server, "boom"));
+    p.chat(req("q")).await.unwrap_err();
+    mock.push_stream(ScriptedStream::new().text("half"));
+    collect_stream(p.chat_stream(req("q")).await.unwrap())
+        .await
+        .unwrap_err();
+    mock.push_stream(
+        ScriptedStream::new()
+            .text("a")
+            .finish(FinishReason::Stop)
+            .fail_after(1, LlmError::new(ErrorKind::Connection, "cut")),
+    );
+    collect_stream(p.chat_stream(req("q")).await.unwrap())
+        .await
+        .unwrap_err();
+    assert!(!cache_events(&rx.drain()).contains(&"stored"));
+    assert_eq!(p.chat(req("q")).await.unwrap().text(), "f(q)");
+    assert_eq!(mock.calls(), 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn entries_expire_after_their_ttl_default_or_per_request() {
+    let mock = MockDriver::new();
+    let p = Provider::builder(mock.clone())
+        .cache(CacheLayer::in_memory(100, Some(Duration::from_secs(60))))
+        .build();
+    p.chat(req("q")).await.unwrap();
+    tokio::time::advance(Duration::from_secs(59)).await;
+    p.chat(req("q")).await.unwrap();
+    assert_eq!(mock.calls(), 1, "still fresh after 59 s");
+    tokio::time::advance(Duration::from_secs(2)).await;
+    p.chat(req("q")).await.unwrap();
+    assert_eq!(mock.calls(), 2, "expired after 61 s");
+
+    let short = CallOptions::new().extension(CacheControl::ttl(Duration::from_secs(5)));
+    p.chat_with(req("s"), short).await.unwrap();
+    tokio::time::advance(Duration::from_secs(6)).await;
+    p.chat(req("s")).await.unwrap();
+    assert_eq!(mock.calls(), 4, "the per-request TTL applied");
+}
+
+#[tokio::test]
+async fn bypass_and_no_store_are_honoured() {
+    let mock = MockDriver::new();
+    let (p, _rx) = cached(&mock);
+    p.chat_with(
+        req("q"),
+        CallOptions::new().extension(CacheControl::no_store()),
+    )
+    .await
+    .unwrap();
+    p.chat(req("q")).await.unwrap();
+    assert_eq!(mock.calls(), 2, "the first reply was not stored");
+    p.chat_with(
+        req("q"),
+        CallOptions::new().extension(CacheControl::bypass()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(mock.calls(), 3, "bypass does not read the stored reply");
+    p.chat(req("q")).await.unwrap();
+    assert_eq!(mock.calls(), 3);
+}
+
+#[tokio::test]
+async fn the_memory_store_is_bounded_by_entries_or_bytes() {
+    let store = MemoryStore::new(10, None);
+    for i in 0..100 {
+        let k = key(&req(&format!("q{i}")));
+        store
+            .put(
+                &k,
+                CachedReply::from_response(&ChatResponse::from_text("a")),
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    store.run_pending_tasks();
+    assert!(store.entry_count() <= 10, "{}", store.entry_count());
+
+    let store = MemoryStore::with_max_bytes(10_000, None);
+    let big = ChatResponse::from_text("x".repeat(1000));
+    for i in 0..100 {
+        let k = key(&req(&format!("q{i}")));
+        store
+            .put(&k, CachedReply::from_response(&big), None)
+            .await
+            .unwrap();
+    }
+    store.run_pending_tasks();
+    assert!(store.entry_count() <= 10, "{}", store.entry_count());
+    assert!(store.entry_count() >= 1);
+}
+
+#[tokio::test]
+async fn completions_and_structured_calls_are_cached_too() {
+    let mock = MockDriver::new();
+    let (p, _rx) = cached(&mock);
+    let a = p.complete(CompletionRequest::new("once")).await.unwrap();
+    let b = p.complete(CompletionRequest::new("once")).await.unwrap();
+    assert_eq!(a, b);
+    let schema = json!({"type": "object", "properties": {"a": {"type": "string"}}});
+    let s1 = p
+        .structured(req("x").json_schema("t", schema.clone()))
+        .await
+        .unwrap();
+    let s2 = p
+        .structured(req("x").json_schema("t", schema))
+        .await
+        .unwrap();
+    assert_eq!(s1.value, s2.value);
+    assert_eq!(mock.calls(), 2);
+}
+
+fn multi_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn a_hundred_identical_concurrent_calls_make_one_driver_call() {
+    multi_thread().block_on(async {
+        let mock = MockDriver::new();
+        let (p, mut rx) = cached(&mock);
+        mock.push(Reply::delay(Duration::from_millis(50)));
+        mock.push_stream(
+            ScriptedStream::from_response(
+                &ChatResponse::from_text("shared words here").with_usage(Usage::new(3, 3)),
+                nova_llm_mock::Chunking::Words,
+            )
+            .gap(Duration::from_millis(5)),
+        );
+        let mut tasks = Vec::new();
+        for i in 0..100 {
+            let p = p.clone();
+            tasks.push(tokio::spawn(async move {
+                if i % 2 == 0 {
+                    p.chat(req("same")).await.map(|r| r.text())
+                } else {
+                    let s = p.chat_stream(req("same-stream")).await?;
+                    collect_stream(s).await.map(|r| r.text())
+                }
+            }));
+        }
+        let mut texts = Vec::new();
+        for t in tasks {
+            texts.push(t.await.unwrap().unwrap());
+        }
+        assert_eq!(mock.calls(), 2, "one plain and one streamed upstream call");
+        assert!(texts.iter().step_by(2).all(|t| t == "f(same)"));
+        assert!(
+            texts
+                .iter()
+                .skip(1)
+                .step_by(2)
+                .all(|t| t == "shared words here")
+        );
+        let events = rx.drain();
+        let coalesced = cache_events(&events)
+            .iter()
+            .filter(|e| **e == "coalesced")
+            .count();
+        // Every caller but the two leaders joined (or, arriving after the end, hit).
+        let hits = cache_events(&events)
+            .iter()
+            .filter(|e| **e == "hit")
+            .count();
+        assert_eq!(coalesced + hits, 98);
+        super::events::assert_exactly_once(&events);
+        assert_eq!(p.layers(), ["events", "cache"]);
+    });
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_late_joiner_of_a_stream_gets_what_was_sent_then_the_rest_live() {
+    let mock = MockDriver::new();
+    let (p, _rx) = cached(&mock);
+    mock.push_stream(
+        ScriptedStream::new()
+            .text("one ")
+            .text("two ")
+            .text("three")
+            .finish(FinishReason::Stop)
+            .gap(Duration::from_millis(10)),
+    );
+    let mut first = p.chat_stream(req("q")).await.unwrap();
+    assert!(next_event(&mut first).await.is_some());
+    assert!(next_event(&mut first).await.is_some());
+    let late = p.chat_stream(req("q")).await.unwrap();
+    let late = collect_stream(late).await.unwrap();
+    let first = collect_stream(first).await.unwrap();
+    assert_eq!(late.text(), "one two three");
+    // The first caller had read "one " and "two " itself; the rest of its stream went on.
+    assert_eq!(first.text(), "three");
+    assert_eq!(mock.calls(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_leader_going_away_does_not_disturb_the_others() {
+    let mock = MockDriver::new();
+    let (p, mut rx) = cached(&mock);
+    mock.push(Reply::delay(Duration::from_secs(1)));
+    let leader = tokio::spawn({
+        let p = p.clone();
+        async move { p.chat(req("q")).await }
+    });
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let follower = tokio::spawn({
+        let p = p.clone();
+        async move { p.chat(req("q")).await }
+    });
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    leader.abort();
+    assert!(leader.await.unwrap_err().is_cancelled());
+    assert_eq!(follower.await.unwrap().unwrap().text(), "f(q)");
+    assert_eq!(mock.calls(), 1);
+    // The reply was still stored for later callers.
+    p.chat(req("q")).await.unwrap();
+    assert_eq!(mock.calls(), 1);
+    assert!(cache_events(&rx.drain()).contains(&"stored"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_follower_going_away_does_not_disturb_the_leader() {
+    let mock = MockDriver::new();
+    let (p, _rx) = cached(&mock);
+    mock.push_stream(
+        ScriptedStream::new()
+            .text("a")
+            .text("b")
+            .finish(FinishReason::Stop)
+            .gap(Duration::from_millis(10)),
+    );
+    let mut leader = p.chat_stream(req("q")).await.unwrap();
+    let mut follower = p.chat_stream(req("q")).await.unwrap();
+    next_event(&mut follower).await.unwrap().unwrap();
+    drop(follower);
+    next_event(&mut leader).await.unwrap().unwrap();
+    assert_eq!(collect_stream(leader).await.unwrap().text(), "b");
+    assert_eq!(mock.calls(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn when_every_caller_goes_away_the_upstream_call_is_abandoned() {
+    let mock = MockDriver::new();
+    let layer = CacheLayer::in_memory(10, None);
+    let p = Provider::builder(mock.clone()).cache(layer.clone()).build();
+    mock.push_stream(
+        ScriptedStream::new()
+            .text("a")
+            .text("b")
+            .finish(FinishReason::Stop)
+            .gap(Duration::from_millis(100)),
+    );
+    let mut a = p.chat_stream(req("q")).await.unwrap();
+    let b = p.chat_stream(req("q")).await.unwrap();
+    assert_eq!(layer.in_flight(), 1);
+    next_event(&mut a).await.unwrap().unwrap();
+    drop(a);
+    assert_eq!(layer.in_flight(), 1, "b still waits");
+    drop(b);
+    assert_eq!(layer.in_flight(), 0);
+    tokio::time::advance(Duration::from_secs(1)).await;
+    // Nothing was stored: the next call goes upstream.
+    p.chat(req("q")).await.unwrap();
+    assert_eq!(mock.calls(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_error_is_shared_with_the_waiters_but_not_stored() {
+    let mock = MockDriver::new();
+    let (p, _rx) = cached(&mock);
+    mock.push(Reply::error_kind(ErrorKind::Overloaded, "busy").delayed(Duration::from_millis(100)));
+    let calls: Vec<_> = (0..5)
+        .map(|_| {
+            let p = p.clone();
+            tokio::spawn(async move { p.chat(req("q")).await })
+        })
+        .collect();
+    for c in calls {
+        let err = c.await.unwrap().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Overloaded);
+        assert_eq!(err.message(), "busy");
+    }
+    assert_eq!(mock.calls(), 1);
+    assert_eq!(p.chat(req("q")).await.unwrap().text(), "f(q)");
+    assert_eq!(mock.calls(), 2);
+
+    // A stream that fails before output fails each caller's `chat_stream` itself.
+    mock.push(Reply::error_kind(ErrorKind::Authentication, "bad key"));
+    let err = p.chat_stream(req("s")).await.err().unwrap();
+    assert_eq!(err.kind(), ErrorKind::Authentication);
+}
+
+#[tokio::test]
+async fn a_shared_store_trait_object_plugs_in() {
+    let store: Arc<dyn CacheStore> = Arc::new(MemoryStore::new(10, None));
+    let mock = MockDriver::new();
+    let p = Provider::builder(mock.clone())
+        .cache(CacheLayer::shared(store.clone()))
+        .build();
+    p.chat(req("q")).await.unwrap();
+    let k = CacheKey::new("mock", Operation::Chat, &req("q"));
+    let stored = store.get(&k).await.unwrap().unwrap();
+    assert_eq!(stored.to_response().unwrap().text(), "f(q)");
+    store.remove(&k).await.unwrap();
+    p.chat(req("q")).await.unwrap();
+    assert_eq!(mock.calls(), 2);
+}
