@@ -12,10 +12,12 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use nova_llm_core::{ChatRequest, Dialog, LlmDriver, collect_stream};
 use nova_llm_mock::MockDriver;
-use nova_llm_provider::Provider;
+use nova_llm_provider::cache::{CacheKey, CacheLayer};
+use nova_llm_provider::rate_limit::RateLimitLayer;
+use nova_llm_provider::{Operation, Provider};
 use tokio::runtime::Runtime;
 
 fn request() -> ChatRequest {
@@ -153,5 +155,92 @@ fn call(rt: &Runtime, driver: &dyn LlmDriver, req: &ChatRequest, stream: bool) {
     black_box(reply.unwrap());
 }
 
-criterion_group!(benches, per_call, added);
+/// Cache and rate-limit figures: a hit on a small request, the key of a 1 MB dialog, and
+/// what an unlimited-so-far rate limiter adds to a call (interleaved as above).
+fn cache_and_limits(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let req = request();
+
+    let mut g = c.benchmark_group("cache_hit");
+    let cache_only = Provider::builder(MockDriver::new())
+        .without("events")
+        .metrics(false)
+        .cache(CacheLayer::in_memory(10_000, None))
+        .build();
+    let with_events = Provider::builder(MockDriver::new())
+        .cache(CacheLayer::in_memory(10_000, None))
+        .build();
+    for (label, p) in [
+        ("cache_only", cache_only),
+        ("with_events_metrics", with_events),
+    ] {
+        rt.block_on(p.chat(req.clone())).unwrap();
+        g.bench_function(format!("chat/{label}"), |b| {
+            b.iter(|| rt.block_on(p.chat(black_box(req.clone()))).unwrap())
+        });
+        g.bench_function(format!("stream/{label}"), |b| {
+            b.iter(|| call(&rt, &p, &req, true))
+        });
+    }
+    g.finish();
+
+    // 100 rows of 10,000 characters: 1 MB of text.
+    let row = "The quick brown fox jumps over the lazy dog. ".repeat(223);
+    let mut dialog = Dialog::new().system("You summarize long documents.");
+    for i in 0..100 {
+        dialog = if i % 2 == 0 {
+            dialog.user(&row[..10_000])
+        } else {
+            dialog.assistant(&row[..10_000])
+        };
+    }
+    let big = ChatRequest::new(dialog).model("gpt-4o-mini");
+    let mut g = c.benchmark_group("cache_key");
+    g.throughput(Throughput::Bytes(1_000_000));
+    g.bench_function("dialog_1mb", |b| {
+        b.iter(|| CacheKey::new("openai", Operation::Chat, black_box(&big)))
+    });
+    g.finish();
+
+    let all = setups();
+    let bare = &all[1]; // the provider with an empty chain
+    let mock = MockDriver::new();
+    let limited = Provider::builder(mock.clone())
+        .without("events")
+        .metrics(false)
+        .rate_limit(
+            // A request window, a limit on calls in flight and the adaptive checks, none of
+            // them reached. (The window is short because the sliding log keeps one entry
+            // per request of the window: at this benchmark's pace, a minute-long window
+            // would hold tens of millions.)
+            RateLimitLayer::new()
+                .requests(1_000_000_000, Duration::from_millis(10))
+                .max_in_flight(1_000),
+        )
+        .build();
+    let mut g = c.benchmark_group("rate_limit_added_per_call");
+    g.bench_function("chat/not_limited", |b| {
+        b.iter_custom(|iters| {
+            let (mut base, mut with) = (Duration::ZERO, Duration::ZERO);
+            for _ in 0..iters {
+                let t0 = Instant::now();
+                call(&rt, &*bare.driver, &req, false);
+                let t1 = Instant::now();
+                call(&rt, &limited, &req, false);
+                let t2 = Instant::now();
+                base += t1 - t0;
+                with += t2 - t1;
+                bare.mock.reset();
+                mock.reset();
+            }
+            with.saturating_sub(base)
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, per_call, added, cache_and_limits);
 criterion_main!(benches);

@@ -16,6 +16,10 @@
 //!   tokens and cost per driver and model; export through the `metrics` facade with the
 //!   cargo feature `metrics`.
 //! - [`cost`]: a versioned [`PriceTable`]; an unknown model has unknown cost, never zero.
+//! - [`cache`]: canonical keys, a bounded in-memory store (or yours), stream store and
+//!   replay, and single-flight: identical concurrent calls share one upstream call.
+//! - [`rate_limit`]: requests and tokens per window, calls in flight, fair waiting or fail
+//!   fast, and adaptive slowdown from the service's rate-limit headers.
 //!
 //! ```
 //! use nova_llm_core::{collect_stream, ChatRequest, Dialog, LlmDriver, LlmError};
@@ -53,6 +57,7 @@ pub mod events;
 pub mod metrics;
 pub mod plugin;
 mod provider;
+pub mod rate_limit;
 #[cfg(test)]
 mod tests;
 

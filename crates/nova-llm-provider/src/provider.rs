@@ -36,19 +36,36 @@ const DEFAULT_EVENT_CAPACITY: usize = 1024;
 /// `complete_stream` as chat calls that reach the driver's own completion methods at the
 /// bottom. Cloning is cheap and clones share everything.
 ///
-/// The default chain, outermost first, and why each layer sits where it does:
+/// The chain, outermost first ([`BUILT_IN_ORDER`]), and why each layer sits where it does:
 ///
-/// 1. `events`: lifecycle events, the tracing span, cost and metrics. Outermost so that it
-///    sees each call exactly once, including calls a cache answers and all the attempts of
-///    a retried call.
-/// 2. your layers ([`ProviderBuilder::layer`]), innermost, so they see each request as it
-///    goes to the driver.
+/// 1. `events` (on by default): lifecycle events, the tracing span, cost and metrics.
+///    Outermost so that it sees each call exactly once, including calls the cache answers
+///    and all the attempts of a retried call.
+/// 2. `context` (part 3): trims the dialog to the model's budget. Before `cache`, because
+///    the cache key must be computed on the request actually sent.
+/// 3. `cache` ([`ProviderBuilder::cache`]): before retry and rate limiting, so that a hit
+///    spends neither attempts nor quota.
+/// 4. `retry` / `fallback` (part 3): before `rate_limit`, so that every attempt waits its
+///    turn for the limit.
+/// 5. `rate_limit` ([`ProviderBuilder::rate_limit`]): innermost of the built-ins, right
+///    before the driver, counting what is really sent.
+/// 6. your layers ([`ProviderBuilder::layer`]) innermost, so they see each request as it
+///    goes to the driver; [`insert_before`](ProviderBuilder::insert_before) and
+///    [`insert_after`](ProviderBuilder::insert_after) put them anywhere else.
 ///
-/// The features of the next parts take these places when enabled: context trimming
-/// (`context`) after `events` and before `cache`, because the cache key must be computed on
-/// the request actually sent; `cache` before `retry` and `rate_limit`, because a hit must
-/// spend neither attempts nor quota; `retry`/`fallback` before `rate_limit`, so that every
-/// attempt waits its turn for the limit.
+/// ```
+/// use std::time::Duration;
+/// use nova_llm_mock::MockDriver;
+/// use nova_llm_provider::cache::CacheLayer;
+/// use nova_llm_provider::rate_limit::RateLimitLayer;
+/// use nova_llm_provider::Provider;
+///
+/// let provider = Provider::builder(MockDriver::new())
+///     .rate_limit(RateLimitLayer::new().requests_per_minute(500).max_in_flight(8))
+///     .cache(CacheLayer::in_memory(10_000, Some(Duration::from_secs(3600))))
+///     .build();
+/// assert_eq!(provider.layers(), ["events", "cache", "rate_limit"]);
+/// ```
 #[derive(Clone)]
 pub struct Provider {
     inner: Arc<Inner>,
@@ -323,6 +340,13 @@ impl ProviderBuilder {
     /// `events`, outside retry and rate limiting. Default: no cache.
     pub fn cache(self, cache: crate::cache::CacheLayer) -> Self {
         self.place(Arc::new(cache))
+    }
+
+    /// Adds rate limiting (see [`RateLimitLayer`](crate::rate_limit::RateLimitLayer)) in its
+    /// place: innermost of the built-ins, so that cache hits spend no quota and every
+    /// retry waits its turn. Default: none.
+    pub fn rate_limit(self, limits: crate::rate_limit::RateLimitLayer) -> Self {
+        self.place(Arc::new(limits))
     }
 
     /// The price table used for cost. Default: [`PriceTable::builtin`].

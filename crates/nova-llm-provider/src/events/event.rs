@@ -68,6 +68,11 @@ pub enum EventKind {
         /// How long it waited.
         waited: Duration,
     },
+    /// A local rate limit refused the call (fail-fast, or the wait would be too long).
+    RateLimitRejected {
+        /// When a retry could succeed, if known.
+        retry_after: Option<Duration>,
+    },
     /// An attempt failed and another is scheduled.
     RetryScheduled {
         /// The attempt that comes next (from 2).

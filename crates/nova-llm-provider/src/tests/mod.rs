@@ -5,6 +5,7 @@ mod chain;
 mod events;
 mod metrics;
 mod prices;
+mod rate_limit;
 
 use std::future::Future;
 

@@ -1,0 +1,533 @@
+//! The `rate_limit` middleware: requests and tokens per window, calls in flight, a fair
+//! waiting queue or fail-fast, and adaptive slowdown from the service's own signals.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use nova_llm_core::{
+    ChatRequest, ChatResponse, ChatStream, ContentPart, ErrorKind, LlmError, RateLimitSnapshot,
+    StreamEvent,
+};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+use super::backend::{Acquire, MemoryWindows, RateLimitBackend, Ticket, WindowLimits, scope_entry};
+use crate::events::EventKind;
+use crate::plugin::{CallContext, Middleware, Next};
+
+/// What to do when a call may not go now.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Wait in a fair first-come first-served queue; fail with a rate-limited error (with
+    /// the expected wait as retry-after) when the wait would exceed `max_wait`.
+    Wait {
+        /// The longest a call may wait in all.
+        max_wait: Duration,
+    },
+    /// Fail at once with a rate-limited error carrying the expected wait.
+    FailFast,
+}
+
+/// The `rate_limit` middleware.
+///
+/// ```
+/// use std::time::Duration;
+/// use nova_llm_mock::MockDriver;
+/// use nova_llm_provider::rate_limit::RateLimitLayer;
+/// use nova_llm_provider::Provider;
+///
+/// let limits = RateLimitLayer::new()
+///     .requests_per_minute(500)
+///     .tokens_per_minute(200_000)
+///     .max_in_flight(16)
+///     .max_wait(Duration::from_secs(30));
+/// let provider = Provider::builder(MockDriver::new()).rate_limit(limits).build();
+/// assert_eq!(provider.layers(), ["events", "rate_limit"]);
+/// ```
+///
+/// - **Requests** per window and **tokens per minute**, exact sliding windows: a request's
+///   tokens are estimated before the call (the visible text at four characters a token,
+///   plus its maximum output tokens or a default) and corrected with the real usage after.
+/// - **Calls in flight** at most `max_in_flight` (a stream holds its slot until it ends or
+///   is dropped).
+/// - **Fair waiting** (first come, first served) up to a maximum wait, or fail fast.
+/// - **Adaptive** (on by default): the rate-limit headers of every reply and error
+///   (remaining requests and tokens, reset times) and the `Retry-After` of a 429 hold new
+///   calls back until the service's window resets, and calls are spaced out when less
+///   than a tenth of the service's requests are left, so the service does not have to say
+///   no.
+/// - Limits apply to the whole provider, or to each model with
+///   [`per_model`](Self::per_model).
+/// - Cancellation safe: a call dropped while waiting leaves the queue; a dropped call or
+///   stream gives back its slot.
+/// - Events: `RateLimitWait` for every wait (how long), `RateLimitRejected` for every
+///   refusal.
+///
+/// Clones share their counts, queues and slots.
+#[derive(Clone)]
+pub struct RateLimitLayer {
+    limits: WindowLimits,
+    backend: Arc<dyn RateLimitBackend>,
+    in_flight: Option<Arc<Semaphore>>,
+    max_in_flight: Option<usize>,
+    mode: Mode,
+    per_model: bool,
+    adaptive: bool,
+    default_output_tokens: u64,
+    queues: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    signals: Arc<Signals>,
+}
+
+impl fmt::Debug for RateLimitLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateLimitLayer")
+            .field("limits", &self.limits)
+            .field("max_in_flight", &self.max_in_flight)
+            .field("mode", &self.mode)
+            .field("per_model", &self.per_model)
+            .field("adaptive", &self.adaptive)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for RateLimitLayer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RateLimitLayer {
+    /// The layer's name in a chain.
+    pub const NAME: &'static str = "rate_limit";
+
+    /// No limits yet (only the adaptive behaviour), waiting up to 60 s, in-memory windows.
+    pub fn new() -> Self {
+        RateLimitLayer {
+            limits: WindowLimits::default(),
+            backend: Arc::new(MemoryWindows::new()),
+            in_flight: None,
+            max_in_flight: None,
+            mode: Mode::Wait {
+                max_wait: Duration::from_secs(60),
+            },
+            per_model: false,
+            adaptive: true,
+            default_output_tokens: 256,
+            queues: Arc::default(),
+            signals: Arc::default(),
+        }
+    }
+
+    /// At most `n` requests in any window of `per`. Default: no limit.
+    pub fn requests(mut self, n: u64, per: Duration) -> Self {
+        self.limits.requests = Some((n, per));
+        self
+    }
+
+    /// At most `n` requests in any minute. Default: no limit.
+    pub fn requests_per_minute(self, n: u64) -> Self {
+        self.requests(n, Duration::from_secs(60))
+    }
+
+    /// At most `n` tokens (estimated before, corrected after) in any minute. Default: no
+    /// limit.
+    pub fn tokens_per_minute(mut self, n: u64) -> Self {
+        self.limits.tokens_per_minute = Some(n);
+        self
+    }
+
+    /// At most `n` calls in flight at once (per process). Default: no limit.
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.max_in_flight = Some(n);
+        self.in_flight = Some(Arc::new(Semaphore::new(n)));
+        self
+    }
+
+    /// Wait up to `max_wait` for a turn. Default: wait, up to 60 s.
+    pub fn max_wait(mut self, max_wait: Duration) -> Self {
+        self.mode = Mode::Wait { max_wait };
+        self
+    }
+
+    /// Fail at once instead of waiting. Default: wait.
+    pub fn fail_fast(mut self) -> Self {
+        self.mode = Mode::FailFast;
+        self
+    }
+
+    /// Separate limits (and queues, and adaptive state) for each model. Default: one set
+    /// for the whole provider.
+    pub fn per_model(mut self, yes: bool) -> Self {
+        self.per_model = yes;
+        self
+    }
+
+    /// Follow the service's rate-limit headers and `Retry-After`. Default: on.
+    pub fn adaptive(mut self, yes: bool) -> Self {
+        self.adaptive = yes;
+        self
+    }
+
+    /// The output tokens assumed for a request that sets no maximum. Default: 256.
+    pub fn default_output_tokens(mut self, n: u64) -> Self {
+        self.default_output_tokens = n;
+        self
+    }
+
+    /// Counts in `backend` instead of in memory (a shared backend for many processes).
+    pub fn backend(mut self, backend: Arc<dyn RateLimitBackend>) -> Self {
+        self.backend = backend;
+        self
+    }
+
+    /// Call slots free now (`None` without a limit on calls in flight).
+    pub fn available_slots(&self) -> Option<usize> {
+        self.in_flight.as_ref().map(|s| s.available_permits())
+    }
+
+    /// The estimated tokens of `request`: visible text at four characters a token, plus the
+    /// maximum output tokens (or the default).
+    pub fn estimate_tokens(&self, request: &ChatRequest) -> u64 {
+        let chars: usize = request
+            .dialog
+            .visible()
+            .flat_map(|m| &m.content)
+            .map(|part| match part {
+                ContentPart::Text { text } => text.chars().count(),
+                _ => 0,
+            })
+            .sum();
+        let output = request
+            .params
+            .max_tokens
+            .map_or(self.default_output_tokens, u64::from);
+        (chars as u64).div_ceil(4) + output
+    }
+
+    fn scope(&self, cx: &CallContext) -> String {
+        if self.per_model {
+            cx.model().to_owned()
+        } else {
+            String::new()
+        }
+    }
+
+    fn queue(&self, scope: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut queues = self.queues.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(scope_entry(&mut queues, scope))
+    }
+
+    fn reject(&self, cx: &CallContext, retry_after: Option<Duration>, why: &str) -> LlmError {
+        cx.emit(EventKind::RateLimitRejected { retry_after });
+        let err = LlmError::new(ErrorKind::RateLimited, format!("local rate limit: {why}"));
+        match retry_after {
+            Some(d) => err.with_retry_after(d),
+            None => err,
+        }
+    }
+
+    /// Waits for a turn (or fails); returns what the call holds while it runs.
+    async fn admit(&self, request: &ChatRequest, cx: &CallContext) -> Result<Admission, LlmError> {
+        let start = Instant::now();
+        let deadline = match self.mode {
+            Mode::Wait { max_wait } => start.checked_add(max_wait),
+            Mode::FailFast => Some(start),
+        };
+        let scope = self.scope(cx);
+        let tokens = self.estimate_tokens(request);
+
+        // Whether the call had to wait for anything (only then is a wait reported).
+        let mut waited = false;
+        let permit = match &self.in_flight {
+            None => None,
+            Some(sem) => match Arc::clone(sem).try_acquire_owned() {
+                Ok(p) => Some(p),
+                Err(_) if self.mode == Mode::FailFast => {
+                    return Err(self.reject(cx, None, "too many calls in flight"));
+                }
+                Err(_) => {
+                    waited = true;
+                    let acquire = Arc::clone(sem).acquire_owned();
+                    let permit = match deadline {
+                        Some(d) => tokio::time::timeout_at(d, acquire)
+                            .await
+                            .map_err(|_| self.reject(cx, None, "no call slot freed up in time"))?,
+                        None => acquire.await,
+                    };
+                    // The semaphore is never closed.
+                    Some(permit.map_err(|_| self.reject(cx, None, "closed"))?)
+                }
+            },
+        };
+
+        // One at a time per scope, in arrival order (tokio's mutex is fair).
+        let queue = self.queue(&scope);
+        let turn = match Arc::clone(&queue).try_lock_owned() {
+            Ok(t) => t,
+            Err(_) if self.mode == Mode::FailFast => {
+                return Err(self.reject(cx, None, "other calls are waiting"));
+            }
+            Err(_) => {
+                waited = true;
+                match deadline {
+                    Some(d) => tokio::time::timeout_at(d, queue.lock_owned())
+                        .await
+                        .map_err(|_| self.reject(cx, None, "the queue did not move in time"))?,
+                    None => queue.lock_owned().await,
+                }
+            }
+        };
+        let ticket = loop {
+            let now = Instant::now();
+            let held = if self.adaptive {
+                self.signals.wait(&scope, now)
+            } else {
+                None
+            };
+            let wait = match held {
+                Some(w) => w,
+                None => match self
+                    .backend
+                    .try_acquire(&scope, tokens, self.limits)
+                    .await?
+                {
+                    Acquire::Admitted(t) => break t,
+                    Acquire::Wait(w) => w,
+                },
+            };
+            let until = now + wait;
+            if deadline.is_some_and(|d| until > d) {
+                return Err(self.reject(cx, Some(wait), "the limit is reached"));
+            }
+            waited = true;
+            tokio::time::sleep_until(until).await;
+        };
+        if self.adaptive {
+            self.signals.admitted(&scope, Instant::now());
+        }
+        drop(turn);
+        if waited {
+            cx.emit(EventKind::RateLimitWait {
+                waited: start.elapsed(),
+            });
+        }
+        Ok(Admission {
+            _permit: permit,
+            ticket,
+            scope,
+        })
+    }
+
+    async fn settle(&self, admission: &Admission, actual: Option<u64>) {
+        if let Some(actual) = actual {
+            // A failed correction leaves the estimate counted: safe.
+            let _ = self
+                .backend
+                .reconcile(&admission.scope, admission.ticket, actual)
+                .await;
+        }
+    }
+}
+
+/// What the service said about its limits, per scope.
+#[derive(Debug, Default)]
+struct Signals(Mutex<HashMap<String, ServiceState>>);
+
+impl Signals {
+    /// How long the service's own signals say to hold back, if at all.
+    fn wait(&self, scope: &str, now: Instant) -> Option<Duration> {
+        let map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let s = map.get(scope)?;
+        let blocked = s.blocked_until.filter(|t| *t > now);
+        let spaced = match (s.spacing, s.last_admit) {
+            (Some((gap, until)), Some(last)) if until > now => {
+                Some(last + gap).filter(|t| *t > now)
+            }
+            _ => None,
+        };
+        blocked.max(spaced).map(|t| t - now)
+    }
+
+    fn admitted(&self, scope: &str, now: Instant) {
+        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        scope_entry(&mut map, scope).last_admit = Some(now);
+    }
+
+    /// Learns from the service's rate-limit headers and `Retry-After`.
+    fn learn(
+        &self,
+        scope: &str,
+        snapshot: Option<&RateLimitSnapshot>,
+        retry_after: Option<Duration>,
+    ) {
+        let now = Instant::now();
+        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let s = scope_entry(&mut map, scope);
+        let mut hold = |d: Duration| {
+            let until = now + d;
+            s.blocked_until = Some(s.blocked_until.map_or(until, |t| t.max(until)));
+        };
+        if let Some(d) = retry_after {
+            hold(d);
+        }
+        let Some(snap) = snapshot else {
+            return;
+        };
+        if snap.remaining_requests == Some(0) {
+            hold(snap.reset_requests.unwrap_or(Duration::from_secs(1)));
+        }
+        if snap.remaining_tokens == Some(0) {
+            hold(snap.reset_tokens.unwrap_or(Duration::from_secs(1)));
+        }
+        s.spacing = None;
+        if let (Some(limit), Some(left), Some(reset)) = (
+            snap.limit_requests,
+            snap.remaining_requests,
+            snap.reset_requests,
+        ) && left > 0
+            && left * 10 <= limit
+        {
+            // Spread what is left evenly over what is left of the window.
+            let gap = reset / u32::try_from(left + 1).unwrap_or(u32::MAX);
+            s.spacing = Some((gap, now + reset));
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct ServiceState {
+    blocked_until: Option<Instant>,
+    /// Space calls by this much until this time.
+    spacing: Option<(Duration, Instant)>,
+    last_admit: Option<Instant>,
+}
+
+/// What an admitted call holds.
+#[derive(Debug)]
+struct Admission {
+    _permit: Option<OwnedSemaphorePermit>,
+    ticket: Ticket,
+    scope: String,
+}
+
+#[async_trait]
+impl Middleware for RateLimitLayer {
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    async fn chat(
+        &self,
+        request: ChatRequest,
+        cx: &mut CallContext,
+        next: Next<'_>,
+    ) -> Result<ChatResponse, LlmError> {
+        let admission = self.admit(&request, cx).await?;
+        let result = next.chat(request, cx).await;
+        match &result {
+            Ok(reply) => {
+                if self.adaptive {
+                    let snap = reply.metadata.rate_limit.as_ref();
+                    self.signals.learn(&admission.scope, snap, None);
+                }
+                let actual = reply.usage.input_tokens + reply.usage.output_tokens;
+                self.settle(&admission, (actual > 0).then_some(actual))
+                    .await;
+            }
+            Err(e) => {
+                if self.adaptive {
+                    self.signals
+                        .learn(&admission.scope, e.rate_limit(), e.retry_after());
+                }
+                // A refused call used no tokens.
+                let refused = e.status().is_some_and(|s| s == 429 || s == 400);
+                self.settle(&admission, refused.then_some(0)).await;
+            }
+        }
+        result
+    }
+
+    async fn chat_stream(
+        &self,
+        request: ChatRequest,
+        cx: &mut CallContext,
+        next: Next<'_>,
+    ) -> Result<ChatStream, LlmError> {
+        let admission = self.admit(&request, cx).await?;
+        match next.chat_stream(request, cx).await {
+            Ok(inner) => Ok(self.limited(inner, admission)),
+            Err(e) => {
+                if self.adaptive {
+                    self.signals
+                        .learn(&admission.scope, e.rate_limit(), e.retry_after());
+                }
+                let refused = e.status().is_some_and(|s| s == 429 || s == 400);
+                self.settle(&admission, refused.then_some(0)).await;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// A stream's state: it holds the call's slot until it ends or is dropped.
+struct Limited {
+    inner: ChatStream,
+    admission: Admission,
+    backend: Arc<dyn RateLimitBackend>,
+    signals: Option<Arc<Signals>>,
+    usage: Option<u64>,
+}
+
+impl RateLimitLayer {
+    /// Wraps a stream: it learns from the headers on its `Start`, and corrects the token
+    /// count with its usage before handing out its `Finish`.
+    fn limited(&self, inner: ChatStream, admission: Admission) -> ChatStream {
+        let state = Limited {
+            inner,
+            admission,
+            backend: Arc::clone(&self.backend),
+            signals: self.adaptive.then(|| Arc::clone(&self.signals)),
+            usage: None,
+        };
+        Box::pin(futures_util::stream::unfold(
+            Some(state),
+            |state| async move {
+                let mut st = state?;
+                let item = st.inner.next().await?;
+                let scope = st.admission.scope.as_str();
+                match &item {
+                    Ok(StreamEvent::Start(start)) => {
+                        if let (Some(sig), Some(snap)) = (&st.signals, &start.metadata.rate_limit) {
+                            sig.learn(scope, Some(snap), None);
+                        }
+                    }
+                    Ok(StreamEvent::Usage(u)) => st.usage = Some(u.input_tokens + u.output_tokens),
+                    Ok(StreamEvent::Finish { .. }) => {
+                        if let Some(actual) = st.usage {
+                            // A failed correction leaves the estimate counted: safe.
+                            let _ = st
+                                .backend
+                                .reconcile(scope, st.admission.ticket, actual)
+                                .await;
+                        }
+                        // Finished: the slot goes back now.
+                        return Some((item, None));
+                    }
+                    Err(e) => {
+                        if let Some(sig) = &st.signals {
+                            sig.learn(scope, e.rate_limit(), e.retry_after());
+                        }
+                        return Some((item, None));
+                    }
+                    Ok(_) => {}
+                }
+                Some((item, Some(st)))
+            },
+        ))
+    }
+}

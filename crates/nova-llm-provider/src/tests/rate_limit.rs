@@ -1,0 +1,433 @@
+//! Rate limiting on tokio's paused clock: windows never exceeded under 1000 concurrent
+//! tasks, FIFO order, fail-fast and maximum wait, token reconciliation, calls in flight,
+//! cancellation without leaks, adaptive slowdown, per-model limits.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use nova_llm_core::{
+    ChatRequest, ChatResponse, ChatStream, ErrorKind, FinishReason, LlmDriver, LlmError,
+    RateLimitSnapshot, ResponseMetadata, StreamStart, Usage, async_trait, collect_stream,
+    next_event, stream_from_events,
+};
+use nova_llm_mock::{MockDriver, Reply, ScriptedStream};
+use tokio::time::Instant;
+
+use super::req;
+use crate::rate_limit::{MemoryWindows, RateLimitLayer};
+use crate::{EventKind, Provider};
+
+/// A driver that notes when each call arrived and how many ran at once.
+#[derive(Debug, Default)]
+struct Clock {
+    arrivals: Mutex<Vec<(Instant, String)>>,
+    running: AtomicUsize,
+    most: AtomicUsize,
+    busy: Duration,
+    usage: Option<Usage>,
+}
+
+#[async_trait]
+impl LlmDriver for Clock {
+    fn name(&self) -> &str {
+        "clock"
+    }
+
+    async fn chat(&self, request: ChatRequest) -> Result<ChatResponse, LlmError> {
+        let text = request
+            .dialog
+            .last_visible()
+            .map(|m| m.text())
+            .unwrap_or_default();
+        self.arrivals.lock().unwrap().push((Instant::now(), text));
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(self.busy).await;
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        let reply = ChatResponse::from_text("ok");
+        Ok(match self.usage {
+            Some(u) => reply.with_usage(u),
+            None => reply,
+        })
+    }
+}
+
+fn clock(busy: Duration, usage: Option<Usage>) -> Arc<Clock> {
+    Arc::new(Clock {
+        busy,
+        usage,
+        ..Clock::default()
+    })
+}
+
+fn over(driver: &Arc<Clock>, limits: RateLimitLayer) -> Provider {
+    Provider::builder_shared(driver.clone())
+        .rate_limit(limits)
+        .build()
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_window_ever_holds_more_than_the_limit_with_1000_concurrent_tasks() {
+    let driver = clock(Duration::from_millis(3), None);
+    let p = over(
+        &driver,
+        RateLimitLayer::new()
+            .requests(10, Duration::from_secs(1))
+            .max_wait(Duration::from_secs(1000)),
+    );
+    let tasks: Vec<_> = (0..1000)
+        .map(|i| {
+            let p = p.clone();
+            tokio::spawn(async move { p.chat(req(&i.to_string())).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let arrivals = driver.arrivals.lock().unwrap();
+    assert_eq!(arrivals.len(), 1000);
+    let times: Vec<Instant> = arrivals.iter().map(|a| a.0).collect();
+    for w in times.windows(11) {
+        assert!(
+            w[10] - w[0] >= Duration::from_secs(1),
+            "11 requests within {:?}",
+            w[10] - w[0]
+        );
+    }
+    // Fair: served in arrival order.
+    let order: Vec<usize> = arrivals.iter().map(|a| a.1.parse().unwrap()).collect();
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "not first come first served"
+    );
+    // And not slower than the limit: 1000 requests at 10 per second take 99 s.
+    assert!(times[999] - times[0] < Duration::from_secs(100));
+}
+
+#[tokio::test(start_paused = true)]
+async fn fail_fast_and_max_wait_reject_with_retry_after_and_an_event() {
+    let driver = clock(Duration::ZERO, None);
+    let p = over(
+        &driver,
+        RateLimitLayer::new().requests_per_minute(2).fail_fast(),
+    );
+    let mut rx = p.subscribe();
+    p.chat(req("a")).await.unwrap();
+    p.chat(req("b")).await.unwrap();
+    let err = p.chat(req("c")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::RateLimited);
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(60)));
+    assert!(err.to_string().contains("local rate limit"), "{err}");
+    assert!(rx.drain().iter().any(|e| matches!(
+        e.kind,
+        EventKind::RateLimitRejected {
+            retry_after: Some(_)
+        }
+    )));
+    assert_eq!(driver.arrivals.lock().unwrap().len(), 2);
+
+    let p = over(
+        &driver,
+        RateLimitLayer::new()
+            .requests_per_minute(1)
+            .max_wait(Duration::from_secs(30)),
+    );
+    p.chat(req("a")).await.unwrap();
+    let err = p.chat(req("b")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::RateLimited);
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(60)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn waits_are_reported_with_their_length() {
+    let driver = clock(Duration::ZERO, None);
+    let p = over(
+        &driver,
+        RateLimitLayer::new().requests(1, Duration::from_secs(2)),
+    );
+    let mut rx = p.subscribe();
+    p.chat(req("a")).await.unwrap();
+    p.chat(req("b")).await.unwrap();
+    let waits: Vec<Duration> = rx
+        .drain()
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            EventKind::RateLimitWait { waited } => Some(waited),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(waits, [Duration::from_secs(2)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn tokens_per_minute_are_estimated_then_corrected_with_real_usage() {
+    let limits = || {
+        RateLimitLayer::new()
+            .tokens_per_minute(1000)
+            .max_wait(Duration::from_secs(120))
+    };
+    // "q" is 1 token, plus 400 max output tokens: 401 estimated each.
+    let request = || req("q").max_tokens(400);
+
+    // The driver reports no usage: the estimates stay, the third call waits a minute.
+    let driver = clock(Duration::ZERO, None);
+    let p = over(&driver, limits());
+    let start = Instant::now();
+    for _ in 0..3 {
+        p.chat(request()).await.unwrap();
+    }
+    assert_eq!(start.elapsed(), Duration::from_secs(60));
+
+    // Real usage of 20 tokens each replaces the estimates: no wait.
+    let driver = clock(Duration::ZERO, Some(Usage::new(10, 10)));
+    let p = over(&driver, limits());
+    let start = Instant::now();
+    for _ in 0..3 {
+        p.chat(request()).await.unwrap();
+    }
+    assert_eq!(start.elapsed(), Duration::ZERO);
+
+    // A request larger than the limit could never pass: a clear error, no wait.
+    let err = p.chat(req("q").max_tokens(5000)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidRequest);
+    assert!(err.message().contains("tokens per minute"), "{err}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn streams_correct_their_tokens_from_the_usage_event() {
+    let mock = MockDriver::new();
+    let p = Provider::builder(mock.clone())
+        .rate_limit(RateLimitLayer::new().tokens_per_minute(1000))
+        .build();
+    for _ in 0..3 {
+        mock.push_stream(
+            ScriptedStream::new()
+                .text("hi")
+                .usage(Usage::new(5, 5))
+                .finish(FinishReason::Stop),
+        );
+    }
+    let start = Instant::now();
+    for _ in 0..3 {
+        let s = p.chat_stream(req("q").max_tokens(400)).await.unwrap();
+        collect_stream(s).await.unwrap();
+    }
+    assert_eq!(
+        start.elapsed(),
+        Duration::ZERO,
+        "corrected to 10 tokens each"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_more_calls_in_flight_than_allowed() {
+    let driver = clock(Duration::from_secs(1), None);
+    let p = over(&driver, RateLimitLayer::new().max_in_flight(2));
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..6)
+        .map(|i| {
+            let p = p.clone();
+            tokio::spawn(async move { p.chat(req(&i.to_string())).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(driver.most.load(Ordering::SeqCst), 2);
+    assert_eq!(start.elapsed(), Duration::from_secs(3));
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancelled_calls_leave_the_queue_and_give_back_their_slots() {
+    let mock = MockDriver::new();
+    let limits = RateLimitLayer::new()
+        .max_in_flight(1)
+        .requests(100, Duration::from_secs(1));
+    let p = Provider::builder(mock.clone())
+        .rate_limit(limits.clone())
+        .build();
+
+    // A running call cancelled gives its slot back.
+    mock.push(Reply::delay(Duration::from_secs(10)));
+    let running = tokio::spawn({
+        let p = p.clone();
+        async move { p.chat(req("slow")).await }
+    });
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    assert_eq!(limits.available_slots(), Some(0));
+    // A waiting call cancelled leaves the queue.
+    let waiting = tokio::spawn({
+        let p = p.clone();
+        async move { p.chat(req("waits")).await }
+    });
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    waiting.abort();
+    running.abort();
+    let _ = (waiting.await, running.await);
+    assert_eq!(limits.available_slots(), Some(1));
+    assert_eq!(p.chat(req("next")).await.unwrap().text(), "f(next)");
+
+    // A stream dropped half way gives its slot back; one read to the end too.
+    let mut s = p.chat_stream(req("s")).await.unwrap();
+    next_event(&mut s).await.unwrap().unwrap();
+    assert_eq!(limits.available_slots(), Some(0));
+    drop(s);
+    assert_eq!(limits.available_slots(), Some(1));
+    let s = p.chat_stream(req("s")).await.unwrap();
+    collect_stream(s).await.unwrap();
+    assert_eq!(limits.available_slots(), Some(1));
+
+    // Many cancellations in a row leak nothing.
+    for _ in 0..50 {
+        mock.push(Reply::delay(Duration::from_secs(5)));
+        let call = tokio::spawn({
+            let p = p.clone();
+            async move { p.chat(req("x")).await }
+        });
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        call.abort();
+        let _ = call.await;
+    }
+    mock.reset();
+    assert_eq!(limits.available_slots(), Some(1));
+}
+
+fn with_headers(snapshot: RateLimitSnapshot) -> Reply {
+    Reply::response(
+        ChatResponse::from_text("ok")
+            .with_metadata(ResponseMetadata::new().with_rate_limit(snapshot)),
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_services_headers_and_retry_after_hold_calls_back() {
+    let mock = MockDriver::new();
+    let p = Provider::builder(mock.clone())
+        .rate_limit(RateLimitLayer::new())
+        .build();
+    // No requests left until the window resets in 5 s.
+    mock.push(with_headers(
+        RateLimitSnapshot::new()
+            .with_requests(Some(100), Some(0))
+            .with_resets(Some(Duration::from_secs(5)), None),
+    ));
+    p.chat(req("a")).await.unwrap();
+    let start = Instant::now();
+    p.chat(req("b")).await.unwrap();
+    assert_eq!(start.elapsed(), Duration::from_secs(5));
+
+    // A 429 with Retry-After: 3 s.
+    mock.push_error(
+        LlmError::new(ErrorKind::RateLimited, "slow down")
+            .with_status(429)
+            .with_retry_after(Duration::from_secs(3)),
+    );
+    p.chat(req("c")).await.unwrap_err();
+    let start = Instant::now();
+    p.chat(req("d")).await.unwrap();
+    assert_eq!(start.elapsed(), Duration::from_secs(3));
+
+    // Few requests left (4 of 100, window resets in 50 s): calls are spaced 10 s apart.
+    mock.push(with_headers(
+        RateLimitSnapshot::new()
+            .with_requests(Some(100), Some(4))
+            .with_resets(Some(Duration::from_secs(50)), None),
+    ));
+    p.chat(req("e")).await.unwrap();
+    // The next reply says plenty is left again: spacing stops after it.
+    mock.push(with_headers(
+        RateLimitSnapshot::new()
+            .with_requests(Some(100), Some(90))
+            .with_resets(Some(Duration::from_secs(50)), None),
+    ));
+    let start = Instant::now();
+    p.chat(req("f")).await.unwrap();
+    assert_eq!(start.elapsed(), Duration::from_secs(10));
+    let start = Instant::now();
+    p.chat(req("g")).await.unwrap();
+    assert_eq!(start.elapsed(), Duration::ZERO);
+}
+
+/// A driver whose streams carry rate-limit headers on their `Start`.
+#[derive(Debug)]
+struct Exhausted;
+
+#[async_trait]
+impl LlmDriver for Exhausted {
+    async fn chat(&self, _: ChatRequest) -> Result<ChatResponse, LlmError> {
+        Ok(ChatResponse::from_text("ok"))
+    }
+
+    async fn chat_stream(&self, _: ChatRequest) -> Result<ChatStream, LlmError> {
+        let snap = RateLimitSnapshot::new()
+            .with_tokens(Some(1000), Some(0))
+            .with_resets(None, Some(Duration::from_secs(7)));
+        Ok(stream_from_events(vec![
+            nova_llm_core::StreamEvent::Start(
+                StreamStart::new("s", "m")
+                    .with_metadata(ResponseMetadata::new().with_rate_limit(snap)),
+            ),
+            nova_llm_core::StreamEvent::text("hi"),
+            nova_llm_core::StreamEvent::finish(FinishReason::Stop),
+        ]))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn stream_headers_are_learned_too() {
+    let p = Provider::builder(Exhausted)
+        .rate_limit(RateLimitLayer::new())
+        .build();
+    collect_stream(p.chat_stream(req("a")).await.unwrap())
+        .await
+        .unwrap();
+    let start = Instant::now();
+    p.chat(req("b")).await.unwrap();
+    assert_eq!(start.elapsed(), Duration::from_secs(7));
+}
+
+#[tokio::test(start_paused = true)]
+async fn limits_can_be_per_model_and_adaptive_behaviour_off() {
+    let driver = clock(Duration::ZERO, None);
+    let p = over(
+        &driver,
+        RateLimitLayer::new().requests_per_minute(1).per_model(true),
+    );
+    let start = Instant::now();
+    p.chat(req("a").model("m1")).await.unwrap();
+    p.chat(req("b").model("m2")).await.unwrap();
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    p.chat(req("c").model("m1")).await.unwrap();
+    assert_eq!(start.elapsed(), Duration::from_secs(60));
+
+    let mock = MockDriver::new();
+    let p = Provider::builder(mock.clone())
+        .rate_limit(RateLimitLayer::new().adaptive(false))
+        .build();
+    mock.push(with_headers(
+        RateLimitSnapshot::new()
+            .with_requests(Some(100), Some(0))
+            .with_resets(Some(Duration::from_secs(5)), None),
+    ));
+    p.chat(req("a")).await.unwrap();
+    let start = Instant::now();
+    p.chat(req("b")).await.unwrap();
+    assert_eq!(start.elapsed(), Duration::ZERO);
+}
+
+#[tokio::test]
+async fn the_layers_take_their_documented_places() {
+    let p = Provider::builder(MockDriver::new())
+        .rate_limit(RateLimitLayer::new())
+        .cache(crate::cache::CacheLayer::in_memory(10, None))
+        .build();
+    assert_eq!(p.layers(), ["events", "cache", "rate_limit"]);
+    let backend: Arc<dyn crate::rate_limit::RateLimitBackend> = Arc::new(MemoryWindows::new());
+    let p = Provider::builder(MockDriver::new())
+        .rate_limit(RateLimitLayer::new().backend(backend))
+        .without("events")
+        .cache(crate::cache::CacheLayer::in_memory(10, None))
+        .build();
+    assert_eq!(p.layers(), ["cache", "rate_limit"]);
+}
