@@ -457,7 +457,21 @@ fn a_hundred_identical_concurrent_calls_make_one_driver_call() {
     multi_thread().block_on(async {
         let mock = MockDriver::new();
         let (p, mut rx) = cached(&mock);
+
+        // 100 plain calls while the first one takes 50 ms upstream.
         mock.push(Reply::delay(Duration::from_millis(50)));
+        let tasks: Vec<_> = (0..100)
+            .map(|_| {
+                let p = p.clone();
+                tokio::spawn(async move { p.chat(req("same")).await.map(|r| r.text()) })
+            })
+            .collect();
+        for t in tasks {
+            assert_eq!(t.await.unwrap().unwrap(), "f(same)");
+        }
+        assert_eq!(mock.calls(), 1);
+
+        // 100 streamed calls while the first stream trickles in.
         mock.push_stream(
             ScriptedStream::from_response(
                 &ChatResponse::from_text("shared words here").with_usage(Usage::new(3, 3)),
@@ -465,44 +479,27 @@ fn a_hundred_identical_concurrent_calls_make_one_driver_call() {
             )
             .gap(Duration::from_millis(5)),
         );
-        let mut tasks = Vec::new();
-        for i in 0..100 {
-            let p = p.clone();
-            tasks.push(tokio::spawn(async move {
-                if i % 2 == 0 {
-                    p.chat(req("same")).await.map(|r| r.text())
-                } else {
+        let tasks: Vec<_> = (0..100)
+            .map(|_| {
+                let p = p.clone();
+                tokio::spawn(async move {
                     let s = p.chat_stream(req("same-stream")).await?;
                     collect_stream(s).await.map(|r| r.text())
-                }
-            }));
-        }
-        let mut texts = Vec::new();
+                })
+            })
+            .collect();
         for t in tasks {
-            texts.push(t.await.unwrap().unwrap());
+            assert_eq!(t.await.unwrap().unwrap(), "shared words here");
         }
-        assert_eq!(mock.calls(), 2, "one plain and one streamed upstream call");
-        assert!(texts.iter().step_by(2).all(|t| t == "f(same)"));
-        assert!(
-            texts
-                .iter()
-                .skip(1)
-                .step_by(2)
-                .all(|t| t == "shared words here")
-        );
+        assert_eq!(mock.calls(), 2);
+
         let events = rx.drain();
-        let coalesced = cache_events(&events)
-            .iter()
-            .filter(|e| **e == "coalesced")
-            .count();
-        // Every caller but the two leaders joined (or, arriving after the end, hit).
-        let hits = cache_events(&events)
-            .iter()
-            .filter(|e| **e == "hit")
-            .count();
-        assert_eq!(coalesced + hits, 98);
+        let count = |what: &str| cache_events(&events).iter().filter(|e| **e == what).count();
+        // Every caller but the two leaders joined a call in flight (or, arriving after its
+        // end, hit the stored reply).
+        assert_eq!(count("coalesced") + count("hit"), 198);
+        assert_eq!(count("stored"), 2);
         super::events::assert_exactly_once(&events);
-        assert_eq!(p.layers(), ["events", "cache"]);
     });
 }
 
