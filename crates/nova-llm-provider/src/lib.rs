@@ -52,14 +52,18 @@
 #![doc(test(attr(deny(warnings))))]
 
 pub mod cache;
+pub mod circuit;
 pub mod cost;
 pub mod events;
+pub mod fallback;
 pub mod metrics;
 pub mod plugin;
 mod provider;
 pub mod rate_limit;
+pub mod retry;
 #[cfg(test)]
 mod tests;
+pub mod timeout;
 
 pub use cost::{PRICE_TABLE_VERSION, Price, PriceTable};
 pub use events::{

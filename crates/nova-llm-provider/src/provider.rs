@@ -19,9 +19,10 @@ pub const BUILT_IN_ORDER: &[&str] = &[
     "events",
     "context",
     "cache",
-    "retry",
     "fallback",
+    "retry",
     "rate_limit",
+    "timeout",
 ];
 
 /// Events a subscriber can fall behind by before it loses the oldest.
@@ -40,16 +41,20 @@ const DEFAULT_EVENT_CAPACITY: usize = 1024;
 ///
 /// 1. `events` (on by default): lifecycle events, the tracing span, cost and metrics.
 ///    Outermost so that it sees each call exactly once, including calls the cache answers
-///    and all the attempts of a retried call.
-/// 2. `context` (part 3): trims the dialog to the model's budget. Before `cache`, because
-///    the cache key must be computed on the request actually sent.
-/// 3. `cache` ([`ProviderBuilder::cache`]): before retry and rate limiting, so that a hit
-///    spends neither attempts nor quota.
-/// 4. `retry` / `fallback` (part 3): before `rate_limit`, so that every attempt waits its
-///    turn for the limit.
-/// 5. `rate_limit` ([`ProviderBuilder::rate_limit`]): innermost of the built-ins, right
-///    before the driver, counting what is really sent.
-/// 6. your layers ([`ProviderBuilder::layer`]) innermost, so they see each request as it
+///    and all the attempts and fallbacks of a call.
+/// 2. `context` ([`ProviderBuilder::context`]): trims the dialog to the model's window.
+///    Before `cache`, because the cache key must be computed on the request actually sent.
+/// 3. `cache` ([`ProviderBuilder::cache`]): before fallback, retry and rate limiting, so
+///    that a hit spends neither attempts nor quota.
+/// 4. `fallback` ([`ProviderBuilder::fallback`]): before `retry`, so that one driver's
+///    retries are spent before the next driver is tried (the layers below it apply to
+///    every driver it tries).
+/// 5. `retry` ([`ProviderBuilder::retry`]): before `rate_limit`, so that every attempt
+///    waits its turn for the limit.
+/// 6. `rate_limit` ([`ProviderBuilder::rate_limit`]): counts what is really sent.
+/// 7. `timeout` ([`ProviderBuilder::timeout`]): innermost of the built-ins, so it times
+///    each attempt and not the wait for a rate limit.
+/// 8. your layers ([`ProviderBuilder::layer`]) innermost, so they see each request as it
 ///    goes to the driver; [`insert_before`](ProviderBuilder::insert_before) and
 ///    [`insert_after`](ProviderBuilder::insert_after) put them anywhere else.
 ///
@@ -342,9 +347,31 @@ impl ProviderBuilder {
         self.place(Arc::new(cache))
     }
 
+    /// Adds retries (see [`RetryLayer`](crate::retry::RetryLayer)) in their place: inside
+    /// `fallback`, so that a driver's retries are spent before the next driver is tried,
+    /// and outside rate limiting and timeouts, so that each attempt waits its turn and has
+    /// its own timeout. Default: no retries.
+    pub fn retry(self, retry: crate::retry::RetryLayer) -> Self {
+        self.place(Arc::new(retry))
+    }
+
+    /// Adds fallback drivers and circuit breakers (see
+    /// [`FallbackLayer`](crate::fallback::FallbackLayer)) in their place: inside the cache,
+    /// outside retry. Default: none.
+    pub fn fallback(self, fallback: crate::fallback::FallbackLayer) -> Self {
+        self.place(Arc::new(fallback))
+    }
+
+    /// Adds timeouts (see [`TimeoutLayer`](crate::timeout::TimeoutLayer)) in their place:
+    /// innermost of the built-ins, so they time each attempt and not the wait for a rate
+    /// limit. Default: none (the driver's own timeouts apply).
+    pub fn timeout(self, timeout: crate::timeout::TimeoutLayer) -> Self {
+        self.place(Arc::new(timeout))
+    }
+
     /// Adds rate limiting (see [`RateLimitLayer`](crate::rate_limit::RateLimitLayer)) in its
-    /// place: innermost of the built-ins, so that cache hits spend no quota and every
-    /// retry waits its turn. Default: none.
+    /// place: inside the cache and retry, so that cache hits spend no quota and every retry
+    /// waits its turn. Default: none.
     pub fn rate_limit(self, limits: crate::rate_limit::RateLimitLayer) -> Self {
         self.place(Arc::new(limits))
     }

@@ -171,6 +171,12 @@ impl<'a> Next<'a> {
         &**self.driver
     }
 
+    /// The same rest of the chain over another driver (what fallback does: the layers
+    /// below it, retry and rate limits included, apply to every driver it tries).
+    pub fn with_driver(self, driver: &'a Arc<dyn LlmDriver>) -> Next<'a> {
+        Next { driver, ..self }
+    }
+
     /// An owned handle on the same rest of the chain, for work that outlives the call (a
     /// spawned task shared by several callers, as the cache's single-flight does).
     pub fn to_owned(&self) -> OwnedNext {

@@ -2,6 +2,7 @@
 
 mod context;
 mod middleware;
+pub(crate) mod streams;
 
 pub use context::{CallContext, CallOptions, Extensions, Operation, RequestId};
 pub use middleware::{Middleware, Next, OwnedNext};

@@ -6,6 +6,7 @@ mod events;
 mod metrics;
 mod prices;
 mod rate_limit;
+mod resilience;
 
 use std::future::Future;
 

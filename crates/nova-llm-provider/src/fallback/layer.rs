@@ -1,0 +1,405 @@
+//! The `fallback` middleware: an ordered chain of drivers, error-specific chains, a circuit
+//! breaker per driver; switches drivers only before a stream's first content.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use nova_llm_core::{
+    ChatRequest, ChatResponse, ChatStream, ErrorKind, LlmDriver, LlmError, collect_stream,
+};
+use tokio::time::Instant;
+
+use crate::circuit::{Admit, CircuitBreaker, CircuitConfig, Transition};
+use crate::events::EventKind;
+use crate::plugin::streams::until_first_content;
+use crate::plugin::{CallContext, Middleware, Next};
+
+/// A driver to fall back to, with the model to ask it for.
+#[derive(Clone)]
+pub struct Target {
+    driver: Arc<dyn LlmDriver>,
+    model: Option<String>,
+    name: String,
+}
+
+impl fmt::Debug for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+impl Target {
+    /// `driver` asked for `model` (`None`: the request's model).
+    pub fn new(driver: Arc<dyn LlmDriver>, model: Option<&str>) -> Self {
+        let name = match model {
+            Some(m) => format!("{}/{m}", driver.name()),
+            None => driver.name().to_owned(),
+        };
+        Target {
+            driver,
+            model: model.map(str::to_owned),
+            name,
+        }
+    }
+
+    /// `driver name/model`, as events and errors name it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// The `fallback` middleware.
+///
+/// ```
+/// use std::sync::Arc;
+/// use nova_llm_mock::MockDriver;
+/// use nova_llm_provider::fallback::FallbackLayer;
+/// use nova_llm_provider::Provider;
+///
+/// let backup = Arc::new(MockDriver::builder().name("backup").build());
+/// let big = Arc::new(MockDriver::builder().name("big").build());
+/// let fallback = FallbackLayer::new()
+///     .then(backup, Some("gpt-4o-mini"))
+///     .on_context_length(big, Some("gpt-4.1"))
+///     .circuit_breaker(Default::default());
+/// let provider = Provider::builder(MockDriver::new()).fallback(fallback).build();
+/// assert_eq!(provider.layers(), ["events", "fallback"]);
+/// ```
+///
+/// - The driver of the provider comes first, then each fallback in order. The layers below
+///   this one (retry, rate limits, timeouts, yours) apply to every driver tried, so a
+///   driver's retries are spent before the next is tried.
+/// - Moves on after a retryable error; after another error only for the kinds given to
+///   [`also_on`](Self::also_on). A context-length error goes to the
+///   [`on_context_length`](Self::on_context_length) chain and a content-filter error to the
+///   [`on_content_filter`](Self::on_content_filter) chain, when they are set.
+/// - **Streams** switch drivers only before their first content event. A failure after
+///   content has started ends the stream with a `StreamInterrupted` error carrying the
+///   partial text, tool calls and usage: nothing already generated is lost.
+/// - With a [`circuit_breaker`](Self::circuit_breaker), each driver has one: after enough
+///   failures it is skipped for a cooldown, then one probe call decides. When every
+///   driver's circuit is open the call fails at once with an error naming them and when
+///   they may recover (or waits for the first to recover, with
+///   [`wait_when_all_open`](Self::wait_when_all_open)).
+/// - Emits `Fallback` at every switch, `CircuitOpened` / `CircuitClosed` at every
+///   transition.
+#[derive(Clone, Default)]
+pub struct FallbackLayer {
+    chain: Vec<Target>,
+    on_context_length: Vec<Target>,
+    on_content_filter: Vec<Target>,
+    also_on: Vec<ErrorKind>,
+    circuit: Option<CircuitConfig>,
+    breakers: Arc<Mutex<HashMap<String, Arc<CircuitBreaker>>>>,
+    wait_when_all_open: bool,
+}
+
+impl fmt::Debug for FallbackLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FallbackLayer")
+            .field("chain", &self.chain)
+            .field("on_context_length", &self.on_context_length)
+            .field("on_content_filter", &self.on_content_filter)
+            .field("also_on", &self.also_on)
+            .field("circuit", &self.circuit)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Which list of drivers a call is going through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chain {
+    Main,
+    ContextLength,
+    ContentFilter,
+}
+
+impl FallbackLayer {
+    /// The layer's name in a chain.
+    pub const NAME: &'static str = "fallback";
+
+    /// No fallbacks and no circuit breaker yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a fallback: `driver`, asked for `model` (`None`: the request's model).
+    pub fn then(mut self, driver: Arc<dyn LlmDriver>, model: Option<&str>) -> Self {
+        self.chain.push(Target::new(driver, model));
+        self
+    }
+
+    /// Where a context-length error goes (a model with a larger window). Default: nowhere
+    /// (the error is returned).
+    pub fn on_context_length(mut self, driver: Arc<dyn LlmDriver>, model: Option<&str>) -> Self {
+        self.on_context_length.push(Target::new(driver, model));
+        self
+    }
+
+    /// Where a content-filter error goes. Default: nowhere.
+    pub fn on_content_filter(mut self, driver: Arc<dyn LlmDriver>, model: Option<&str>) -> Self {
+        self.on_content_filter.push(Target::new(driver, model));
+        self
+    }
+
+    /// Also falls back after errors of `kind`, which are not retryable. Default: only
+    /// retryable errors fall back.
+    pub fn also_on(mut self, kind: ErrorKind) -> Self {
+        self.also_on.push(kind);
+        self
+    }
+
+    /// A circuit breaker per driver. Default: none.
+    pub fn circuit_breaker(mut self, config: CircuitConfig) -> Self {
+        self.circuit = Some(config);
+        self
+    }
+
+    /// When every circuit is open, wait for the first to allow a probe instead of failing
+    /// at once. Default: fail at once.
+    pub fn wait_when_all_open(mut self, yes: bool) -> Self {
+        self.wait_when_all_open = yes;
+        self
+    }
+
+    /// The breaker of the driver named `name` (`driver` or `driver/model`), once used.
+    pub fn breaker(&self, name: &str) -> Option<Arc<CircuitBreaker>> {
+        self.breakers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .cloned()
+    }
+
+    fn breaker_for(&self, name: &str) -> Option<Arc<CircuitBreaker>> {
+        let config = self.circuit?;
+        let mut map = self.breakers.lock().unwrap_or_else(PoisonError::into_inner);
+        Some(Arc::clone(
+            map.entry(name.to_owned())
+                .or_insert_with(|| Arc::new(CircuitBreaker::new(config))),
+        ))
+    }
+
+    fn list(&self, chain: Chain) -> &[Target] {
+        match chain {
+            Chain::Main => &self.chain,
+            Chain::ContextLength => &self.on_context_length,
+            Chain::ContentFilter => &self.on_content_filter,
+        }
+    }
+
+    /// Where to go after `err` from the chain `current`: another chain, the next driver of
+    /// this one, or nowhere.
+    fn after(&self, err: &LlmError, current: Chain) -> Option<Chain> {
+        match err.kind() {
+            ErrorKind::ContextLengthExceeded
+                if current != Chain::ContextLength && !self.on_context_length.is_empty() =>
+            {
+                Some(Chain::ContextLength)
+            }
+            ErrorKind::ContentFiltered
+                if current != Chain::ContentFilter && !self.on_content_filter.is_empty() =>
+            {
+                Some(Chain::ContentFilter)
+            }
+            kind if err.is_retryable() || self.also_on.contains(&kind) => Some(current),
+            _ => None,
+        }
+    }
+
+    /// Tries the drivers in order, running the rest of the chain over each.
+    async fn run(
+        &self,
+        request: ChatRequest,
+        cx: &mut CallContext,
+        next: Next<'_>,
+        stream: bool,
+    ) -> Result<Outcome, LlmError> {
+        let primary = next.driver();
+        let primary_name = primary.name().to_owned();
+        let mut chain = Chain::Main;
+        // Position in the current chain: `None` is the provider's own driver.
+        let mut pos: Option<usize> = None;
+        let mut last_err: Option<LlmError> = None;
+        let mut closed_until: Vec<(String, Instant)> = Vec::new();
+        let mut waited = false;
+        loop {
+            let target = match pos {
+                None => None,
+                Some(i) => match self.list(chain).get(i) {
+                    Some(t) => Some(t),
+                    None => {
+                        // Every driver was tried or skipped.
+                        if let Some(e) = last_err {
+                            return Err(e);
+                        }
+                        if self.wait_when_all_open
+                            && !waited
+                            && let Some(first) = closed_until.iter().map(|c| c.1).min()
+                        {
+                            waited = true;
+                            tokio::time::sleep_until(first).await;
+                            pos = None;
+                            chain = Chain::Main;
+                            closed_until.clear();
+                            continue;
+                        }
+                        return Err(all_open(&closed_until));
+                    }
+                },
+            };
+            let name = target.map_or(primary_name.as_str(), Target::name);
+            let breaker = self.breaker_for(name);
+            let admitted = breaker.as_ref().map(|b| b.admit());
+            if let Some(Admit::No { until }) = admitted {
+                closed_until.push((name.to_owned(), until));
+                pos = Some(pos.map_or(0, |i| i + 1));
+                continue;
+            }
+            let mut req = request.clone();
+            if let Some(m) = target.and_then(|t| t.model.clone()) {
+                req.model = Some(m);
+            }
+            let rest = match target {
+                Some(t) => next.with_driver(&t.driver),
+                None => next,
+            };
+            let probe = ProbeGuard {
+                breaker: breaker
+                    .as_deref()
+                    .filter(|_| admitted == Some(Admit::Probe)),
+                done: false,
+            };
+            let result = if stream {
+                match rest.chat_stream(req, cx).await {
+                    Ok(s) => until_first_content(s, None).await.map(Outcome::Stream),
+                    Err(e) => Err(e),
+                }
+            } else {
+                rest.chat(req, cx)
+                    .await
+                    .map(|r| Outcome::Reply(Box::new(r)))
+            };
+            let mut probe = probe;
+            probe.done = true;
+            let err = match result {
+                Ok(v) => {
+                    self.note(cx, breaker.as_deref(), name, true);
+                    return Ok(v);
+                }
+                Err(e) => e,
+            };
+            if err.kind() != ErrorKind::Cancelled {
+                self.note(cx, breaker.as_deref(), name, !err.is_retryable());
+            }
+            let Some(next_chain) = self.after(&err, chain) else {
+                return Err(err);
+            };
+            let next_pos = if next_chain == chain {
+                pos.map_or(0, |i| i + 1)
+            } else {
+                0
+            };
+            if let Some(t) = self.list(next_chain).get(next_pos) {
+                cx.emit(EventKind::Fallback {
+                    to: t.name().to_owned(),
+                    error: err.kind(),
+                });
+            }
+            chain = next_chain;
+            pos = Some(next_pos);
+            last_err = Some(err);
+        }
+    }
+
+    fn note(&self, cx: &CallContext, breaker: Option<&CircuitBreaker>, name: &str, ok: bool) {
+        let Some(b) = breaker else {
+            return;
+        };
+        match b.record(ok) {
+            Some(Transition::Opened) => cx.emit(EventKind::CircuitOpened {
+                driver: name.to_owned(),
+            }),
+            Some(Transition::Closed) => cx.emit(EventKind::CircuitClosed {
+                driver: name.to_owned(),
+            }),
+            None => {}
+        }
+    }
+}
+
+/// What a driver gave: a reply or a committed stream.
+enum Outcome {
+    Reply(Box<ChatResponse>),
+    Stream(ChatStream),
+}
+
+/// Gives the probe back if its call ended without a verdict (cancelled).
+struct ProbeGuard<'a> {
+    breaker: Option<&'a CircuitBreaker>,
+    done: bool,
+}
+
+impl Drop for ProbeGuard<'_> {
+    fn drop(&mut self) {
+        if !self.done
+            && let Some(b) = self.breaker
+        {
+            b.release_probe();
+        }
+    }
+}
+
+fn all_open(closed: &[(String, Instant)]) -> LlmError {
+    let now = Instant::now();
+    let names: Vec<String> = closed
+        .iter()
+        .map(|(n, until)| {
+            format!(
+                "{n} (may recover in {:?})",
+                until.saturating_duration_since(now)
+            )
+        })
+        .collect();
+    let err = LlmError::new(
+        ErrorKind::Overloaded,
+        format!("every driver's circuit is open: {}", names.join(", ")),
+    );
+    match closed.iter().map(|c| c.1).min() {
+        Some(first) => err.with_retry_after(first.saturating_duration_since(now)),
+        None => err,
+    }
+}
+
+#[async_trait]
+impl Middleware for FallbackLayer {
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    async fn chat(
+        &self,
+        request: ChatRequest,
+        cx: &mut CallContext,
+        next: Next<'_>,
+    ) -> Result<ChatResponse, LlmError> {
+        match self.run(request, cx, next, false).await? {
+            Outcome::Reply(r) => Ok(*r),
+            Outcome::Stream(s) => collect_stream(s).await,
+        }
+    }
+
+    async fn chat_stream(
+        &self,
+        request: ChatRequest,
+        cx: &mut CallContext,
+        next: Next<'_>,
+    ) -> Result<ChatStream, LlmError> {
+        match self.run(request, cx, next, true).await? {
+            Outcome::Stream(s) => Ok(s),
+            Outcome::Reply(r) => Ok(nova_llm_core::stream_from_events(r.to_events())),
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! Timeouts: per attempt, to the first content of a stream, and between stream events.
+
+mod layer;
+
+pub use layer::TimeoutLayer;
