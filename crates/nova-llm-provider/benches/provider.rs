@@ -16,6 +16,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use nova_llm_core::{ChatRequest, Dialog, LlmDriver, collect_stream};
 use nova_llm_mock::MockDriver;
 use nova_llm_provider::cache::{CacheKey, CacheLayer};
+use nova_llm_provider::context::{Estimator, TokenCounter, TrimStrategy, trim, trim_counted};
 use nova_llm_provider::rate_limit::RateLimitLayer;
 use nova_llm_provider::{Operation, Provider};
 use tokio::runtime::Runtime;
@@ -242,5 +243,51 @@ fn cache_and_limits(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, per_call, added, cache_and_limits);
+/// Trimming a 10,000-row dialog to half its tokens: counting every row (what the `context`
+/// layer does per request) and with the counts already known (what a `Conversation` does).
+fn trimming(c: &mut Criterion) {
+    let mut dialog = Dialog::new().system("You are a helpful assistant.");
+    for i in 0..5_000 {
+        dialog = dialog
+            .user(format!(
+                "Question number {i}: what about the next step of the plan?"
+            ))
+            .assistant(format!(
+                "Answer number {i}: the next step is to review the draft."
+            ));
+    }
+    let counts: Vec<usize> = dialog
+        .messages()
+        .iter()
+        .map(|m| Estimator.count_message(m))
+        .collect();
+    let budget = counts.iter().sum::<usize>() / 2;
+    let mut g = c.benchmark_group("trim_10k_rows");
+    g.throughput(Throughput::Elements(10_001));
+    g.bench_function("count_and_trim", |b| {
+        b.iter(|| {
+            trim(
+                black_box(&dialog),
+                budget,
+                &Estimator,
+                TrimStrategy::DropOldest,
+            )
+            .unwrap()
+        })
+    });
+    g.bench_function("trim_counted", |b| {
+        b.iter(|| {
+            trim_counted(
+                black_box(&dialog),
+                &counts,
+                budget,
+                TrimStrategy::DropOldest,
+            )
+            .unwrap()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, per_call, added, cache_and_limits, trimming);
 criterion_main!(benches);

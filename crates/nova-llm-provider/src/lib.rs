@@ -53,6 +53,7 @@
 
 pub mod cache;
 pub mod circuit;
+pub mod context;
 pub mod cost;
 pub mod events;
 pub mod fallback;

@@ -347,6 +347,12 @@ impl ProviderBuilder {
         self.place(Arc::new(cache))
     }
 
+    /// Adds context trimming (see [`ContextLayer`](crate::context::ContextLayer)) in its
+    /// place: right inside `events`, before the cache computes its key. Default: none.
+    pub fn context(self, context: crate::context::ContextLayer) -> Self {
+        self.place(Arc::new(context))
+    }
+
     /// Adds retries (see [`RetryLayer`](crate::retry::RetryLayer)) in their place: inside
     /// `fallback`, so that a driver's retries are spent before the next driver is tried,
     /// and outside rate limiting and timeouts, so that each attempt waits its turn and has

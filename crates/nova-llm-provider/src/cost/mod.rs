@@ -2,4 +2,5 @@
 
 mod prices;
 
+pub(crate) use prices::lookup_model;
 pub use prices::{PRICE_TABLE_VERSION, Price, PriceTable};

@@ -145,21 +145,27 @@ impl PriceTable {
 
     /// The price of `model`, or of the model a dated snapshot name belongs to.
     pub fn get(&self, model: &str) -> Option<Price> {
-        let mut name = model;
-        loop {
-            if let Some(p) = self.prices.get(name) {
-                return Some(*p);
-            }
-            let (head, last) = name.rsplit_once('-')?;
-            if last.is_empty() || !last.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
-            }
-            name = head;
-        }
+        lookup_model(&self.prices, model)
     }
 
     /// What `usage` cost on `model`; `None` when the model has no price.
     pub fn cost(&self, model: &str, usage: &Usage) -> Option<f64> {
         self.get(model).map(|p| p.cost(usage))
+    }
+}
+
+/// The value of `model` in `map`, or of the model a dated snapshot name belongs to: trailing
+/// all-digit segments (`-2024-08-06`, `-0613`) are dropped until a name matches.
+pub(crate) fn lookup_model<T: Copy>(map: &HashMap<String, T>, model: &str) -> Option<T> {
+    let mut name = model;
+    loop {
+        if let Some(v) = map.get(name) {
+            return Some(*v);
+        }
+        let (head, last) = name.rsplit_once('-')?;
+        if last.is_empty() || !last.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        name = head;
     }
 }

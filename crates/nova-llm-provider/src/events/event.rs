@@ -68,6 +68,15 @@ pub enum EventKind {
         /// How long it waited.
         waited: Duration,
     },
+    /// The dialog was trimmed to fit the model's context window.
+    ContextTrimmed {
+        /// Rows dropped.
+        dropped_rows: usize,
+        /// Their tokens (as the layer's counter counts).
+        dropped_tokens: usize,
+        /// Whether a summary row replaced them.
+        summarized: bool,
+    },
     /// A local rate limit refused the call (fail-fast, or the wait would be too long).
     RateLimitRejected {
         /// When a retry could succeed, if known.

@@ -2,6 +2,7 @@
 
 mod cache;
 mod chain;
+mod context;
 mod events;
 mod metrics;
 mod prices;
