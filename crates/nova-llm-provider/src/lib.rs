@@ -20,6 +20,12 @@
 //!   replay, and single-flight: identical concurrent calls share one upstream call.
 //! - [`rate_limit`]: requests and tokens per window, calls in flight, fair waiting or fail
 //!   fast, and adaptive slowdown from the service's rate-limit headers.
+//! - [`retry`], [`fallback`] (with [`circuit`] breakers) and [`timeout`]: safe for streams,
+//!   which are retried or switched to another driver only before their first content.
+//! - [`context`]: token counting, trimming that keeps a dialog valid, the `context` layer,
+//!   and a budgeted [`Conversation`](context::Conversation).
+//!
+//! The order of the layers, and why, is on [`Provider`].
 //!
 //! ```
 //! use nova_llm_core::{collect_stream, ChatRequest, Dialog, LlmDriver, LlmError};
