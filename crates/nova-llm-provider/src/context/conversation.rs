@@ -3,7 +3,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-use nova_llm_core::{ChatRequest, ChatResponse, Dialog, LlmDriver, LlmError, Message};
+use nova_llm_core::{
+    ChatRequest, ChatResponse, Dialog, LlmDriver, LlmError, Message, StreamAccumulator,
+    StreamEvent, next_event,
+};
 
 use super::counter::{Estimator, TokenCounter};
 use super::trim::{TrimStrategy, trim_counted};
@@ -117,6 +120,26 @@ impl Conversation {
         self.counts.iter().sum()
     }
 
+    /// Replaces the system rows by one with `text` (at the start of the history).
+    pub fn set_system(&mut self, text: impl Into<String>) {
+        let row = Message::system(text);
+        let count = self.counter.count_message(&row);
+        let rest: Vec<(Message, usize)> = self
+            .history
+            .messages()
+            .iter()
+            .zip(&self.counts)
+            .filter(|(m, _)| m.role != nova_llm_core::Role::System)
+            .map(|(m, c)| (m.clone(), *c))
+            .collect();
+        self.history = std::iter::once(row)
+            .chain(rest.iter().map(|(m, _)| m.clone()))
+            .collect();
+        self.counts = std::iter::once(count)
+            .chain(rest.into_iter().map(|(_, c)| c))
+            .collect();
+    }
+
     /// Forgets every row but the system rows.
     pub fn reset(&mut self) {
         let keep: Vec<(Message, usize)> = self
@@ -135,24 +158,52 @@ impl Conversation {
     ///
     /// # Errors
     /// `ContextLengthExceeded` when the system rows and this turn alone are over the
-    /// budget; anything the driver returns. On an error the history is as before.
+    /// budget; anything the driver returns. On an error, or if the future is dropped, the
+    /// history is as before.
     pub async fn send(&mut self, text: impl Into<String>) -> Result<ChatResponse, LlmError> {
-        self.push(Message::user(text));
-        let result = self.exchange().await;
-        match &result {
-            Ok(reply) => self.push(reply.message.clone()),
-            Err(_) => {
-                self.history.messages_mut().pop();
-                self.counts.pop();
-            }
-        }
-        result
+        let user = Message::user(text);
+        let request = self.request_with(&user)?;
+        let reply = self.driver.chat(request).await?;
+        self.push(user);
+        self.push(reply.message.clone());
+        Ok(reply)
     }
 
-    async fn exchange(&self) -> Result<ChatResponse, LlmError> {
-        let trimmed = trim_counted(&self.history, &self.counts, self.budget, self.strategy)?;
+    /// [`send`](Self::send), streamed: `on_event` sees every event as it arrives (to print
+    /// text deltas), and the accumulated reply joins the history once the stream finished.
+    ///
+    /// # Errors
+    /// As [`send`](Self::send); a stream cut short is a `StreamInterrupted` error and the
+    /// history stays as before (also if the future is dropped, for example on Ctrl-C).
+    pub async fn send_streaming(
+        &mut self,
+        text: impl Into<String>,
+        mut on_event: impl FnMut(&StreamEvent) + Send,
+    ) -> Result<ChatResponse, LlmError> {
+        let user = Message::user(text);
+        let request = self.request_with(&user)?;
+        let mut stream = self.driver.chat_stream(request).await?;
+        let mut acc = StreamAccumulator::new();
+        while let Some(item) = next_event(&mut stream).await {
+            let event = item.map_err(|e| acc.annotate(e))?;
+            on_event(&event);
+            acc.push(&event);
+        }
+        let reply = acc.finish()?;
+        self.push(user);
+        self.push(reply.message.clone());
+        Ok(reply)
+    }
+
+    /// The request for the history plus `user`, trimmed to the budget.
+    fn request_with(&self, user: &Message) -> Result<ChatRequest, LlmError> {
+        let mut dialog = self.history.clone();
+        dialog.push(user.clone());
+        let mut counts = self.counts.clone();
+        counts.push(self.counter.count_message(user));
+        let trimmed = trim_counted(&dialog, &counts, self.budget, self.strategy)?;
         let mut request = self.template.clone();
         request.dialog = trimmed.dialog;
-        self.driver.chat(request).await
+        Ok(request)
     }
 }

@@ -307,8 +307,26 @@ async fn the_conversation_keeps_its_history_and_sends_what_fits() {
     // A turn that cannot fit at all is refused.
     let e = chat.send("word ".repeat(2_000)).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::ContextLengthExceeded);
+    // Streamed turns join the history too; the events are seen as they come.
+    let mut deltas = String::new();
+    let reply = chat
+        .send_streaming("streamed", |e| {
+            if let nova_llm_core::StreamEvent::TextDelta { text } = e {
+                deltas.push_str(text);
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!(deltas, "f(streamed)");
+    assert_eq!(reply.text(), deltas);
+    assert_eq!(chat.history().len(), 43);
+    chat.set_system("be kind");
+    assert_eq!(chat.history().messages()[0].text(), "be kind");
+    assert_eq!(chat.history().len(), 43);
     chat.reset();
     assert_eq!(chat.history().len(), 1);
+    assert_eq!(chat.history().messages()[0].text(), "be kind");
+    chat.set_system("s");
     assert_eq!(
         chat.tokens(),
         Estimator.count_message(&Message::system("s"))

@@ -1,0 +1,81 @@
+//! What goes to the terminal besides the reply: the stats line and the spinner.
+
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use nova_llm_provider::Completion;
+use tokio::sync::oneshot;
+
+/// One line of figures for a finished call.
+pub(crate) fn stats_line(c: &Completion) -> String {
+    let ttft = c
+        .time_to_first_token
+        .map(|t| format!(", first token {:.0} ms", t.as_secs_f64() * 1000.0))
+        .unwrap_or_default();
+    let cost = match c.cost_usd {
+        Some(usd) => format!("${usd:.6}"),
+        None => "unknown (no price for this model)".into(),
+    };
+    let estimated = if c.usage.estimated {
+        " (estimated)"
+    } else {
+        ""
+    };
+    format!(
+        "latency {:.0} ms{ttft}, tokens {} in / {} out{estimated}, cost {cost}{}",
+        c.latency.as_secs_f64() * 1000.0,
+        c.usage.input_tokens,
+        c.usage.output_tokens,
+        if c.from_cache { ", from cache" } else { "" }
+    )
+}
+
+/// A spinner on stderr while waiting for the first token, only when stderr is a terminal.
+pub(crate) struct Spinner {
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Spinner {
+    /// Starts spinning (if stderr is a terminal).
+    pub(crate) fn start() -> Self {
+        if !std::io::stderr().is_terminal() {
+            return Spinner { stop: None };
+        }
+        let (tx, mut rx) = oneshot::channel();
+        tokio::spawn(async move {
+            let frames = ['|', '/', '-', '\\'];
+            let mut i = 0;
+            loop {
+                let mut err = std::io::stderr();
+                let _ = write!(err, "\r{} waiting for the model", frames[i % frames.len()]);
+                let _ = err.flush();
+                i += 1;
+                tokio::select! {
+                    _ = &mut rx => break,
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                }
+            }
+            let mut err = std::io::stderr();
+            let _ = write!(err, "\r\x1b[2K");
+            let _ = err.flush();
+        });
+        Spinner { stop: Some(tx) }
+    }
+
+    /// Stops and clears the spinner (no-op if stopped already).
+    pub(crate) fn stop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+            // Clear the line now rather than when the task next runs.
+            let mut err = std::io::stderr();
+            let _ = write!(err, "\r\x1b[2K");
+            let _ = err.flush();
+        }
+    }
+}
+
+impl Drop for Spinner {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,98 @@
+//! From options to a provider over the chosen driver.
+
+use std::sync::Arc;
+
+use nova_llm_core::{ChatRequest, Dialog, ErrorKind, LlmDriver, LlmError, ModelParams};
+use nova_llm_mock::MockDriver;
+use nova_llm_openai::{OpenAiBuilder, OpenAiDriver};
+use nova_llm_provider::Provider;
+use nova_llm_provider::cache::CacheLayer;
+use nova_llm_provider::fallback::FallbackLayer;
+use nova_llm_provider::rate_limit::RateLimitLayer;
+use nova_llm_provider::retry::RetryLayer;
+
+use crate::args::{Common, DriverKind};
+
+/// An OpenAI driver for `base_url` (or `OPENAI_BASE_URL`), keyed from the environment.
+fn openai(base_url: Option<&str>) -> Result<OpenAiDriver, LlmError> {
+    let base_url = base_url.map(str::to_owned);
+    OpenAiBuilder::from_lookup(|name| match name {
+        "OPENAI_BASE_URL" if base_url.is_some() => base_url.clone(),
+        _ => std::env::var(name).ok(),
+    })?
+    .build()
+}
+
+/// The provider the options ask for: the driver, then retries, fallback, rate limits and a
+/// cache when asked (`cache` also when the command wants one anyway).
+pub(crate) fn provider(c: &Common, cache: bool) -> Result<Provider, LlmError> {
+    let driver: Arc<dyn LlmDriver> = match c.driver {
+        DriverKind::Mock => Arc::new(MockDriver::new()),
+        DriverKind::Openai => Arc::new(openai(c.base_url.as_deref())?),
+    };
+    let mut b = Provider::builder_shared(Arc::clone(&driver));
+    if c.retries > 0 {
+        b = b.retry(RetryLayer::new().max_attempts(c.retries.saturating_add(1)));
+    }
+    if c.fallback_model.is_some() || c.fallback_base_url.is_some() {
+        let second: Arc<dyn LlmDriver> = match &c.fallback_base_url {
+            Some(url) => Arc::new(openai(Some(url))?),
+            None => Arc::clone(&driver),
+        };
+        b = b.fallback(FallbackLayer::new().then(second, c.fallback_model.as_deref()));
+    }
+    if c.rpm.is_some() || c.tpm.is_some() {
+        let mut limits = RateLimitLayer::new();
+        if let Some(n) = c.rpm {
+            limits = limits.requests_per_minute(n);
+        }
+        if let Some(n) = c.tpm {
+            limits = limits.tokens_per_minute(n);
+        }
+        b = b.rate_limit(limits);
+    }
+    if cache || c.cache {
+        b = b.cache(CacheLayer::in_memory(10_000, None));
+    }
+    Ok(b.build())
+}
+
+/// A request with the options' model and parameters.
+pub(crate) fn request(c: &Common, dialog: Dialog) -> Result<ChatRequest, LlmError> {
+    let mut params = ModelParams::default();
+    params.temperature = c.temperature;
+    params.top_p = c.top_p;
+    params.max_tokens = c.max_tokens;
+    params.seed = c.seed;
+    params.stop = c.stop.clone();
+    params.validate()?;
+    let mut r = ChatRequest::new(dialog).params(params);
+    r.model = c.model.clone();
+    Ok(r)
+}
+
+/// A hint for an error, where one helps.
+pub(crate) fn hint(err: &LlmError, c: &Common) -> Option<String> {
+    match err.kind() {
+        ErrorKind::Authentication if err.status().is_none() => Some(
+            "export OPENAI_API_KEY=sk-..., or pass --base-url for a local server that needs no key"
+                .into(),
+        ),
+        ErrorKind::Authentication => Some("check that OPENAI_API_KEY holds a valid key".into()),
+        ErrorKind::Connection => Some(format!(
+            "is the server at {} running and reachable?",
+            c.base_url
+                .as_deref()
+                .unwrap_or(nova_llm_openai::DEFAULT_BASE_URL)
+        )),
+        ErrorKind::RateLimited => Some(match err.retry_after() {
+            Some(d) => format!(
+                "retry in {:.0} s, or pass --retries 3",
+                d.as_secs_f64().ceil()
+            ),
+            None => "pass --retries 3 to retry automatically".into(),
+        }),
+        ErrorKind::NotFound => Some("check --model and --base-url".into()),
+        _ => None,
+    }
+}

@@ -1,0 +1,455 @@
+//! End-to-end tests of the `nova` binary: against the built-in mock, and against an
+//! OpenAI-compatible server on loopback (wiremock).
+
+// A test panics on what it does not expect, helpers included.
+#![allow(clippy::unwrap_used)]
+
+use std::process::Stdio;
+
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const KEY: &str = "sk-test-CLI-KEY-never-printed";
+
+struct Output {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `nova` with `args`, no inherited OpenAI settings, optional stdin.
+async fn nova(args: &[&str], key: Option<&str>, stdin: Option<&str>) -> Output {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_nova"));
+    cmd.args(args)
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("OPENAI_BASE_URL")
+        .env_remove("NOVA_DRIVER")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(k) = key {
+        cmd.env("OPENAI_API_KEY", k);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input
+        .write_all(stdin.unwrap_or("").as_bytes())
+        .await
+        .unwrap();
+    drop(input);
+    let out = child.wait_with_output().await.unwrap();
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn the_main_job_prints_f_of_x_with_no_key_and_no_network() {
+    let o = nova(&["chat", "hello"], None, None).await;
+    assert_eq!(
+        (o.code, o.stdout.as_str(), o.stderr.as_str()),
+        (0, "f(hello)\n", "")
+    );
+
+    let o = nova(&["chat", "--stream", "hello world"], None, None).await;
+    assert_eq!((o.code, o.stdout.as_str()), (0, "f(hello world)\n"));
+
+    let o = nova(&["complete", "once upon"], None, None).await;
+    assert_eq!((o.code, o.stdout.as_str()), (0, "f(once upon)\n"));
+
+    let o = nova(&["chat", "--stats", "hi"], None, None).await;
+    assert_eq!(o.stdout, "f(hi)\n");
+    assert!(
+        o.stderr.contains("latency") && o.stderr.contains("tokens 1 in / 1 out"),
+        "{}",
+        o.stderr
+    );
+}
+
+#[tokio::test]
+async fn json_output_and_structured_output_are_machine_readable() {
+    let o = nova(&["chat", "--json", "hello"], None, None).await;
+    let v: Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(v["message"]["content"][0]["text"], "f(hello)");
+    assert_eq!(v["finish_reason"], "stop");
+
+    let o = nova(&["chat", "--stream", "--json", "a b"], None, None).await;
+    let events: Vec<Value> = o
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.last().unwrap()["type"], "finish");
+    assert!(events.iter().any(|e| e["type"] == "text_delta"));
+
+    let dir = std::env::temp_dir().join(format!("nova-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let schema = dir.join("person.json");
+    std::fs::write(
+        &schema,
+        json!({"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}}, "required": ["name", "age"]}).to_string(),
+    )
+    .unwrap();
+    let o = nova(
+        &[
+            "chat",
+            "--json-schema",
+            schema.to_str().unwrap(),
+            "invent someone",
+        ],
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let v: Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(v["name"], "f(invent someone).name");
+    assert!(v["age"].is_i64());
+
+    let o = nova(
+        &["chat", "--json-schema", "/no/such/file.json", "x"],
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(o.code, 2);
+    assert!(o.stderr.contains("cannot read"), "{}", o.stderr);
+}
+
+#[tokio::test]
+async fn usage_errors_exit_with_2() {
+    let o = nova(&["chat"], None, None).await;
+    assert_eq!(o.code, 2);
+    assert!(o.stderr.contains("PROMPT"), "{}", o.stderr);
+    let o = nova(&["chat", "--driver", "nope", "x"], None, None).await;
+    assert_eq!(o.code, 2);
+    let o = nova(&["chat", "--temperature", "7", "x"], None, None).await;
+    assert_eq!(o.code, 1, "an invalid parameter is the request's error");
+    assert!(o.stderr.contains("temperature"), "{}", o.stderr);
+    let o = nova(&["--help"], None, None).await;
+    assert_eq!(o.code, 0);
+    assert!(o.stdout.contains("repl"));
+}
+
+#[tokio::test]
+async fn a_missing_key_is_one_clear_line_with_a_hint() {
+    let o = nova(&["chat", "--driver", "openai", "hi"], None, None).await;
+    assert_eq!(o.code, 1);
+    assert!(
+        o.stderr.starts_with("nova: error: authentication failed"),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        o.stderr.contains("hint: export OPENAI_API_KEY"),
+        "{}",
+        o.stderr
+    );
+}
+
+fn reply(text: &str) -> Value {
+    json!({
+        "id": "chatcmpl-1", "model": "gpt-4o-mini-2024-07-18",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}
+    })
+}
+
+async fn server() -> MockServer {
+    MockServer::start().await
+}
+
+fn base(s: &MockServer) -> String {
+    format!("{}/v1", s.uri())
+}
+
+#[tokio::test]
+async fn chat_against_an_openai_compatible_server() {
+    let s = server().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .and(header("authorization", format!("Bearer {KEY}").as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(reply("Hi there!")))
+        .mount(&s)
+        .await;
+    let o = nova(
+        &[
+            "chat",
+            "--driver",
+            "openai",
+            "--base-url",
+            &base(&s),
+            "--model",
+            "gpt-4o-mini",
+            "--system",
+            "be brief",
+            "--temperature",
+            "0.5",
+            "--max-tokens",
+            "20",
+            "--stats",
+            "Say hi",
+        ],
+        Some(KEY),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (o.code, o.stdout.as_str()),
+        (0, "Hi there!\n"),
+        "{}",
+        o.stderr
+    );
+    assert!(o.stderr.contains("tokens 9 in / 3 out"), "{}", o.stderr);
+    assert!(o.stderr.contains("cost $0.000003"), "{}", o.stderr);
+    let body: Value =
+        serde_json::from_slice(&s.received_requests().await.unwrap()[0].body).unwrap();
+    assert_eq!(body["model"], "gpt-4o-mini");
+    assert_eq!(body["temperature"], 0.5);
+    assert_eq!(
+        body["messages"][0],
+        json!({"role": "system", "content": "be brief"})
+    );
+    assert_eq!(
+        body["messages"][1],
+        json!({"role": "user", "content": "Say hi"})
+    );
+}
+
+#[tokio::test]
+async fn streaming_against_a_server() {
+    let s = server().await;
+    let chunk = |t: &str| json!({"id": "c", "choices": [{"index": 0, "delta": {"content": t}}]});
+    let body = format!(
+        "data: {}\n\ndata: {}\n\ndata: {}\n\ndata: [DONE]\n\n",
+        chunk("Hel"),
+        chunk("lo"),
+        json!({"id": "c", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    );
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "text/event-stream")
+                .set_body_string(body),
+        )
+        .mount(&s)
+        .await;
+    let o = nova(
+        &[
+            "chat",
+            "--driver",
+            "openai",
+            "--base-url",
+            &base(&s),
+            "--stream",
+            "hi",
+        ],
+        None,
+        None,
+    )
+    .await;
+    assert_eq!((o.code, o.stdout.as_str()), (0, "Hello\n"), "{}", o.stderr);
+}
+
+async fn failing(status: u16, body: Value, extra: Option<(&str, &str)>) -> Output {
+    let s = server().await;
+    let mut t = ResponseTemplate::new(status).set_body_json(body);
+    if let Some((k, v)) = extra {
+        t = t.insert_header(k, v);
+    }
+    Mock::given(method("POST")).respond_with(t).mount(&s).await;
+    nova(
+        &["chat", "--driver", "openai", "--base-url", &base(&s), "hi"],
+        Some(KEY),
+        None,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn service_errors_exit_with_1_and_one_clear_line() {
+    let err = |msg: &str, code: &str| json!({"error": {"message": msg, "type": "x", "code": code}});
+    let o = failing(
+        401,
+        err("Incorrect API key provided", "invalid_api_key"),
+        None,
+    )
+    .await;
+    assert_eq!(o.code, 1);
+    assert!(
+        o.stderr
+            .contains("authentication failed (http 401): Incorrect API key provided"),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        o.stderr.contains("hint: check that OPENAI_API_KEY"),
+        "{}",
+        o.stderr
+    );
+    assert!(!o.stderr.contains(KEY) && !o.stdout.contains(KEY));
+
+    let o = failing(
+        429,
+        err("Rate limit reached", "rate_limit_exceeded"),
+        Some(("retry-after", "7")),
+    )
+    .await;
+    assert_eq!(o.code, 1);
+    assert!(
+        o.stderr
+            .contains("rate limited (http 429): Rate limit reached"),
+        "{}",
+        o.stderr
+    );
+    assert!(o.stderr.contains("hint: retry in 7 s"), "{}", o.stderr);
+
+    let o = failing(500, err("The server had an error", "server_error"), None).await;
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("server error (http 500)"), "{}", o.stderr);
+    assert_eq!(o.stdout, "");
+}
+
+#[tokio::test]
+async fn an_unreachable_server_says_where_it_tried() {
+    let o = nova(
+        &[
+            "chat",
+            "--driver",
+            "openai",
+            "--base-url",
+            "http://127.0.0.1:9/v1",
+            "hi",
+        ],
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("connection failed"), "{}", o.stderr);
+    assert!(o.stderr.contains("http://127.0.0.1:9/v1"), "{}", o.stderr);
+}
+
+#[tokio::test]
+async fn retries_and_fallback_from_the_command_line() {
+    let s = server().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503).set_body_string("busy"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&s)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(reply("second time")))
+        .with_priority(2)
+        .mount(&s)
+        .await;
+    let o = nova(
+        &[
+            "chat",
+            "--driver",
+            "openai",
+            "--base-url",
+            &base(&s),
+            "--retries",
+            "2",
+            "hi",
+        ],
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (o.code, o.stdout.as_str()),
+        (0, "second time\n"),
+        "{}",
+        o.stderr
+    );
+
+    // The primary always fails; the fallback model answers.
+    let s = server().await;
+    Mock::given(method("POST"))
+        .and(wiremock::matchers::body_partial_json(
+            json!({"model": "big"}),
+        ))
+        .respond_with(ResponseTemplate::new(500).set_body_string("down"))
+        .mount(&s)
+        .await;
+    Mock::given(method("POST"))
+        .and(wiremock::matchers::body_partial_json(
+            json!({"model": "small"}),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(reply("from small")))
+        .mount(&s)
+        .await;
+    let o = nova(
+        &[
+            "chat",
+            "--driver",
+            "openai",
+            "--base-url",
+            &base(&s),
+            "--model",
+            "big",
+            "--fallback-model",
+            "small",
+            "hi",
+        ],
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (o.code, o.stdout.as_str()),
+        (0, "from small\n"),
+        "{}",
+        o.stderr
+    );
+}
+
+#[tokio::test]
+async fn the_repl_reads_stdin_keeps_history_and_answers_commands() {
+    let o = nova(
+        &["repl"],
+        None,
+        Some("hello\n/system be nice\nagain\n/stats\n/nope\n/reset\n/stats\n/exit\nnever sent\n"),
+    )
+    .await;
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let lines: Vec<&str> = o.stdout.lines().collect();
+    assert_eq!(lines[0], "f(hello)");
+    assert_eq!(lines[1], "f(again)");
+    assert!(lines[2].starts_with("calls 2, errors 0"), "{}", lines[2]);
+    assert!(lines[2].contains("history 5 rows"), "{}", lines[2]);
+    assert!(lines[3].contains("history 1 rows"), "{}", lines[3]);
+    assert_eq!(lines.len(), 4, "nothing after /exit: {lines:?}");
+    assert!(o.stderr.contains("unknown command /nope"), "{}", o.stderr);
+
+    // The history goes with each turn (the mock saw both rows the second time).
+    let s = server().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(reply("ok")))
+        .mount(&s)
+        .await;
+    let o = nova(
+        &[
+            "repl",
+            "--driver",
+            "openai",
+            "--base-url",
+            &base(&s),
+            "--no-stream",
+        ],
+        None,
+        Some("first\nsecond\n"),
+    )
+    .await;
+    assert_eq!(o.stdout, "ok\nok\n", "{}", o.stderr);
+    let body: Value =
+        serde_json::from_slice(&s.received_requests().await.unwrap()[1].body).unwrap();
+    assert_eq!(body["messages"].as_array().unwrap().len(), 3);
+}
