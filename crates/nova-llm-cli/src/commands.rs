@@ -60,19 +60,30 @@ fn print_stats(events: &mut Option<EventReceiver>) -> Result<(), Failure> {
 /// Prints a stream: text deltas (or, with `json`, every event as a JSON line) until its
 /// end; Ctrl-C stops it.
 async fn print_stream(
-    mut stream: ChatStream,
+    opened: Result<ChatStream, LlmError>,
     json: bool,
     spinner: &mut Spinner,
 ) -> Result<(), Failure> {
+    let mut stream = match opened {
+        Ok(s) => s,
+        Err(e) => {
+            spinner.stop();
+            return Err(e.into());
+        }
+    };
     let mut out = std::io::stdout();
+    // Polled first, so Ctrl-C is caught from before the first byte is printed.
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
     loop {
         let item = tokio::select! {
-            item = next_event(&mut stream) => item,
-            _ = tokio::signal::ctrl_c() => {
+            biased;
+            _ = &mut ctrl_c => {
                 spinner.stop();
                 writeln!(out)?;
                 return Err(Failure::Interrupted);
             }
+            item = next_event(&mut stream) => item,
         };
         let Some(item) = item else {
             break;
@@ -89,6 +100,17 @@ async fn print_stream(
     if !json {
         writeln!(out)?;
     }
+    Ok(())
+}
+
+/// Prints a whole reply: its text, or with `json` the whole response.
+fn print_reply(json: bool, whole: &impl serde::Serialize, text: &str) -> Result<(), Failure> {
+    let shown = if json {
+        to_json(whole)?
+    } else {
+        text.to_owned()
+    };
+    writeln!(std::io::stdout(), "{shown}")?;
     Ok(())
 }
 
@@ -128,24 +150,13 @@ pub(crate) async fn chat(a: ChatArgs) -> Result<(), Failure> {
         };
         writeln!(std::io::stdout(), "{shown}")?;
     } else if a.stream {
-        let stream = p.chat_stream_with(request, CallOptions::new()).await;
-        let stream = match stream {
-            Ok(s) => s,
-            Err(e) => {
-                spinner.stop();
-                return Err(e.into());
-            }
-        };
-        print_stream(stream, a.json, &mut spinner).await?;
+        let opened = p.chat_stream_with(request, CallOptions::new()).await;
+        print_stream(opened, a.json, &mut spinner).await?;
     } else {
         let reply = p.chat(request).await;
         spinner.stop();
         let reply = reply?;
-        if a.json {
-            writeln!(std::io::stdout(), "{}", to_json(&reply)?)?;
-        } else {
-            writeln!(std::io::stdout(), "{}", reply.text())?;
-        }
+        print_reply(a.json, &reply, &reply.text())?;
     }
     print_stats(&mut events)
 }
@@ -158,24 +169,13 @@ pub(crate) async fn complete(a: CompleteArgs) -> Result<(), Failure> {
     request.model = chat.model;
     let mut spinner = Spinner::start();
     if a.stream {
-        let stream = p.complete_stream(request).await;
-        let stream = match stream {
-            Ok(s) => s,
-            Err(e) => {
-                spinner.stop();
-                return Err(e.into());
-            }
-        };
-        print_stream(stream, a.json, &mut spinner).await?;
+        let opened = p.complete_stream(request).await;
+        print_stream(opened, a.json, &mut spinner).await?;
     } else {
         let reply = p.complete(request).await;
         spinner.stop();
         let reply = reply?;
-        if a.json {
-            writeln!(std::io::stdout(), "{}", to_json(&reply)?)?;
-        } else {
-            writeln!(std::io::stdout(), "{}", reply.text)?;
-        }
+        print_reply(a.json, &reply, &reply.text)?;
     }
     print_stats(&mut events)
 }
@@ -260,13 +260,14 @@ pub(crate) async fn repl(a: ReplArgs) -> Result<(), Failure> {
                         }
                     });
                     tokio::select! {
-                        r = send => r.map(|_| {
-                            let _ = writeln!(std::io::stdout());
-                        }),
+                        biased;
                         _ = tokio::signal::ctrl_c() => {
                             writeln!(err, "\n(stopped)")?;
                             Ok(())
                         }
+                        r = send => r.map(|_| {
+                            let _ = writeln!(std::io::stdout());
+                        }),
                     }
                 };
                 if let Err(e) = result {

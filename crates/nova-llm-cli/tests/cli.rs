@@ -453,3 +453,66 @@ async fn the_repl_reads_stdin_keeps_history_and_answers_commands() {
         serde_json::from_slice(&s.received_requests().await.unwrap()[1].body).unwrap();
     assert_eq!(body["messages"].as_array().unwrap().len(), 3);
 }
+
+/// A server that sends the start of a stream and then nothing, holding the connection.
+fn stalling_server() -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        if let Ok((mut conn, _)) = listener.accept() {
+            let mut buf = [0_u8; 8192];
+            let _ = conn.read(&mut buf);
+            let chunk =
+                json!({"id": "c", "choices": [{"index": 0, "delta": {"content": "Partial"}}]});
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\ndata: {chunk}\n\n"
+            );
+            let _ = conn.flush();
+            std::thread::sleep(std::time::Duration::from_secs(30));
+        }
+    });
+    format!("http://{addr}/v1")
+}
+
+#[tokio::test]
+async fn ctrl_c_during_a_stream_stops_it_cleanly() {
+    let base = stalling_server();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_nova"))
+        .args([
+            "chat",
+            "--driver",
+            "openai",
+            "--base-url",
+            &base,
+            "--stream",
+            "hi",
+        ])
+        .env_remove("OPENAI_API_KEY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    // Wait for the first text, then press Ctrl-C.
+    let mut seen = Vec::new();
+    let mut buf = [0_u8; 64];
+    while !String::from_utf8_lossy(&seen).contains("Partial") {
+        let n = tokio::io::AsyncReadExt::read(&mut stdout, &mut buf)
+            .await
+            .unwrap();
+        assert!(n > 0, "the stream ended early");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let pid = child.id().unwrap().to_string();
+    // The shell's own `kill`: no extra package needed.
+    let status = std::process::Command::new("sh")
+        .args(["-c", &format!("kill -INT {pid}")])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().await.unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nova: stopped"));
+}
