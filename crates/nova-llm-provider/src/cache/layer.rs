@@ -153,10 +153,14 @@ impl CacheLayer {
             return Err(None);
         }
         let key = CacheKey::new(cx.driver(), cx.operation(), request);
-        if let Ok(Some(reply)) = self.store.get(&key).await {
-            cx.set_from_cache(true);
-            cx.emit(EventKind::CacheHit);
-            return Ok(reply);
+        match self.store.get(&key).await {
+            Ok(Some(reply)) => {
+                cx.set_from_cache(true);
+                cx.emit(EventKind::CacheHit);
+                return Ok(reply);
+            }
+            Ok(None) => {}
+            Err(e) => store_failed(cx, &e, "treated as a miss"),
         }
         cx.emit(EventKind::CacheMiss);
         Err(Some((key, control)))
@@ -311,10 +315,11 @@ impl Run {
         {
             let mut events = lock(&self.flight.state).events.clone();
             events.push(last.clone());
-            if let Some(reply) = CachedReply::from_events(events)
-                && store.put(key, reply, *ttl).await.is_ok()
-            {
-                self.cx.emit(EventKind::CacheStored);
+            if let Some(reply) = CachedReply::from_events(events) {
+                match store.put(key, reply, *ttl).await {
+                    Ok(()) => self.cx.emit(EventKind::CacheStored),
+                    Err(e) => store_failed(&self.cx, &e, "the reply was not stored"),
+                }
             }
         }
         // Stored first, then out of the in-flight map: a new caller finds one or the other.
@@ -453,6 +458,15 @@ impl Waiter {
         });
         Ok(Box::pin(stream))
     }
+}
+
+/// Reports a failed store operation; the call goes on without the cache.
+fn store_failed(cx: &CallContext, err: &LlmError, fallback: &str) {
+    cx.emit(EventKind::BackendUnavailable {
+        backend: "cache store".into(),
+        fallback: fallback.into(),
+        error: err.to_string(),
+    });
 }
 
 fn abandoned() -> LlmError {

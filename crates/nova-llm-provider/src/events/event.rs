@@ -68,6 +68,16 @@ pub enum EventKind {
         /// How long it waited.
         waited: Duration,
     },
+    /// A shared backend (a cache store, a rate-limit backend) failed; the call went on
+    /// without it as configured.
+    BackendUnavailable {
+        /// Which backend (`cache store`, `rate limiter`).
+        backend: String,
+        /// What was done instead (`treated as a miss`, `admitted (fail open)`, ...).
+        fallback: String,
+        /// The backend's error.
+        error: String,
+    },
     /// The dialog was trimmed to fit the model's context window.
     ContextTrimmed {
         /// Rows dropped.

@@ -10,6 +10,8 @@ use async_trait::async_trait;
 use nova_llm_core::LlmError;
 use tokio::time::Instant;
 
+use crate::plugin::CallContext;
+
 /// The limits a backend enforces for each scope (the whole provider, or one model).
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -40,14 +42,18 @@ pub trait RateLimitBackend: Send + Sync + 'static {
     /// Admits one request of `tokens` estimated tokens under `scope` if the limits allow it
     /// now, counting it; otherwise says how long to wait. Never waits itself.
     ///
+    /// A backend that cannot reach its store applies its own failure policy (admit, refuse,
+    /// or count locally) and reports it with `cx.emit`.
+    ///
     /// # Errors
-    /// A backend failure, or a request that could never be admitted (more tokens than the
-    /// limit allows in a minute).
+    /// A request that could never be admitted (more tokens than the limit allows in a
+    /// minute), or a backend failure when its policy is to refuse.
     async fn try_acquire(
         &self,
         scope: &str,
         tokens: u64,
         limits: WindowLimits,
+        cx: &CallContext,
     ) -> Result<Acquire, LlmError>;
 
     /// Corrects the token count of an admitted request once its real usage is known.
@@ -124,6 +130,7 @@ impl RateLimitBackend for MemoryWindows {
         scope: &str,
         tokens: u64,
         limits: WindowLimits,
+        _cx: &CallContext,
     ) -> Result<Acquire, LlmError> {
         if let Some(tpm) = limits.tokens_per_minute
             && tokens > tpm

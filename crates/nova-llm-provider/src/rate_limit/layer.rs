@@ -293,7 +293,7 @@ impl RateLimitLayer {
                 Some(w) => w,
                 None => match self
                     .backend
-                    .try_acquire(&scope, tokens, self.limits)
+                    .try_acquire(&scope, tokens, self.limits, cx)
                     .await?
                 {
                     Acquire::Admitted(t) => break t,

@@ -639,3 +639,57 @@ async fn a_shared_store_trait_object_plugs_in() {
     p.chat(req("q")).await.unwrap();
     assert_eq!(mock.calls(), 2);
 }
+
+/// A store whose backend is down.
+#[derive(Debug)]
+struct Down;
+
+#[nova_llm_core::async_trait]
+impl CacheStore for Down {
+    async fn get(&self, _: &CacheKey) -> Result<Option<CachedReply>, LlmError> {
+        Err(LlmError::new(ErrorKind::Connection, "store down"))
+    }
+
+    async fn put(&self, _: &CacheKey, _: CachedReply, _: Option<Duration>) -> Result<(), LlmError> {
+        Err(LlmError::new(ErrorKind::Timeout, "store slow"))
+    }
+
+    async fn remove(&self, _: &CacheKey) -> Result<(), LlmError> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_failing_store_degrades_to_a_miss_and_says_so() {
+    let mock = MockDriver::new();
+    let p = Provider::builder(mock.clone())
+        .cache(CacheLayer::new(Down))
+        .build();
+    let mut rx = p.subscribe();
+    assert_eq!(p.prompt("q").await.unwrap(), "f(q)");
+    let said: Vec<(String, String)> = rx
+        .drain()
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            EventKind::BackendUnavailable {
+                backend,
+                fallback,
+                error,
+            } => {
+                assert!(error.contains("store"), "{error}");
+                Some((backend, fallback))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        said,
+        [
+            ("cache store".to_owned(), "treated as a miss".to_owned()),
+            (
+                "cache store".to_owned(),
+                "the reply was not stored".to_owned()
+            )
+        ]
+    );
+}
