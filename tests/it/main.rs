@@ -4,5 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod core_contract;
+mod fault_matrix;
 mod mock_as_dyn;
 mod provider_over_openai;
+mod soak;
