@@ -118,10 +118,13 @@ fn bench(extra: &[String]) -> Result<(), String> {
 }
 
 /// Fuzz crates (relative to the root) and their targets.
-const FUZZ: &[(&str, &[&str])] = &[(
-    "crates/nova-llm-openai/fuzz",
-    &["sse_stream", "decode_response"],
-)];
+const FUZZ: &[(&str, &[&str])] = &[
+    (
+        "crates/nova-llm-openai/fuzz",
+        &["sse_stream", "decode_response"],
+    ),
+    ("crates/nova-llm-provider/fuzz", &["cache_key"]),
+];
 
 fn fuzz(seconds: Option<&str>) -> Result<(), String> {
     let seconds: u64 = match seconds {
