@@ -41,17 +41,22 @@ use tokio::sync::mpsc;
 
 type Body = BoxBody<Bytes, Infallible>;
 
+/// The `created` time of every reply.
+const CREATED: u64 = 1_700_000_000;
+
 /// A running server; stops when dropped.
 #[derive(Debug)]
 pub struct TestServer {
     addr: SocketAddr,
     requests: Arc<AtomicU64>,
+    bytes: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
 #[derive(Default)]
 struct State {
     requests: Arc<AtomicU64>,
+    bytes: Arc<AtomicU64>,
     per_key: Mutex<HashMap<String, u64>>,
 }
 
@@ -62,6 +67,7 @@ impl TestServer {
         let addr = listener.local_addr()?;
         let state = Arc::new(State::default());
         let requests = Arc::clone(&state.requests);
+        let bytes = Arc::clone(&state.bytes);
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
@@ -80,6 +86,7 @@ impl TestServer {
         Ok(TestServer {
             addr,
             requests,
+            bytes,
             task,
         })
     }
@@ -92,6 +99,11 @@ impl TestServer {
     /// Requests received so far.
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::SeqCst)
+    }
+
+    /// Bytes of stream events sent so far.
+    pub fn stream_bytes(&self) -> u64 {
+        self.bytes.load(Ordering::SeqCst)
     }
 }
 
@@ -134,8 +146,18 @@ impl Scenario {
                 fault = None;
             }
         }
+        // Without a scenario, a model named `chunks-N` asks for N chunks (for clients that
+        // cannot send extra fields).
+        let by_model = body["model"]
+            .as_str()
+            .and_then(|m| m.strip_prefix("chunks-"))
+            .and_then(|n| n.parse::<usize>().ok());
         Scenario {
-            chunks: t["chunks"].as_u64().map_or(3, |n| n as usize),
+            chunks: t["chunks"]
+                .as_u64()
+                .map(|n| n as usize)
+                .or(by_model)
+                .unwrap_or(3),
             chunk: t["chunk"].as_str().unwrap_or("tok ").to_owned(),
             delay: Duration::from_millis(t["delay_ms"].as_u64().unwrap_or(0)),
             writes: t["writes"].as_u64().map_or(1, |n| n.max(1) as usize),
@@ -237,7 +259,7 @@ async fn handle(
         _ => {}
     }
     if body["stream"].as_bool().unwrap_or(false) {
-        Ok(stream(s, legacy, model))
+        Ok(stream(s, legacy, model, Arc::clone(&state.bytes)))
     } else {
         Ok(plain(&s, legacy, &model))
     }
@@ -249,18 +271,19 @@ fn usage(s: &Scenario) -> Value {
 
 fn plain(s: &Scenario, legacy: bool, model: &str) -> Response<Body> {
     let body = if legacy {
-        json!({"id": "cmpl-test", "object": "text_completion", "model": model,
-               "choices": [{"index": 0, "text": s.text(), "finish_reason": "stop"}], "usage": usage(s)})
+        json!({"id": "cmpl-test", "object": "text_completion", "created": CREATED, "model": model,
+               "choices": [{"index": 0, "text": s.text(), "logprobs": null, "finish_reason": "stop"}], "usage": usage(s)})
     } else {
-        let mut message = json!({"role": "assistant", "content": s.text()});
+        let mut message = json!({"role": "assistant", "content": s.text(), "refusal": null});
         let mut finish = "stop";
         if s.tool_call {
             message["tool_calls"] = json!([{"id": "call_1", "type": "function",
                 "function": {"name": "lookup", "arguments": "{\"q\":\"x\"}"}}]);
             finish = "tool_calls";
         }
-        json!({"id": "chatcmpl-test", "object": "chat.completion", "model": model,
-               "choices": [{"index": 0, "message": message, "finish_reason": finish}], "usage": usage(s)})
+        json!({"id": "chatcmpl-test", "object": "chat.completion", "created": CREATED, "model": model,
+               "system_fingerprint": "fp_test",
+               "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}], "usage": usage(s)})
     };
     full(StatusCode::OK, "application/json", body.to_string())
 }
@@ -271,16 +294,20 @@ fn event(data: &Value) -> String {
 
 /// The stream's events, as SSE text.
 fn events(s: &Scenario, legacy: bool, model: &str) -> Vec<String> {
+    // Shaped like OpenAI's own chunks, every field present (strict clients need them).
     let delta = |text: &str| {
         if legacy {
-            json!({"id": "cmpl-test", "model": model, "choices": [{"index": 0, "text": text, "finish_reason": null}]})
+            json!({"id": "cmpl-test", "object": "text_completion", "created": CREATED, "model": model,
+                   "choices": [{"index": 0, "text": text, "logprobs": null, "finish_reason": null}]})
         } else {
-            json!({"id": "chatcmpl-test", "model": model, "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": null}]})
+            json!({"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": CREATED, "model": model,
+                   "system_fingerprint": "fp_test",
+                   "choices": [{"index": 0, "delta": {"content": text}, "logprobs": null, "finish_reason": null}]})
         }
     };
     let mut out: Vec<String> = (0..s.chunks).map(|_| event(&delta(&s.chunk))).collect();
     if s.tool_call && !legacy {
-        out.push(event(&json!({"id": "chatcmpl-test", "choices": [{"index": 0, "delta": {"tool_calls": [
+        out.push(event(&json!({"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": CREATED, "model": model, "choices": [{"index": 0, "delta": {"tool_calls": [
             {"index": 0, "id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": "{\"q\":\"x\"}"}}]}}]})));
     }
     let finish = if s.tool_call && !legacy {
@@ -289,18 +316,21 @@ fn events(s: &Scenario, legacy: bool, model: &str) -> Vec<String> {
         "stop"
     };
     out.push(event(&if legacy {
-        json!({"id": "cmpl-test", "choices": [{"index": 0, "text": "", "finish_reason": finish}]})
+        json!({"id": "cmpl-test", "object": "text_completion", "created": CREATED, "model": model,
+               "choices": [{"index": 0, "text": "", "logprobs": null, "finish_reason": finish}]})
     } else {
-        json!({"id": "chatcmpl-test", "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
+        json!({"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": CREATED, "model": model,
+               "choices": [{"index": 0, "delta": {}, "logprobs": null, "finish_reason": finish}]})
     }));
     if s.usage {
-        out.push(event(&json!({"id": "x", "choices": [], "usage": usage(s)})));
+        out.push(event(&json!({"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": CREATED,
+                               "model": model, "choices": [], "usage": usage(s)})));
     }
     out.push("data: [DONE]\n\n".to_owned());
     out
 }
 
-fn stream(s: Scenario, legacy: bool, model: String) -> Response<Body> {
+fn stream(s: Scenario, legacy: bool, model: String, sent: Arc<AtomicU64>) -> Response<Body> {
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     tokio::spawn(async move {
         let mut all = events(&s, legacy, &model);
@@ -329,6 +359,7 @@ fn stream(s: Scenario, legacy: bool, model: String) -> Response<Body> {
                 tokio::time::sleep(s.delay).await;
             }
             let bytes = e.into_bytes();
+            sent.fetch_add(bytes.len() as u64, Ordering::Relaxed);
             let piece = bytes.len().div_ceil(s.writes).max(1);
             for part in bytes.chunks(piece) {
                 if tx.send(Bytes::copy_from_slice(part)).await.is_err() {

@@ -2,7 +2,8 @@
 //!
 //! - `ci`: exactly what `.ci/run` runs: format check, clippy with warnings denied on every
 //!   target, every test (unit, integration, doc), and the docs with warnings denied.
-//! - `bench`: the criterion benchmarks, then a table of their medians.
+//! - `bench`: the criterion benchmarks, then a table of their medians, then the end-to-end
+//!   load benchmark against async-openai (`tests/load`, a workspace of its own).
 //! - `fuzz [SECONDS]`: every cargo-fuzz target for a bounded time (default 60 s each),
 //!   seeded with the committed corpus. Not part of CI.
 //!
@@ -114,7 +115,18 @@ fn bench(extra: &[String]) -> Result<(), String> {
     run("cargo bench --workspace", cmd)?;
     let table = bench_table::render(&root().join("target").join("criterion"))?;
     println!("{table}");
-    Ok(())
+
+    // The end-to-end load benchmark against async-openai: its own workspace (so that
+    // async-openai is built only here), release build, a table of its own.
+    let mut load = cargo();
+    load.args([
+        "run",
+        "--release",
+        "--manifest-path",
+        "tests/load/Cargo.toml",
+    ])
+    .env("CARGO_TARGET_DIR", root().join("target").join("load"));
+    run("end-to-end load benchmark (tests/load)", load)
 }
 
 /// Fuzz crates (relative to the root) and their targets.
