@@ -335,7 +335,10 @@ async fn every_fault_recovers_or_fails_with_the_right_kind() {
         }
     }
     assert!(calls >= 60);
-    assert!(s.server.requests() >= calls as u64, "retries and fallbacks sent more");
+    assert!(
+        s.server.requests() >= calls as u64,
+        "retries and fallbacks sent more"
+    );
     assert_eq!(exactly_once(&rx.drain()), calls);
     assert_eq!(
         s.limits.available_slots(),

@@ -323,8 +323,10 @@ fn events(s: &Scenario, legacy: bool, model: &str) -> Vec<String> {
                "choices": [{"index": 0, "delta": {}, "logprobs": null, "finish_reason": finish}]})
     }));
     if s.usage {
-        out.push(event(&json!({"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": CREATED,
-                               "model": model, "choices": [], "usage": usage(s)})));
+        out.push(event(
+            &json!({"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": CREATED,
+                               "model": model, "choices": [], "usage": usage(s)}),
+        ));
     }
     out.push("data: [DONE]\n\n".to_owned());
     out

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -79,7 +80,7 @@ pub struct RateLimitLayer {
     per_model: bool,
     adaptive: bool,
     default_output_tokens: u64,
-    queues: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    queues: Arc<Mutex<HashMap<String, Arc<Queue>>>>,
     signals: Arc<Signals>,
 }
 
@@ -217,7 +218,7 @@ impl RateLimitLayer {
         }
     }
 
-    fn queue(&self, scope: &str) -> Arc<tokio::sync::Mutex<()>> {
+    fn queue(&self, scope: &str) -> Arc<Queue> {
         let mut queues = self.queues.lock().unwrap_or_else(PoisonError::into_inner);
         Arc::clone(scope_entry(&mut queues, scope))
     }
@@ -265,20 +266,41 @@ impl RateLimitLayer {
             },
         };
 
-        // One at a time per scope, in arrival order (tokio's mutex is fair).
         let queue = self.queue(&scope);
-        let turn = match Arc::clone(&queue).try_lock_owned() {
+        // The fast path: nobody is waiting, so a call the limits allow goes at once, without
+        // taking its turn in the queue.
+        if queue.waiting.load(Ordering::Acquire) == 0
+            && !(self.adaptive && self.signals.wait(&scope, Instant::now()).is_some())
+            && let Acquire::Admitted(ticket) = self
+                .backend
+                .try_acquire(&scope, tokens, self.limits, cx)
+                .await?
+        {
+            if self.adaptive {
+                self.signals.admitted(&scope, Instant::now());
+            }
+            return Ok(Admission {
+                _permit: permit,
+                ticket,
+                scope,
+            });
+        }
+        // Otherwise one at a time per scope, in arrival order (tokio's mutex is fair); while
+        // anyone waits, newcomers queue behind them.
+        let _waiting = Waiting::enter(&queue);
+        let turn = match Arc::clone(&queue.lock).try_lock_owned() {
             Ok(t) => t,
             Err(_) if self.mode == Mode::FailFast => {
                 return Err(self.reject(cx, None, "other calls are waiting"));
             }
             Err(_) => {
                 waited = true;
+                let lock = Arc::clone(&queue.lock);
                 match deadline {
-                    Some(d) => tokio::time::timeout_at(d, queue.lock_owned())
+                    Some(d) => tokio::time::timeout_at(d, lock.lock_owned())
                         .await
                         .map_err(|_| self.reject(cx, None, "the queue did not move in time"))?,
-                    None => queue.lock_owned().await,
+                    None => lock.lock_owned().await,
                 }
             }
         };
@@ -331,6 +353,30 @@ impl RateLimitLayer {
                 .reconcile(&admission.scope, admission.ticket, actual)
                 .await;
         }
+    }
+}
+
+/// The waiting line of one scope.
+#[derive(Debug, Default)]
+struct Queue {
+    lock: Arc<tokio::sync::Mutex<()>>,
+    /// Calls in the line (waiting for the lock or holding it).
+    waiting: AtomicUsize,
+}
+
+/// Counts a call in the line while it lives (also when its future is dropped).
+struct Waiting<'a>(&'a Queue);
+
+impl<'a> Waiting<'a> {
+    fn enter(q: &'a Queue) -> Self {
+        q.waiting.fetch_add(1, Ordering::AcqRel);
+        Waiting(q)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
