@@ -81,6 +81,7 @@ pub struct CacheLayer {
     store: Arc<dyn CacheStore>,
     flights: Arc<Mutex<HashMap<FlightKey, Arc<Flight>>>>,
     single_flight: bool,
+    max_entry_bytes: usize,
 }
 
 impl fmt::Debug for CacheLayer {
@@ -113,6 +114,7 @@ impl CacheLayer {
             store,
             flights: Arc::new(Mutex::new(HashMap::new())),
             single_flight: true,
+            max_entry_bytes: 1 << 20,
         }
     }
 
@@ -124,6 +126,13 @@ impl CacheLayer {
     /// Turns single-flight on or off. Default: on.
     pub fn single_flight(mut self, yes: bool) -> Self {
         self.single_flight = yes;
+        self
+    }
+
+    /// The largest reply stored, in bytes ([`CachedReply::approx_bytes`]); a longer one
+    /// (a stream of 100,000 chunks, say) is passed on but not kept. Default: 1 MiB.
+    pub fn max_entry_bytes(mut self, bytes: usize) -> Self {
+        self.max_entry_bytes = bytes;
         self
     }
 
@@ -204,6 +213,7 @@ impl CacheLayer {
             flights: Arc::clone(&self.flights),
             fkey: fkey.clone(),
             store: (!control.no_store).then(|| (Arc::clone(&self.store), key, control.ttl)),
+            max_entry_bytes: self.max_entry_bytes,
             next: next.to_owned(),
             cx: cx.detached(),
             registered: self.single_flight,
@@ -288,6 +298,7 @@ struct Run {
     next: OwnedNext,
     cx: CallContext,
     registered: bool,
+    max_entry_bytes: usize,
 }
 
 impl Run {
@@ -315,7 +326,9 @@ impl Run {
         {
             let mut events = lock(&self.flight.state).events.clone();
             events.push(last.clone());
-            if let Some(reply) = CachedReply::from_events(events) {
+            if let Some(reply) = CachedReply::from_events(events)
+                && reply.approx_bytes() <= self.max_entry_bytes
+            {
                 match store.put(key, reply, *ttl).await {
                     Ok(()) => self.cx.emit(EventKind::CacheStored),
                     Err(e) => store_failed(&self.cx, &e, "the reply was not stored"),

@@ -693,3 +693,30 @@ async fn a_failing_store_degrades_to_a_miss_and_says_so() {
         ]
     );
 }
+
+#[tokio::test]
+async fn replies_over_the_size_cap_pass_but_are_not_kept() {
+    let mock = MockDriver::new();
+    let p = Provider::builder(mock.clone())
+        .cache(CacheLayer::in_memory(100, None).max_entry_bytes(2_000))
+        .build();
+    let mut rx = p.subscribe();
+    let big = "word ".repeat(1_000);
+    mock.push_text(big.clone());
+    assert_eq!(p.prompt("big").await.unwrap(), big);
+    assert_eq!(
+        p.prompt("big").await.unwrap(),
+        "f(big)",
+        "not kept: asked again"
+    );
+    p.prompt("small").await.unwrap();
+    p.prompt("small").await.unwrap();
+    assert_eq!(mock.calls(), 3, "the small reply was kept");
+    assert_eq!(
+        cache_events(&rx.drain())
+            .iter()
+            .filter(|e| **e == "stored")
+            .count(),
+        2
+    );
+}
