@@ -1,9 +1,9 @@
 //! The `cache` middleware: lookups, storing, per-request controls, and single-flight (one
 //! upstream call for identical concurrent requests, streams included).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -274,7 +274,16 @@ struct Flight {
 
 #[derive(Default)]
 struct FlightState {
-    events: Vec<StreamEvent>,
+    /// The events not yet read by every caller (all of them, until the flight overflows).
+    events: VecDeque<StreamEvent>,
+    /// The index of `events[0]` in the whole stream.
+    base: usize,
+    /// Each caller's next index.
+    readers: HashMap<u64, usize>,
+    /// Approximate bytes pumped so far.
+    bytes: usize,
+    /// Past the size cap: no longer joinable, not stored, events dropped once read by all.
+    overflowed: bool,
     /// Set once: `Ok` after a complete reply, `Err` with the error every caller gets.
     end: Option<Result<(), LlmError>>,
     /// The upstream call failed before any output (callers of a stream get the error from
@@ -288,6 +297,27 @@ impl Flight {
         self.changed.send_modify(|v| *v += 1);
     }
 }
+
+impl FlightState {
+    /// After an overflow, drops the events every caller has read.
+    fn trim(&mut self) {
+        if !self.overflowed {
+            return;
+        }
+        let min = self
+            .readers
+            .values()
+            .copied()
+            .min()
+            .unwrap_or(self.base + self.events.len());
+        while self.base < min && self.events.pop_front().is_some() {
+            self.base += 1;
+        }
+    }
+}
+
+/// Ids of the callers of flights.
+static NEXT_READER: AtomicU64 = AtomicU64::new(0);
 
 /// The spawned upstream call.
 struct Run {
@@ -312,7 +342,7 @@ impl Run {
                 Ok(reply) => {
                     let mut events = reply.to_events();
                     let last = events.pop();
-                    self.flight.update(|s| s.events = events);
+                    self.flight.update(|s| s.events = events.into());
                     Ok(last)
                 }
                 Err(e) => {
@@ -321,10 +351,13 @@ impl Run {
                 }
             }
         };
+        let overflowed = lock(&self.flight.state).overflowed;
         if let Ok(Some(last)) = &result
             && let Some((store, key, ttl)) = &self.store
+            && !overflowed
         {
-            let mut events = lock(&self.flight.state).events.clone();
+            let mut events: Vec<StreamEvent> =
+                lock(&self.flight.state).events.iter().cloned().collect();
             events.push(last.clone());
             if let Some(reply) = CachedReply::from_events(events)
                 && reply.approx_bytes() <= self.max_entry_bytes
@@ -336,6 +369,18 @@ impl Run {
             }
         }
         // Stored first, then out of the in-flight map: a new caller finds one or the other.
+        self.unregister();
+        self.flight.update(|s| match result {
+            Ok(last) => {
+                s.events.extend(last);
+                s.end = Some(Ok(()));
+            }
+            Err(e) => s.end = Some(Err(e)),
+        });
+    }
+
+    /// Takes the flight out of the in-flight map (if it is still there).
+    fn unregister(&self) {
         if self.registered {
             let mut flights = lock(&self.flights);
             if flights
@@ -345,13 +390,6 @@ impl Run {
                 flights.remove(&self.fkey);
             }
         }
-        self.flight.update(|s| match result {
-            Ok(last) => {
-                s.events.extend(last);
-                s.end = Some(Ok(()));
-            }
-            Err(e) => s.end = Some(Err(e)),
-        });
     }
 
     /// Pumps the upstream stream into the flight; returns its held-back `Finish`.
@@ -370,7 +408,24 @@ impl Run {
                 return Ok(Some(event));
             }
             acc.push(&event);
-            self.flight.update(|s| s.events.push(event));
+            let size = CachedReply::event_bytes(&event);
+            let cap = self.max_entry_bytes;
+            let mut overflowed_now = false;
+            self.flight.update(|s| {
+                s.events.push_back(event);
+                s.bytes += size;
+                if !s.overflowed && s.bytes > cap {
+                    s.overflowed = true;
+                    overflowed_now = true;
+                }
+                s.trim();
+            });
+            if overflowed_now {
+                // Too long to keep: no one else joins it, it will not be stored, and its
+                // events go once every caller has read them.
+                self.unregister();
+                lock(&self.flight.state).trim();
+            }
         }
         Err(LlmError::stream_interrupted(
             "the stream ended without a finish event",
@@ -388,6 +443,7 @@ struct Waiter {
     rx: watch::Receiver<u64>,
     /// How many events this caller has been given.
     read: usize,
+    id: u64,
 }
 
 impl Waiter {
@@ -397,12 +453,15 @@ impl Waiter {
         flights: Arc<Mutex<HashMap<FlightKey, Arc<Flight>>>>,
     ) -> Self {
         let rx = flight.changed.subscribe();
+        let id = NEXT_READER.fetch_add(1, Ordering::Relaxed);
+        lock(&flight.state).readers.insert(id, 0);
         Waiter {
             flight,
             fkey,
             flights,
             rx,
             read: 0,
+            id,
         }
     }
 
@@ -451,11 +510,18 @@ impl Waiter {
             let mut w = w?;
             loop {
                 {
-                    let state = lock(&w.flight.state);
-                    if let Some(e) = state.events.get(w.read) {
+                    let mut state = lock(&w.flight.state);
+                    // Trimming never passes a caller's position; if it ever did, end this
+                    // caller's stream with an error rather than hand out a wrong event.
+                    let Some(at) = w.read.checked_sub(state.base) else {
+                        return Some((Err(abandoned()), None));
+                    };
+                    if let Some(e) = state.events.get(at) {
                         let e = e.clone();
-                        drop(state);
                         w.read += 1;
+                        state.readers.insert(w.id, w.read);
+                        state.trim();
+                        drop(state);
                         return Some((Ok(e), Some(w)));
                     }
                     match &state.end {
@@ -491,6 +557,11 @@ fn abandoned() -> LlmError {
 
 impl Drop for Waiter {
     fn drop(&mut self) {
+        {
+            let mut state = lock(&self.flight.state);
+            state.readers.remove(&self.id);
+            state.trim();
+        }
         if self.flight.waiters.fetch_sub(1, Ordering::SeqCst) != 1 {
             return;
         }

@@ -57,18 +57,20 @@ impl CachedReply {
 
     /// Roughly how many bytes the entry holds (for byte-bounded stores).
     pub fn approx_bytes(&self) -> usize {
-        self.events
-            .iter()
-            .map(|e| match e {
-                StreamEvent::TextDelta { text } | StreamEvent::ReasoningDelta { text } => {
-                    text.len() + 32
-                }
-                StreamEvent::ToolCallDelta(d) => {
-                    d.arguments.len() + d.name.as_ref().map_or(0, String::len) + 64
-                }
-                _ => 96,
-            })
-            .sum()
+        self.events.iter().map(Self::event_bytes).sum()
+    }
+
+    /// Roughly how many bytes one event holds.
+    pub fn event_bytes(event: &StreamEvent) -> usize {
+        match event {
+            StreamEvent::TextDelta { text } | StreamEvent::ReasoningDelta { text } => {
+                text.len() + 32
+            }
+            StreamEvent::ToolCallDelta(d) => {
+                d.arguments.len() + d.name.as_ref().map_or(0, String::len) + 64
+            }
+            _ => 96,
+        }
     }
 }
 

@@ -720,3 +720,42 @@ async fn replies_over_the_size_cap_pass_but_are_not_kept() {
         2
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_past_the_size_cap_is_neither_kept_nor_joined_and_frees_what_was_read() {
+    let mock = MockDriver::new();
+    let layer = CacheLayer::in_memory(100, None).max_entry_bytes(400);
+    let p = Provider::builder(mock.clone()).cache(layer.clone()).build();
+    let mut script = ScriptedStream::new();
+    for i in 0..50 {
+        script = script.text(format!("w{i} "));
+    }
+    mock.push_stream(
+        script
+            .finish(FinishReason::Stop)
+            .gap(Duration::from_millis(10)),
+    );
+    let want: String = (0..50).map(|i| format!("w{i} ")).collect();
+    // A caller that joins before the cap is reached gets the whole stream too.
+    let mut first = p.chat_stream(req("long")).await.unwrap();
+    let second = p.chat_stream(req("long")).await.unwrap();
+    let mut got = String::new();
+    for _ in 0..20 {
+        if let Some(Ok(nova_llm_core::StreamEvent::TextDelta { text })) =
+            next_event(&mut first).await
+        {
+            got.push_str(&text);
+        }
+    }
+    // Past the cap (about 35 bytes an event, 400 bytes): no longer joinable.
+    assert_eq!(layer.in_flight(), 0);
+    let third = p.chat_stream(req("long")).await.unwrap();
+    got.push_str(&collect_stream(first).await.unwrap().text());
+    assert_eq!(got, want);
+    assert_eq!(collect_stream(second).await.unwrap().text(), want);
+    assert_eq!(collect_stream(third).await.unwrap().text(), "f(long)");
+    assert_eq!(mock.calls(), 2, "the third call went upstream on its own");
+    // The long reply was not stored; the third call's short one was.
+    assert_eq!(p.chat(req("long")).await.unwrap().text(), "f(long)");
+    assert_eq!(mock.calls(), 2);
+}
