@@ -71,6 +71,9 @@ impl CacheControl {
 ///   rest live, and a caller that goes away does not disturb the others. The upstream call
 ///   is abandoned only when every caller is gone. An error is shared with the callers
 ///   waiting for it, never stored.
+/// - A reply larger than [`max_entry_bytes`](Self::max_entry_bytes) is not stored; a stream
+///   that grows past it stops taking new callers, and the events every caller has read are
+///   freed, so a very long stream does not sit in memory whole.
 /// - Events: `CacheHit`, `CacheMiss`, `Coalesced` (joined a call in flight), `CacheStored`.
 ///   A hit or a joined call is marked "from cache" (its cost is 0; the caller whose call
 ///   went upstream carries the cost).
