@@ -66,11 +66,12 @@ impl CacheControl {
 ///   entries (a stored stream answers a plain call and the other way round).
 /// - Only complete replies are stored: never errors, never a cut stream.
 /// - **Single-flight:** identical calls in flight at the same time (same key, both plain or
-///   both streamed) share one upstream call, run in a task of its own: every caller gets
-///   the result, a caller that joins a stream late gets what was already sent and then the
-///   rest live, and a caller that goes away does not disturb the others. The upstream call
-///   is abandoned only when every caller is gone. An error is shared with the callers
-///   waiting for it, never stored.
+///   both streamed) share one upstream call: every caller gets the result, and an error is
+///   shared with the callers waiting for it, never stored. A plain call runs in its first
+///   caller's task (no task per call); if that caller goes away first, a waiting one takes
+///   over. A stream runs in a task of its own: a caller that joins late gets what was
+///   already sent and then the rest live, a caller that goes away does not disturb the
+///   others, and the upstream stream is abandoned only when every caller is gone.
 /// - A reply larger than [`max_entry_bytes`](Self::max_entry_bytes) is not stored; a stream
 ///   that grows past it stops taking new callers, and the events every caller has read are
 ///   freed, so a very long stream does not sit in memory whole.
@@ -227,6 +228,139 @@ impl CacheLayer {
     }
 }
 
+impl CacheLayer {
+    /// A plain call: the first caller of a key runs it in its own task (no spawn) and
+    /// shares the result with the callers that join meanwhile; if it goes away first, one
+    /// of them takes over.
+    async fn lead_or_join(
+        &self,
+        key: CacheKey,
+        control: CacheControl,
+        request: ChatRequest,
+        cx: &mut CallContext,
+        next: Next<'_>,
+    ) -> Result<ChatResponse, LlmError> {
+        let fkey = (key.clone(), false);
+        loop {
+            // Decide under the lock, then let go of it before any await.
+            let role = {
+                let mut flights = lock(&self.flights);
+                match flights.get(&fkey).filter(|_| self.single_flight) {
+                    Some(flight) => {
+                        flight.waiters.fetch_add(1, Ordering::SeqCst);
+                        Role::Join(Waiter::new(
+                            Arc::clone(flight),
+                            fkey.clone(),
+                            Arc::clone(&self.flights),
+                        ))
+                    }
+                    None => {
+                        let (tx, _) = watch::channel(0_u64);
+                        let flight = Arc::new(Flight {
+                            state: Mutex::new(FlightState::default()),
+                            changed: tx,
+                            waiters: AtomicUsize::new(1),
+                            task: Mutex::new(None),
+                        });
+                        if self.single_flight {
+                            flights.insert(fkey.clone(), Arc::clone(&flight));
+                        }
+                        Role::Lead(flight)
+                    }
+                }
+            };
+            let flight = match role {
+                Role::Join(waiter) => {
+                    if let Some(result) = waiter.response().await {
+                        cx.set_from_cache(true);
+                        cx.emit(EventKind::Coalesced);
+                        return result;
+                    }
+                    continue; // the leader went away: try again, maybe as the leader
+                }
+                Role::Lead(flight) => flight,
+            };
+            let mut lead = Lead {
+                flight,
+                flights: Arc::clone(&self.flights),
+                fkey: fkey.clone(),
+                registered: self.single_flight,
+                done: false,
+            };
+            let result = next.chat(request, cx).await;
+            if let Ok(reply) = &result
+                && !control.no_store
+            {
+                let stored = CachedReply::from_response(reply);
+                if stored.approx_bytes() <= self.max_entry_bytes {
+                    match self.store.put(&key, stored, control.ttl).await {
+                        Ok(()) => cx.emit(EventKind::CacheStored),
+                        Err(e) => store_failed(cx, &e, "the reply was not stored"),
+                    }
+                }
+            }
+            lead.finish(&result);
+            return result;
+        }
+    }
+}
+
+/// What a caller of a plain call does.
+enum Role {
+    Join(Waiter),
+    Lead(Arc<Flight>),
+}
+
+/// The caller running a plain call for everyone; if dropped before `finish`, the callers
+/// waiting on it are told to take over.
+struct Lead {
+    flight: Arc<Flight>,
+    flights: Arc<Mutex<HashMap<FlightKey, Arc<Flight>>>>,
+    fkey: FlightKey,
+    registered: bool,
+    done: bool,
+}
+
+impl Lead {
+    fn unregister(&self) {
+        if self.registered {
+            let mut flights = lock(&self.flights);
+            if flights
+                .get(&self.fkey)
+                .is_some_and(|f| Arc::ptr_eq(f, &self.flight))
+            {
+                flights.remove(&self.fkey);
+            }
+        }
+    }
+
+    fn finish(&mut self, result: &Result<ChatResponse, LlmError>) {
+        self.done = true;
+        self.unregister();
+        let end = match result {
+            Ok(reply) => {
+                let events = reply.to_events();
+                self.flight.update(|s| {
+                    s.events = events.into();
+                    s.end = Some(Ok(()));
+                });
+                return;
+            }
+            Err(e) => Err(e.clone()),
+        };
+        self.flight.update(|s| s.end = Some(end));
+    }
+}
+
+impl Drop for Lead {
+    fn drop(&mut self) {
+        if !self.done {
+            self.unregister();
+            self.flight.update(|s| s.abandoned = true);
+        }
+    }
+}
+
 #[async_trait]
 impl Middleware for CacheLayer {
     fn name(&self) -> &str {
@@ -242,10 +376,7 @@ impl Middleware for CacheLayer {
         match self.lookup(&request, cx).await {
             Ok(hit) => hit.to_response(),
             Err(None) => next.chat(request, cx).await,
-            Err(Some((key, control))) => {
-                let waiter = self.join(key, control, false, request, cx, next);
-                waiter.response().await
-            }
+            Err(Some((key, control))) => self.lead_or_join(key, control, request, cx, next).await,
         }
     }
 
@@ -292,6 +423,8 @@ struct FlightState {
     /// The upstream call failed before any output (callers of a stream get the error from
     /// `chat_stream` itself, as the stream contract says).
     failed_early: bool,
+    /// A plain call's leader went away before the end: a waiting caller takes over.
+    abandoned: bool,
 }
 
 impl Flight {
@@ -468,8 +601,9 @@ impl Waiter {
         }
     }
 
-    /// Waits for the end and returns the whole reply.
-    async fn response(mut self) -> Result<ChatResponse, LlmError> {
+    /// Waits for the end and returns the whole reply; `None` when the leader of a plain call
+    /// went away first (the caller then takes over).
+    async fn response(mut self) -> Option<Result<ChatResponse, LlmError>> {
         loop {
             {
                 let state = lock(&self.flight.state);
@@ -479,14 +613,15 @@ impl Waiter {
                         for e in &state.events {
                             acc.push(e);
                         }
-                        return acc.finish();
+                        return Some(acc.finish());
                     }
-                    Some(Err(e)) => return Err(e.clone()),
+                    Some(Err(e)) => return Some(Err(e.clone())),
+                    None if state.abandoned => return None,
                     None => {}
                 }
             }
             if self.rx.changed().await.is_err() {
-                return Err(abandoned());
+                return Some(Err(abandoned()));
             }
         }
     }
