@@ -201,13 +201,7 @@ impl CacheLayer {
             cx.emit(EventKind::Coalesced);
             return waiter;
         }
-        let (tx, _) = watch::channel(0_u64);
-        let flight = Arc::new(Flight {
-            state: Mutex::new(FlightState::default()),
-            changed: tx,
-            waiters: AtomicUsize::new(1),
-            task: Mutex::new(None),
-        });
+        let flight = Flight::new();
         if self.single_flight {
             flights.insert(fkey.clone(), Arc::clone(&flight));
         }
@@ -255,13 +249,7 @@ impl CacheLayer {
                         ))
                     }
                     None => {
-                        let (tx, _) = watch::channel(0_u64);
-                        let flight = Arc::new(Flight {
-                            state: Mutex::new(FlightState::default()),
-                            changed: tx,
-                            waiters: AtomicUsize::new(1),
-                            task: Mutex::new(None),
-                        });
+                        let flight = Flight::new();
                         if self.single_flight {
                             flights.insert(fkey.clone(), Arc::clone(&flight));
                         }
@@ -428,6 +416,17 @@ struct FlightState {
 }
 
 impl Flight {
+    /// A new flight with its first caller.
+    fn new() -> Arc<Self> {
+        let (tx, _) = watch::channel(0_u64);
+        Arc::new(Flight {
+            state: Mutex::new(FlightState::default()),
+            changed: tx,
+            waiters: AtomicUsize::new(1),
+            task: Mutex::new(None),
+        })
+    }
+
     fn update(&self, f: impl FnOnce(&mut FlightState)) {
         f(&mut lock(&self.state));
         self.changed.send_modify(|v| *v += 1);

@@ -168,24 +168,35 @@ fn timed_out() -> LlmError {
     LlmError::new(ErrorKind::Timeout, "the call's deadline passed")
 }
 
-#[async_trait]
-impl Middleware for RetryLayer {
-    fn name(&self) -> &str {
-        Self::NAME
-    }
+/// What an attempt gave: a reply, or a stream committed at its first content.
+enum Outcome {
+    Reply(Box<ChatResponse>),
+    Stream(ChatStream),
+}
 
-    async fn chat(
+impl RetryLayer {
+    /// The attempts of one call (plain or streamed), with waits in between.
+    async fn attempts(
         &self,
         request: ChatRequest,
         cx: &mut CallContext,
         next: Next<'_>,
-    ) -> Result<ChatResponse, LlmError> {
+        stream: bool,
+    ) -> Result<Outcome, LlmError> {
         self.budget.deposit();
         let deadline = self.deadline.map(|d| cx.started() + d);
         let mut attempt = 1;
         loop {
             cx.set_attempt(attempt);
-            let call = next.chat(request.clone(), cx);
+            let call = async {
+                if stream {
+                    let s = next.chat_stream(request.clone(), cx).await?;
+                    until_first_content(s, None).await.map(Outcome::Stream)
+                } else {
+                    let reply = next.chat(request.clone(), cx).await?;
+                    Ok(Outcome::Reply(Box::new(reply)))
+                }
+            };
             let result = match deadline {
                 Some(limit) => tokio::time::timeout_at(limit, call)
                     .await
@@ -193,7 +204,7 @@ impl Middleware for RetryLayer {
                 None => call.await,
             };
             let err = match result {
-                Ok(reply) => return Ok(reply),
+                Ok(outcome) => return Ok(outcome),
                 Err(e) => e,
             };
             let Some(delay) = self.plan(&err, attempt + 1, deadline) else {
@@ -208,6 +219,25 @@ impl Middleware for RetryLayer {
             tokio::time::sleep(delay).await;
         }
     }
+}
+
+#[async_trait]
+impl Middleware for RetryLayer {
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    async fn chat(
+        &self,
+        request: ChatRequest,
+        cx: &mut CallContext,
+        next: Next<'_>,
+    ) -> Result<ChatResponse, LlmError> {
+        match self.attempts(request, cx, next, false).await? {
+            Outcome::Reply(r) => Ok(*r),
+            Outcome::Stream(s) => nova_llm_core::collect_stream(s).await,
+        }
+    }
 
     async fn chat_stream(
         &self,
@@ -215,35 +245,9 @@ impl Middleware for RetryLayer {
         cx: &mut CallContext,
         next: Next<'_>,
     ) -> Result<ChatStream, LlmError> {
-        self.budget.deposit();
-        let deadline = self.deadline.map(|d| cx.started() + d);
-        let mut attempt = 1;
-        loop {
-            cx.set_attempt(attempt);
-            let call = async {
-                let stream = next.chat_stream(request.clone(), cx).await?;
-                until_first_content(stream, None).await
-            };
-            let result = match deadline {
-                Some(limit) => tokio::time::timeout_at(limit, call)
-                    .await
-                    .unwrap_or_else(|_| Err(timed_out())),
-                None => call.await,
-            };
-            let err = match result {
-                Ok(stream) => return Ok(stream),
-                Err(e) => e,
-            };
-            let Some(delay) = self.plan(&err, attempt + 1, deadline) else {
-                return Err(err);
-            };
-            attempt += 1;
-            cx.emit(EventKind::RetryScheduled {
-                attempt,
-                delay,
-                error: err.kind(),
-            });
-            tokio::time::sleep(delay).await;
+        match self.attempts(request, cx, next, true).await? {
+            Outcome::Stream(s) => Ok(s),
+            Outcome::Reply(r) => Ok(nova_llm_core::stream_from_events(r.to_events())),
         }
     }
 }
