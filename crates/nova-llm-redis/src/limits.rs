@@ -176,13 +176,7 @@ impl RateLimitBackend for RedisWindows {
         limits: WindowLimits,
         cx: &CallContext,
     ) -> Result<Acquire, LlmError> {
-        if let Some(tpm) = limits.tokens_per_minute
-            && tokens > tpm
-        {
-            return Err(LlmError::invalid_request(format!(
-                "the request needs about {tokens} tokens, more than the limit of {tpm} tokens per minute"
-            )));
-        }
+        limits.check_fits(tokens)?;
         let err = match self.remote(scope, tokens, limits).await {
             Ok(a) => return Ok(a),
             Err(e) => e,

@@ -22,6 +22,22 @@ pub struct WindowLimits {
     pub tokens_per_minute: Option<u64>,
 }
 
+impl WindowLimits {
+    /// Refuses a request that could never be admitted: more tokens than a minute allows.
+    /// Backends call it first.
+    ///
+    /// # Errors
+    /// `InvalidRequest` naming both figures.
+    pub fn check_fits(&self, tokens: u64) -> Result<(), LlmError> {
+        match self.tokens_per_minute {
+            Some(tpm) if tokens > tpm => Err(LlmError::invalid_request(format!(
+                "the request needs about {tokens} tokens, more than the limit of {tpm} tokens per minute"
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// An admitted request, for correcting its token count later.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Ticket(pub u64);
@@ -132,13 +148,7 @@ impl RateLimitBackend for MemoryWindows {
         limits: WindowLimits,
         _cx: &CallContext,
     ) -> Result<Acquire, LlmError> {
-        if let Some(tpm) = limits.tokens_per_minute
-            && tokens > tpm
-        {
-            return Err(LlmError::invalid_request(format!(
-                "the request needs about {tokens} tokens, more than the limit of {tpm} tokens per minute"
-            )));
-        }
+        limits.check_fits(tokens)?;
         let now = Instant::now();
         let mut scopes = self.scopes.lock().unwrap_or_else(PoisonError::into_inner);
         let w = scope_entry(&mut scopes, scope);
