@@ -35,7 +35,9 @@ pub type ChatStream = Pin<Box<dyn Stream<Item = Result<StreamEvent, LlmError>> +
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum StreamEvent {
     /// What the service said about the reply: its id, model, request id, rate limits.
-    Start(StreamStart),
+    /// Boxed, as is [`ToolCallDelta`](StreamEvent::ToolCallDelta): events are moved through
+    /// every layer of a stack, so the common ones (text) must stay small.
+    Start(Box<StreamStart>),
     /// A piece of the reply's text.
     TextDelta {
         /// The text piece.
@@ -47,7 +49,7 @@ pub enum StreamEvent {
         text: String,
     },
     /// A fragment of a tool call.
-    ToolCallDelta(ToolCallDelta),
+    ToolCallDelta(Box<ToolCallDelta>),
     /// Token counts for the whole call.
     Usage(Usage),
     /// The end of a complete reply: why it stopped. Always the last event.
@@ -64,6 +66,16 @@ impl StreamEvent {
     /// A text delta.
     pub fn text(text: impl Into<String>) -> Self {
         StreamEvent::TextDelta { text: text.into() }
+    }
+
+    /// A start event.
+    pub fn start(start: StreamStart) -> Self {
+        StreamEvent::Start(Box::new(start))
+    }
+
+    /// A tool-call fragment.
+    pub fn tool_call(delta: ToolCallDelta) -> Self {
+        StreamEvent::ToolCallDelta(Box::new(delta))
     }
 
     /// A reasoning delta.
@@ -220,8 +232,8 @@ impl PartialOutput {
 /// let mut acc = StreamAccumulator::new();
 /// acc.push(&StreamEvent::text("Hel"));
 /// acc.push(&StreamEvent::text("lo"));
-/// acc.push(&StreamEvent::ToolCallDelta(ToolCallDelta::new(0).with_id("c1").with_name("f")));
-/// acc.push(&StreamEvent::ToolCallDelta(ToolCallDelta::new(0).with_arguments("{}")));
+/// acc.push(&StreamEvent::tool_call(ToolCallDelta::new(0).with_id("c1").with_name("f")));
+/// acc.push(&StreamEvent::tool_call(ToolCallDelta::new(0).with_arguments("{}")));
 /// acc.push(&StreamEvent::Usage(Usage::new(3, 2)));
 /// acc.push(&StreamEvent::finish(FinishReason::ToolCalls));
 /// let reply = acc.finish()?;
@@ -395,7 +407,7 @@ impl ChatResponse {
     /// each), usage, finish. Accumulating them gives back an equal response.
     pub fn to_events(&self) -> Vec<StreamEvent> {
         let mut events = Vec::with_capacity(4 + self.message.tool_calls.len());
-        events.push(StreamEvent::Start(StreamStart {
+        events.push(StreamEvent::start(StreamStart {
             id: self.id.clone(),
             model: self.model.clone(),
             metadata: self.metadata.clone(),
@@ -408,7 +420,7 @@ impl ChatResponse {
             events.push(StreamEvent::text(text));
         }
         for (index, call) in self.message.tool_calls.iter().enumerate() {
-            events.push(StreamEvent::ToolCallDelta(ToolCallDelta {
+            events.push(StreamEvent::tool_call(ToolCallDelta {
                 index,
                 id: Some(call.id.clone()),
                 name: Some(call.name.clone()),
@@ -501,7 +513,7 @@ mod tests {
     fn text_deltas_accumulate_into_the_reply() {
         let mut acc = StreamAccumulator::new();
         for e in [
-            StreamEvent::Start(StreamStart::new("id1", "m1")),
+            StreamEvent::start(StreamStart::new("id1", "m1")),
             StreamEvent::reasoning("think "),
             StreamEvent::reasoning("hard"),
             StreamEvent::text("Hello, "),
@@ -537,7 +549,7 @@ mod tests {
         ];
         let mut acc = StreamAccumulator::new();
         for e in events {
-            acc.push(&StreamEvent::ToolCallDelta(e));
+            acc.push(&StreamEvent::tool_call(e));
         }
         acc.push(&StreamEvent::finish(FinishReason::ToolCalls));
         let r = acc.finish().unwrap();
@@ -555,7 +567,7 @@ mod tests {
     fn a_stream_without_finish_is_a_truncation_error_with_the_partial_output() {
         let mut acc = StreamAccumulator::new();
         acc.push(&StreamEvent::text("Hello, wor"));
-        acc.push(&StreamEvent::ToolCallDelta(
+        acc.push(&StreamEvent::tool_call(
             ToolCallDelta::new(0)
                 .with_id("c")
                 .with_name("f")
@@ -613,19 +625,19 @@ mod tests {
     fn content_events_are_told_apart() {
         assert!(StreamEvent::text("a").is_content());
         assert!(StreamEvent::reasoning("a").is_content());
-        assert!(StreamEvent::ToolCallDelta(ToolCallDelta::new(0)).is_content());
+        assert!(StreamEvent::tool_call(ToolCallDelta::new(0)).is_content());
         assert!(!StreamEvent::Usage(Usage::default()).is_content());
         assert!(!StreamEvent::finish(FinishReason::Stop).is_content());
-        assert!(!StreamEvent::Start(StreamStart::default()).is_content());
+        assert!(!StreamEvent::start(StreamStart::default()).is_content());
     }
 
     #[test]
     fn events_round_trip_through_json() {
         let events = vec![
-            StreamEvent::Start(StreamStart::new("i", "m")),
+            StreamEvent::start(StreamStart::new("i", "m")),
             StreamEvent::text("t"),
             StreamEvent::reasoning("r"),
-            StreamEvent::ToolCallDelta(ToolCallDelta::new(2).with_id("c").with_arguments("{")),
+            StreamEvent::tool_call(ToolCallDelta::new(2).with_id("c").with_arguments("{")),
             StreamEvent::Usage(Usage::new(1, 1)),
             StreamEvent::finish_raw("eos"),
         ];

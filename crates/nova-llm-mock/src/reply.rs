@@ -201,7 +201,7 @@ impl ScriptedStream {
 
     /// Adds a tool-call fragment.
     pub fn tool_call_delta(self, delta: ToolCallDelta) -> Self {
-        self.event(StreamEvent::ToolCallDelta(delta))
+        self.event(StreamEvent::tool_call(delta))
     }
 
     /// Adds a usage event.
@@ -242,7 +242,7 @@ impl ScriptedStream {
 /// The stream events of a whole response: start, reasoning and text cut by `chunking`, tool
 /// calls (name and id first, arguments cut by `chunking`), usage, finish.
 pub(crate) fn events_of(response: &ChatResponse, chunking: Chunking) -> Vec<StreamEvent> {
-    let mut events = vec![StreamEvent::Start(
+    let mut events = vec![StreamEvent::start(
         StreamStart::new(response.id.clone(), response.model.clone())
             .with_metadata(response.metadata.clone()),
     )];
@@ -256,7 +256,7 @@ pub(crate) fn events_of(response: &ChatResponse, chunking: Chunking) -> Vec<Stre
             .map(StreamEvent::text),
     );
     for (index, call) in response.message.tool_calls.iter().enumerate() {
-        events.push(StreamEvent::ToolCallDelta(
+        events.push(StreamEvent::tool_call(
             ToolCallDelta::new(index)
                 .with_id(call.id.clone())
                 .with_name(call.name.clone()),
@@ -265,7 +265,7 @@ pub(crate) fn events_of(response: &ChatResponse, chunking: Chunking) -> Vec<Stre
             chunking
                 .split(&call.arguments)
                 .into_iter()
-                .map(|a| StreamEvent::ToolCallDelta(ToolCallDelta::new(index).with_arguments(a))),
+                .map(|a| StreamEvent::tool_call(ToolCallDelta::new(index).with_arguments(a))),
         );
     }
     events.push(StreamEvent::Usage(response.usage));

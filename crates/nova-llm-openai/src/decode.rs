@@ -185,7 +185,7 @@ impl ChunkDecoder {
             if meta.system_fingerprint.is_none() {
                 meta.system_fingerprint = chunk.system_fingerprint;
             }
-            out.push_back(Ok(StreamEvent::Start(
+            out.push_back(Ok(StreamEvent::start(
                 StreamStart::new(chunk.id, chunk.model).with_metadata(meta),
             )));
         }
@@ -220,13 +220,13 @@ impl ChunkDecoder {
                     ToolCallDelta::new(call.index).with_arguments(call.function.arguments);
                 delta.id = id;
                 delta.name = name;
-                out.push_back(Ok(StreamEvent::ToolCallDelta(delta)));
+                out.push_back(Ok(StreamEvent::tool_call(delta)));
             }
             if let Some(f) = d.function_call {
                 self.saw_tool_call = true;
                 let mut delta = ToolCallDelta::new(0).with_arguments(f.arguments);
                 delta.name = f.name.filter(|n| !n.is_empty());
-                out.push_back(Ok(StreamEvent::ToolCallDelta(delta)));
+                out.push_back(Ok(StreamEvent::tool_call(delta)));
             }
             if let Some(reason) = choice.finish_reason.filter(|r| !r.is_empty()) {
                 self.finish = Some(reason);

@@ -71,7 +71,7 @@ fn parent() {
     let server = rt.block_on(TestServer::start()).unwrap();
     let base = server.base_url();
     let exe = std::env::current_exe().unwrap();
-    // `NOVA_LOAD_ONLY=client:workload` runs one pair (for profiling).
+    // `NOVA_LOAD_ONLY=client:workload[,client:workload…]` runs only those pairs.
     let only = std::env::var("NOVA_LOAD_ONLY").ok();
     // Several rounds, the clients in a rotating order, and for each pair the run with the
     // median throughput: a shared 2-vCPU machine moves single runs by ±20 %.
@@ -84,9 +84,10 @@ fn parent() {
         for (w, (name, ..)) in WORKLOADS.iter().enumerate() {
             for k in 0..CLIENTS.len() {
                 let client = CLIENTS[(k + round) % CLIENTS.len()];
+                let pair = format!("{client}:{w}");
                 if only
                     .as_deref()
-                    .is_some_and(|o| o != format!("{client}:{w}"))
+                    .is_some_and(|o| !o.split(',').any(|p| p == pair))
                 {
                     continue;
                 }
@@ -190,6 +191,20 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// User + system CPU time of this process so far, in milliseconds (clock ticks of 10 ms).
+fn cpu_ms() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // The fields after the command name, which is in parentheses.
+            let rest = &s[s.rfind(')')? + 2..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+            Some(ticks * 10.0)
+        })
+        .unwrap_or(f64::NAN)
+}
+
 /// What one call reported: events received.
 type Call = std::pin::Pin<Box<dyn std::future::Future<Output = u64> + Send>>;
 
@@ -245,6 +260,7 @@ async fn child(client: &str, w: usize, base: &str) -> Value {
             make(usize::MAX - i).await;
         }
     }
+    let cpu_before = cpu_ms();
     let start = Instant::now();
     let mut latencies = Vec::with_capacity(requests);
     let mut events = 0;
@@ -277,6 +293,7 @@ async fn child(client: &str, w: usize, base: &str) -> Value {
     json!({
         "requests": requests, "seconds": seconds, "events": events,
         "median_us": pct(0.5), "p99_us": pct(0.99), "peak_rss_kib": peak_rss_kib(),
+        "cpu_ms": cpu_ms() - cpu_before,
     })
 }
 

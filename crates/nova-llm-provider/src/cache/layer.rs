@@ -3,17 +3,19 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError, Weak};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures_core::Stream;
 use futures_util::StreamExt;
 use nova_llm_core::{
     ChatRequest, ChatResponse, ChatStream, LlmError, StreamAccumulator, StreamEvent,
 };
-use tokio::sync::watch;
-use tokio::task::AbortHandle;
 use tracing::Instrument;
 
 use super::key::CacheKey;
@@ -69,17 +71,17 @@ impl CacheControl {
 ///   both streamed) share one upstream call: every caller gets the result, and an error is
 ///   shared with the callers waiting for it, never stored. A plain call runs in its first
 ///   caller's task (no task per call); if that caller goes away first, a waiting one takes
-///   over. A stream runs in a task of its own: a caller that joins late gets what was
-///   already sent and then the rest live, a caller that goes away does not disturb the
-///   others, and the upstream stream is abandoned only when every caller is gone.
+///   over. A stream is driven by whichever of its callers is waiting for the next event
+///   (no task is spawned): a caller that joins late gets what was already sent and then
+///   the rest live, a caller that goes away does not disturb the others (another one
+///   drives the stream from there), and the upstream stream is abandoned only when every
+///   caller is gone.
 /// - A reply larger than [`max_entry_bytes`](Self::max_entry_bytes) is not stored; a stream
 ///   that grows past it stops taking new callers, and the events every caller has read are
 ///   freed, so a very long stream does not sit in memory whole.
 /// - Events: `CacheHit`, `CacheMiss`, `Coalesced` (joined a call in flight), `CacheStored`.
 ///   A hit or a joined call is marked "from cache" (its cost is 0; the caller whose call
 ///   went upstream carries the cost).
-///
-/// Needs a tokio runtime (the shared upstream call is a spawned task).
 #[derive(Clone)]
 pub struct CacheLayer {
     store: Arc<dyn CacheStore>,
@@ -179,17 +181,16 @@ impl CacheLayer {
         Err(Some((key, control)))
     }
 
-    /// Joins the flight of `key`, starting it if there is none.
+    /// Joins the streamed flight of `key`, starting it if there is none.
     fn join(
         &self,
         key: CacheKey,
         control: CacheControl,
-        stream: bool,
         request: ChatRequest,
         cx: &mut CallContext,
         next: Next<'_>,
     ) -> Waiter {
-        let fkey = (key.clone(), stream);
+        let fkey = (key.clone(), true);
         let mut flights = lock(&self.flights);
         if self.single_flight
             && let Some(flight) = flights.get(&fkey)
@@ -207,7 +208,7 @@ impl CacheLayer {
         }
         drop(flights);
         let run = Run {
-            flight: Arc::clone(&flight),
+            flight: Arc::downgrade(&flight),
             flights: Arc::clone(&self.flights),
             fkey: fkey.clone(),
             store: (!control.no_store).then(|| (Arc::clone(&self.store), key, control.ttl)),
@@ -216,8 +217,10 @@ impl CacheLayer {
             cx: cx.detached(),
             registered: self.single_flight,
         };
-        let handle = tokio::spawn(run.go(request, stream).instrument(tracing::Span::current()));
-        *lock(&flight.task) = Some(handle.abort_handle());
+        // Not spawned: the callers drive it, whichever of them is waiting for an event.
+        *lock(&flight.pump) = Some(Box::pin(
+            run.go(request).instrument(tracing::Span::current()),
+        ));
         Waiter::new(flight, fkey, Arc::clone(&self.flights))
     }
 }
@@ -378,20 +381,23 @@ impl Middleware for CacheLayer {
             Ok(hit) => Ok(hit.to_stream()),
             Err(None) => next.chat_stream(request, cx).await,
             Err(Some((key, control))) => {
-                let waiter = self.join(key, control, true, request, cx, next);
+                let waiter = self.join(key, control, request, cx, next);
                 waiter.stream().await
             }
         }
     }
 }
 
+/// The upstream work of a streamed flight: pumps the stream into the flight's state.
+type Pump = Pin<Box<dyn Future<Output = ()> + Send>>;
+
 /// One upstream call shared by its callers.
 struct Flight {
     state: Mutex<FlightState>,
-    /// Bumped after every change of `state`.
-    changed: watch::Sender<u64>,
+    /// A stream's upstream work, polled by whichever caller needs the next event (`None`
+    /// for a plain call, which its leader runs, and once the work is done).
+    pump: Mutex<Option<Pump>>,
     waiters: AtomicUsize,
-    task: Mutex<Option<AbortHandle>>,
 }
 
 #[derive(Default)]
@@ -400,8 +406,10 @@ struct FlightState {
     events: VecDeque<StreamEvent>,
     /// The index of `events[0]` in the whole stream.
     base: usize,
-    /// Each caller's next index.
-    readers: HashMap<u64, usize>,
+    /// Each caller's next index (a handful of callers: a list beats a map).
+    readers: Vec<(u64, usize)>,
+    /// The callers waiting for a change, woken by the next one.
+    wakers: Vec<(u64, Waker)>,
     /// Approximate bytes pumped so far.
     bytes: usize,
     /// Past the size cap: no longer joinable, not stored, events dropped once read by all.
@@ -418,18 +426,23 @@ struct FlightState {
 impl Flight {
     /// A new flight with its first caller.
     fn new() -> Arc<Self> {
-        let (tx, _) = watch::channel(0_u64);
         Arc::new(Flight {
             state: Mutex::new(FlightState::default()),
-            changed: tx,
+            pump: Mutex::new(None),
             waiters: AtomicUsize::new(1),
-            task: Mutex::new(None),
         })
     }
 
+    /// Changes the state and wakes the callers waiting for a change.
     fn update(&self, f: impl FnOnce(&mut FlightState)) {
-        f(&mut lock(&self.state));
-        self.changed.send_modify(|v| *v += 1);
+        let wakers = {
+            let mut state = lock(&self.state);
+            f(&mut state);
+            std::mem::take(&mut state.wakers)
+        };
+        for (_, w) in wakers {
+            w.wake();
+        }
     }
 }
 
@@ -441,22 +454,35 @@ impl FlightState {
         }
         let min = self
             .readers
-            .values()
-            .copied()
+            .iter()
+            .map(|r| r.1)
             .min()
             .unwrap_or(self.base + self.events.len());
         while self.base < min && self.events.pop_front().is_some() {
             self.base += 1;
         }
     }
+
+    fn set_reader(&mut self, id: u64, at: usize) {
+        match self.readers.iter_mut().find(|r| r.0 == id) {
+            Some(r) => r.1 = at,
+            None => self.readers.push((id, at)),
+        }
+    }
+
+    fn remove_reader(&mut self, id: u64) {
+        self.readers.retain(|r| r.0 != id);
+        self.wakers.retain(|w| w.0 != id);
+    }
 }
 
 /// Ids of the callers of flights.
 static NEXT_READER: AtomicU64 = AtomicU64::new(0);
 
-/// The spawned upstream call.
+/// The upstream work of a streamed flight, polled by its callers.
 struct Run {
-    flight: Arc<Flight>,
+    /// Weak: the flight owns this work (no cycle if it is never finished).
+    flight: Weak<Flight>,
     flights: Arc<Mutex<HashMap<FlightKey, Arc<Flight>>>>,
     fkey: FlightKey,
     store: Option<(Arc<dyn CacheStore>, CacheKey, Option<Duration>)>,
@@ -467,32 +493,30 @@ struct Run {
 }
 
 impl Run {
-    async fn go(mut self, request: ChatRequest, stream: bool) {
+    fn update(&self, f: impl FnOnce(&mut FlightState)) {
+        if let Some(flight) = self.flight.upgrade() {
+            flight.update(f);
+        }
+    }
+
+    fn state<T>(&self, f: impl FnOnce(&mut FlightState) -> T) -> Option<T> {
+        let flight = self.flight.upgrade()?;
+        let mut state = lock(&flight.state);
+        Some(f(&mut state))
+    }
+
+    async fn go(mut self, request: ChatRequest) {
         // The reply's last event (`Finish`) is held back until the reply is stored, so a
         // caller sees `CacheStored` before its call ends.
-        let result = if stream {
-            self.stream(request).await
-        } else {
-            match self.next.as_next().chat(request, &mut self.cx).await {
-                Ok(reply) => {
-                    let mut events = reply.to_events();
-                    let last = events.pop();
-                    self.flight.update(|s| s.events = events.into());
-                    Ok(last)
-                }
-                Err(e) => {
-                    self.flight.update(|s| s.failed_early = true);
-                    Err(e)
-                }
-            }
-        };
-        let overflowed = lock(&self.flight.state).overflowed;
+        let result = self.stream(request).await;
+        let overflowed = self.state(|s| s.overflowed).unwrap_or(true);
         if let Ok(Some(last)) = &result
             && let Some((store, key, ttl)) = &self.store
             && !overflowed
         {
-            let mut events: Vec<StreamEvent> =
-                lock(&self.flight.state).events.iter().cloned().collect();
+            let mut events: Vec<StreamEvent> = self
+                .state(|s| s.events.iter().cloned().collect())
+                .unwrap_or_default();
             events.push(last.clone());
             if let Some(reply) = CachedReply::from_events(events)
                 && reply.approx_bytes() <= self.max_entry_bytes
@@ -505,7 +529,7 @@ impl Run {
         }
         // Stored first, then out of the in-flight map: a new caller finds one or the other.
         self.unregister();
-        self.flight.update(|s| match result {
+        self.update(|s| match result {
             Ok(last) => {
                 s.events.extend(last);
                 s.end = Some(Ok(()));
@@ -520,7 +544,7 @@ impl Run {
             let mut flights = lock(&self.flights);
             if flights
                 .get(&self.fkey)
-                .is_some_and(|f| Arc::ptr_eq(f, &self.flight))
+                .is_some_and(|f| self.flight.as_ptr() == Arc::as_ptr(f))
             {
                 flights.remove(&self.fkey);
             }
@@ -532,7 +556,7 @@ impl Run {
         let mut upstream = match self.next.as_next().chat_stream(request, &mut self.cx).await {
             Ok(s) => s,
             Err(e) => {
-                self.flight.update(|s| s.failed_early = true);
+                self.update(|s| s.failed_early = true);
                 return Err(e);
             }
         };
@@ -546,7 +570,7 @@ impl Run {
             let size = CachedReply::event_bytes(&event);
             let cap = self.max_entry_bytes;
             let mut overflowed_now = false;
-            self.flight.update(|s| {
+            self.update(|s| {
                 s.events.push_back(event);
                 s.bytes += size;
                 if !s.overflowed && s.bytes > cap {
@@ -559,7 +583,7 @@ impl Run {
                 // Too long to keep: no one else joins it, it will not be stored, and its
                 // events go once every caller has read them.
                 self.unregister();
-                lock(&self.flight.state).trim();
+                self.state(FlightState::trim);
             }
         }
         Err(LlmError::stream_interrupted(
@@ -575,7 +599,6 @@ struct Waiter {
     flight: Arc<Flight>,
     fkey: FlightKey,
     flights: Arc<Mutex<HashMap<FlightKey, Arc<Flight>>>>,
-    rx: watch::Receiver<u64>,
     /// How many events this caller has been given.
     read: usize,
     id: u64,
@@ -587,92 +610,140 @@ impl Waiter {
         fkey: FlightKey,
         flights: Arc<Mutex<HashMap<FlightKey, Arc<Flight>>>>,
     ) -> Self {
-        let rx = flight.changed.subscribe();
         let id = NEXT_READER.fetch_add(1, Ordering::Relaxed);
-        lock(&flight.state).readers.insert(id, 0);
+        lock(&flight.state).readers.push((id, 0));
         Waiter {
             flight,
             fkey,
             flights,
-            rx,
             read: 0,
             id,
         }
     }
 
+    /// Ready with what `check` finds in the flight's state; until then, drives the
+    /// upstream work (unless another caller is doing so this instant) and waits for a
+    /// change.
+    fn poll_with<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut check: impl FnMut(&mut FlightState, &mut usize) -> Option<T>,
+    ) -> Poll<T> {
+        let id = self.id;
+        {
+            let mut state = lock(&self.flight.state);
+            if !state.wakers.is_empty() {
+                state.wakers.retain(|w| w.0 != id);
+            }
+            if let Some(found) = check(&mut state, &mut self.read) {
+                return Poll::Ready(found);
+            }
+        }
+        let mut pump = match self.flight.pump.try_lock() {
+            Ok(guard) => Some(guard),
+            Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            // Another caller is driving it: it wakes us when something changes.
+            Err(TryLockError::WouldBlock) => None,
+        };
+        if let Some(guard) = pump.as_mut()
+            && let Some(work) = guard.as_mut()
+            && work.as_mut().poll(cx).is_ready()
+        {
+            **guard = None;
+        }
+        // Checked again under the state's lock, so no change can slip between the check
+        // and the registration.
+        let mut state = lock(&self.flight.state);
+        if let Some(found) = check(&mut state, &mut self.read) {
+            return Poll::Ready(found);
+        }
+        state.wakers.push((id, cx.waker().clone()));
+        Poll::Pending
+    }
+
     /// Waits for the end and returns the whole reply; `None` when the leader of a plain call
     /// went away first (the caller then takes over).
     async fn response(mut self) -> Option<Result<ChatResponse, LlmError>> {
-        loop {
-            {
-                let state = lock(&self.flight.state);
-                match &state.end {
-                    Some(Ok(())) => {
-                        let mut acc = StreamAccumulator::new();
-                        for e in &state.events {
-                            acc.push(e);
-                        }
-                        return Some(acc.finish());
+        std::future::poll_fn(|cx| {
+            self.poll_with(cx, |state, _| match &state.end {
+                Some(Ok(())) => {
+                    let mut acc = StreamAccumulator::new();
+                    for e in &state.events {
+                        acc.push(e);
                     }
-                    Some(Err(e)) => return Some(Err(e.clone())),
-                    None if state.abandoned => return None,
-                    None => {}
+                    Some(Some(acc.finish()))
                 }
-            }
-            if self.rx.changed().await.is_err() {
-                return Some(Err(abandoned()));
-            }
-        }
+                Some(Err(e)) => Some(Some(Err(e.clone()))),
+                None if state.abandoned => Some(None),
+                None => None,
+            })
+        })
+        .await
     }
 
     /// Waits for the first event (or an early failure) and returns the stream.
     async fn stream(mut self) -> Result<ChatStream, LlmError> {
-        loop {
-            {
-                let state = lock(&self.flight.state);
+        std::future::poll_fn(|cx| {
+            self.poll_with(cx, |state, _| {
                 if !state.events.is_empty() {
-                    break;
+                    return Some(Ok(()));
                 }
                 match &state.end {
-                    Some(Err(e)) if state.failed_early => return Err(e.clone()),
-                    Some(_) => break,
-                    None => {}
+                    Some(Err(e)) if state.failed_early => Some(Err(e.clone())),
+                    Some(_) => Some(Ok(())),
+                    None => None,
                 }
+            })
+        })
+        .await?;
+        Ok(Box::pin(Reader { waiter: Some(self) }))
+    }
+}
+
+/// A caller's stream over a flight.
+struct Reader {
+    /// `None` once the stream ended.
+    waiter: Option<Waiter>,
+}
+
+impl Stream for Reader {
+    type Item = Result<StreamEvent, LlmError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        let Some(waiter) = this.waiter.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let id = waiter.id;
+        let item = match waiter.poll_with(cx, |state, read| {
+            // Trimming never passes a caller's position; if it ever did, end this caller's
+            // stream with an error rather than hand out a wrong event.
+            let Some(at) = read.checked_sub(state.base) else {
+                return Some(Some(Err(abandoned())));
+            };
+            if let Some(e) = state.events.get(at) {
+                let e = e.clone();
+                *read += 1;
+                if state.overflowed {
+                    state.set_reader(id, *read);
+                    state.trim();
+                }
+                return Some(Some(Ok(e)));
             }
-            if self.rx.changed().await.is_err() {
-                return Err(abandoned());
+            match &state.end {
+                Some(Ok(())) => Some(None),
+                Some(Err(e)) => Some(Some(Err(e.clone()))),
+                None => None,
             }
+        }) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(item) => item,
+        };
+        if !matches!(item, Some(Ok(_))) {
+            // Ended: nothing follows, and the flight can go.
+            this.waiter = None;
         }
-        let stream = futures_util::stream::unfold(Some(self), |w| async move {
-            let mut w = w?;
-            loop {
-                {
-                    let mut state = lock(&w.flight.state);
-                    // Trimming never passes a caller's position; if it ever did, end this
-                    // caller's stream with an error rather than hand out a wrong event.
-                    let Some(at) = w.read.checked_sub(state.base) else {
-                        return Some((Err(abandoned()), None));
-                    };
-                    if let Some(e) = state.events.get(at) {
-                        let e = e.clone();
-                        w.read += 1;
-                        state.readers.insert(w.id, w.read);
-                        state.trim();
-                        drop(state);
-                        return Some((Ok(e), Some(w)));
-                    }
-                    match &state.end {
-                        Some(Ok(())) => return None,
-                        Some(Err(e)) => return Some((Err(e.clone()), None)),
-                        None => {}
-                    }
-                }
-                if w.rx.changed().await.is_err() {
-                    return Some((Err(abandoned()), None));
-                }
-            }
-        });
-        Ok(Box::pin(stream))
+        Poll::Ready(item)
     }
 }
 
@@ -694,10 +765,15 @@ fn abandoned() -> LlmError {
 
 impl Drop for Waiter {
     fn drop(&mut self) {
-        {
+        let wakers = {
             let mut state = lock(&self.flight.state);
-            state.readers.remove(&self.id);
+            state.remove_reader(self.id);
             state.trim();
+            std::mem::take(&mut state.wakers)
+        };
+        // This caller may have been the one driving the upstream work: another takes over.
+        for (_, w) in wakers {
+            w.wake();
         }
         if self.flight.waiters.fetch_sub(1, Ordering::SeqCst) != 1 {
             return;
@@ -715,8 +791,8 @@ impl Drop for Waiter {
             flights.remove(&self.fkey);
         }
         drop(flights);
-        if let Some(task) = lock(&self.flight.task).take() {
-            task.abort();
-        }
+        // Dropped outside the lock: the upstream stream goes with it.
+        let work = lock(&self.flight.pump).take();
+        drop(work);
     }
 }

@@ -3,12 +3,15 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures_util::StreamExt;
+use futures_core::Stream;
 use nova_llm_core::{
     ChatRequest, ChatResponse, ChatStream, ContentPart, ErrorKind, LlmError, RateLimitSnapshot,
     StreamEvent,
@@ -520,60 +523,90 @@ impl Middleware for RateLimitLayer {
     }
 }
 
-/// A stream's state: it holds the call's slot until it ends or is dropped.
+/// A stream that holds the call's slot until it ends or is dropped. Written by hand (no
+/// `unfold`): it is on the path of every event.
 struct Limited {
     inner: ChatStream,
-    admission: Admission,
+    /// `None` once the stream ended: the slot is back.
+    admission: Option<Admission>,
     backend: Arc<dyn RateLimitBackend>,
     signals: Option<Arc<Signals>>,
     usage: Option<u64>,
+    /// The `Finish`, held while the token count is corrected.
+    settling: Option<(Settle, Result<StreamEvent, LlmError>)>,
 }
+
+type Settle = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 impl RateLimitLayer {
     /// Wraps a stream: it learns from the headers on its `Start`, and corrects the token
     /// count with its usage before handing out its `Finish`.
     fn limited(&self, inner: ChatStream, admission: Admission) -> ChatStream {
-        let state = Limited {
+        Box::pin(Limited {
             inner,
-            admission,
+            admission: Some(admission),
             backend: Arc::clone(&self.backend),
             signals: self.adaptive.then(|| Arc::clone(&self.signals)),
             usage: None,
+            settling: None,
+        })
+    }
+}
+
+impl Stream for Limited {
+    type Item = Result<StreamEvent, LlmError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if let Some((settle, _)) = this.settling.as_mut() {
+            if settle.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            // Finished: the slot goes back now.
+            this.admission = None;
+            return Poll::Ready(this.settling.take().map(|(_, finish)| finish));
+        }
+        let Some(admission) = this.admission.as_ref() else {
+            return Poll::Ready(None);
         };
-        Box::pin(futures_util::stream::unfold(
-            Some(state),
-            |state| async move {
-                let mut st = state?;
-                let item = st.inner.next().await?;
-                let scope = st.admission.scope.as_str();
-                match &item {
-                    Ok(StreamEvent::Start(start)) => {
-                        if let (Some(sig), Some(snap)) = (&st.signals, &start.metadata.rate_limit) {
-                            sig.learn(scope, Some(snap), None);
-                        }
-                    }
-                    Ok(StreamEvent::Usage(u)) => st.usage = Some(u.input_tokens + u.output_tokens),
-                    Ok(StreamEvent::Finish { .. }) => {
-                        if let Some(actual) = st.usage {
-                            // A failed correction leaves the estimate counted: safe.
-                            let _ = st
-                                .backend
-                                .reconcile(scope, st.admission.ticket, actual)
-                                .await;
-                        }
-                        // Finished: the slot goes back now.
-                        return Some((item, None));
-                    }
-                    Err(e) => {
-                        if let Some(sig) = &st.signals {
-                            sig.learn(scope, e.rate_limit(), e.retry_after());
-                        }
-                        return Some((item, None));
-                    }
-                    Ok(_) => {}
+        let item = match this.inner.as_mut().poll_next(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(None) => {
+                this.admission = None;
+                return Poll::Ready(None);
+            }
+            Poll::Ready(Some(item)) => item,
+        };
+        let scope = admission.scope.as_str();
+        match &item {
+            Ok(StreamEvent::Start(start)) => {
+                if let (Some(sig), Some(snap)) = (&this.signals, &start.metadata.rate_limit) {
+                    sig.learn(scope, Some(snap), None);
                 }
-                Some((item, Some(st)))
-            },
-        ))
+            }
+            Ok(StreamEvent::Usage(u)) => this.usage = Some(u.input_tokens + u.output_tokens),
+            Ok(StreamEvent::Finish { .. }) => {
+                if let Some(actual) = this.usage {
+                    let backend = Arc::clone(&this.backend);
+                    let scope = scope.to_owned();
+                    let ticket = admission.ticket;
+                    // A failed correction leaves the estimate counted: safe.
+                    let settle: Settle = Box::pin(async move {
+                        let _ = backend.reconcile(&scope, ticket, actual).await;
+                    });
+                    this.settling = Some((settle, item));
+                    return Pin::new(this).poll_next(cx);
+                }
+                this.admission = None;
+            }
+            Err(e) => {
+                if let Some(sig) = &this.signals {
+                    sig.learn(scope, e.rate_limit(), e.retry_after());
+                }
+                this.admission = None;
+            }
+            Ok(_) => {}
+        }
+        Poll::Ready(Some(item))
     }
 }

@@ -575,6 +575,40 @@ async fn a_follower_going_away_does_not_disturb_the_leader() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn when_the_caller_driving_a_stream_goes_away_a_waiting_one_drives_it_on() {
+    // No task runs a shared stream: whichever caller waits for an event polls the upstream
+    // stream. When the caller that polled it last goes away, a caller that is waiting
+    // must be woken to poll it, or it would wait forever.
+    let mock = MockDriver::new();
+    let (p, _rx) = cached(&mock);
+    mock.push_stream(
+        ScriptedStream::new()
+            .text("one ")
+            .text("two ")
+            .text("three")
+            .finish(FinishReason::Stop)
+            .gap(Duration::from_millis(10)),
+    );
+    let mut a = p.chat_stream(req("q")).await.unwrap();
+    let b = p.chat_stream(req("q")).await.unwrap();
+    let b = tokio::spawn(collect_stream(b));
+    tokio::task::yield_now().await;
+    // `a` reads what is there, then polls the upstream stream itself: its waker, not
+    // `b`'s, is now the one the upstream stream will wake.
+    while let Ok(Some(event)) = tokio::time::timeout(Duration::ZERO, next_event(&mut a)).await {
+        event.unwrap();
+    }
+    drop(a);
+    let b = tokio::time::timeout(Duration::from_secs(5), b)
+        .await
+        .expect("the waiting caller drove the stream on")
+        .unwrap()
+        .unwrap();
+    assert_eq!(b.text(), "one two three");
+    assert_eq!(mock.calls(), 1);
+}
+
+#[tokio::test(start_paused = true)]
 async fn when_every_caller_goes_away_the_upstream_call_is_abandoned() {
     let mock = MockDriver::new();
     let layer = CacheLayer::in_memory(10, None);

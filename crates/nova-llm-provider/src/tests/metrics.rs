@@ -278,7 +278,7 @@ impl LlmDriver for Thinker {
     async fn chat_stream(&self, _: ChatRequest) -> Result<ChatStream, LlmError> {
         Ok(nova_llm_core::stream_from_events(vec![
             StreamEvent::reasoning("hmm"),
-            StreamEvent::ToolCallDelta(
+            StreamEvent::tool_call(
                 nova_llm_core::ToolCallDelta::new(0)
                     .with_id("c1")
                     .with_name("get")

@@ -364,7 +364,7 @@ impl LlmDriver for Exhausted {
             .with_tokens(Some(1000), Some(0))
             .with_resets(None, Some(Duration::from_secs(7)));
         Ok(stream_from_events(vec![
-            nova_llm_core::StreamEvent::Start(
+            nova_llm_core::StreamEvent::start(
                 StreamStart::new("s", "m")
                     .with_metadata(ResponseMetadata::new().with_rate_limit(snap)),
             ),
