@@ -231,6 +231,10 @@ async fn child(client: &str, w: usize, base: &str) -> Value {
                 .unwrap();
             let d: Arc<dyn LlmDriver> = if client == "provider" {
                 let mut b = Provider::builder(driver);
+                // `NOVA_LOAD_NO_METRICS=1` leaves the built-in metrics out.
+                if std::env::var("NOVA_LOAD_NO_METRICS").is_ok() {
+                    b = b.metrics(false);
+                }
                 // `NOVA_LOAD_NO_LIMIT=1` leaves the rate limiter out.
                 if std::env::var("NOVA_LOAD_NO_LIMIT").is_err() {
                     b = b.rate_limit(

@@ -328,6 +328,10 @@ impl Lead {
     fn finish(&mut self, result: &Result<ChatResponse, LlmError>) {
         self.done = true;
         self.unregister();
+        // Out of the map, nobody can join any more: when nobody joined, nobody is told.
+        if self.flight.waiters.load(Ordering::SeqCst) <= 1 {
+            return;
+        }
         let end = match result {
             Ok(reply) => {
                 let events = reply.to_events();

@@ -108,27 +108,28 @@ struct Entry {
     reply: CachedReply,
     /// On tokio's clock, so `tokio::time::pause()` and `advance()` drive expiry in tests.
     expires_at: Option<Instant>,
-    ttl: Option<Duration>,
-    weight: u32,
+    weight: u64,
 }
 
-/// Tells moka when to drop an entry (on its own clock, to free memory); the exact expiry
-/// check is done on tokio's clock at read time.
-struct ExpireByTtl;
+/// Weighs an entry as one (a store bounded by entries) or as its approximate bytes.
+#[derive(Debug, Clone, Copy)]
+struct EntryWeight {
+    by_bytes: bool,
+}
 
-impl moka::Expiry<CacheKey, Arc<Entry>> for ExpireByTtl {
-    fn expire_after_create(
-        &self,
-        _: &CacheKey,
-        entry: &Arc<Entry>,
-        _: std::time::Instant,
-    ) -> Option<Duration> {
-        entry.ttl
+impl quick_cache::Weighter<CacheKey, Arc<Entry>> for EntryWeight {
+    fn weight(&self, _: &CacheKey, entry: &Arc<Entry>) -> u64 {
+        if self.by_bytes { entry.weight } else { 1 }
     }
 }
 
-/// The default store: in memory, bounded by entries or by bytes (moka, least-recently and
-/// least-frequently used entries evicted first), with a time to live.
+/// The default store: in memory, bounded by entries or by bytes, with a time to live.
+///
+/// Built on `quick_cache` (S3-FIFO-like eviction: recently inserted entries that are never
+/// read again go first, entries read more than once stay): an insert evicts at once and
+/// costs about as much as a hash-map insert, which matters because every cache miss
+/// inserts. Expiry is checked on tokio's clock when an entry is read (an expired entry is
+/// removed then); until then it counts against the bound like any other entry.
 ///
 /// ```
 /// use std::time::Duration;
@@ -140,57 +141,60 @@ impl moka::Expiry<CacheKey, Arc<Entry>> for ExpireByTtl {
 /// ```
 #[derive(Clone)]
 pub struct MemoryStore {
-    cache: moka::sync::Cache<CacheKey, Arc<Entry>>,
+    cache: Arc<quick_cache::sync::Cache<CacheKey, Arc<Entry>, EntryWeight>>,
     default_ttl: Option<Duration>,
 }
 
 impl fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemoryStore")
-            .field("entries", &self.cache.entry_count())
+            .field("entries", &self.cache.len())
             .field("default_ttl", &self.default_ttl)
             .finish()
     }
 }
 
+/// Entries assumed per byte-bounded store when sizing its table (about 4 KiB each).
+const BYTES_PER_ENTRY_GUESS: u64 = 4096;
+
 impl MemoryStore {
     /// At most `max_entries` replies, each kept for `default_ttl` (`None`: until evicted).
     pub fn new(max_entries: u64, default_ttl: Option<Duration>) -> Self {
-        Self::build(max_entries, false, default_ttl)
+        Self::build(max_entries, max_entries, false, default_ttl)
     }
 
     /// At most about `max_bytes` of replies (see [`CachedReply::approx_bytes`]).
     pub fn with_max_bytes(max_bytes: u64, default_ttl: Option<Duration>) -> Self {
-        Self::build(max_bytes, true, default_ttl)
+        let entries = (max_bytes / BYTES_PER_ENTRY_GUESS).max(16);
+        Self::build(entries, max_bytes, true, default_ttl)
     }
 
-    fn build(capacity: u64, by_bytes: bool, default_ttl: Option<Duration>) -> Self {
-        let mut b = moka::sync::Cache::builder()
-            .max_capacity(capacity)
-            .expire_after(ExpireByTtl);
-        if by_bytes {
-            b = b.weigher(|_, e: &Arc<Entry>| e.weight);
-        }
+    fn build(entries: u64, capacity: u64, by_bytes: bool, default_ttl: Option<Duration>) -> Self {
+        let entries = usize::try_from(entries).unwrap_or(usize::MAX).max(1);
         MemoryStore {
-            cache: b.build(),
+            cache: Arc::new(quick_cache::sync::Cache::with_weighter(
+                entries,
+                capacity.max(1),
+                EntryWeight { by_bytes },
+            )),
             default_ttl,
         }
     }
 
-    /// How many entries are held (after pending evictions, see
-    /// [`run_pending_tasks`](Self::run_pending_tasks)).
+    /// How many entries are held.
     pub fn entry_count(&self) -> u64 {
-        self.cache.entry_count()
+        self.cache.len() as u64
     }
 
-    /// Applies pending evictions now (moka applies them in batches).
-    pub fn run_pending_tasks(&self) {
-        self.cache.run_pending_tasks();
+    /// What the entries weigh: their count, or their approximate bytes for a store made
+    /// with [`with_max_bytes`](Self::with_max_bytes).
+    pub fn weight(&self) -> u64 {
+        self.cache.weight()
     }
 
     /// Removes every entry.
     pub fn clear(&self) {
-        self.cache.invalidate_all();
+        self.cache.clear();
     }
 }
 
@@ -201,7 +205,7 @@ impl CacheStore for MemoryStore {
             return Ok(None);
         };
         if entry.expires_at.is_some_and(|t| Instant::now() >= t) {
-            self.cache.invalidate(key);
+            self.cache.remove(key);
             return Ok(None);
         }
         Ok(Some(entry.reply.clone()))
@@ -214,11 +218,9 @@ impl CacheStore for MemoryStore {
         ttl: Option<Duration>,
     ) -> Result<(), LlmError> {
         let ttl = ttl.or(self.default_ttl);
-        let weight = u32::try_from(reply.approx_bytes()).unwrap_or(u32::MAX);
         let entry = Entry {
             expires_at: ttl.and_then(|t| Instant::now().checked_add(t)),
-            ttl,
-            weight,
+            weight: reply.approx_bytes() as u64,
             reply,
         };
         self.cache.insert(key.clone(), Arc::new(entry));
@@ -226,7 +228,7 @@ impl CacheStore for MemoryStore {
     }
 
     async fn remove(&self, key: &CacheKey) -> Result<(), LlmError> {
-        self.cache.invalidate(key);
+        self.cache.remove(key);
         Ok(())
     }
 }

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::SystemTime;
 
 use tokio::sync::broadcast;
@@ -17,6 +18,13 @@ use crate::plugin::CallContext;
 pub trait EventListener: Send + Sync + 'static {
     /// Called once per event.
     fn on_event(&self, event: &Event);
+
+    /// Whether this listener looks only at the terminal events (`Completed`, `Failed`).
+    /// When every listener says so and nobody subscribed, the provider does not build the
+    /// other events at all. Default: `false`.
+    fn terminal_only(&self) -> bool {
+        false
+    }
 }
 
 impl<F: Fn(&Event) + Send + Sync + 'static> EventListener for F {
@@ -44,6 +52,14 @@ pub enum Received {
 /// many.
 pub struct EventReceiver {
     rx: broadcast::Receiver<Event>,
+    /// The hub's count of subscribers, taken back on drop.
+    count: Arc<AtomicUsize>,
+}
+
+impl Drop for EventReceiver {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl fmt::Debug for EventReceiver {
@@ -90,13 +106,18 @@ impl EventReceiver {
 pub(crate) struct Hub {
     sender: broadcast::Sender<Event>,
     listeners: Vec<Arc<dyn EventListener>>,
+    /// Whether some listener wants the non-terminal events too.
+    listeners_want_all: bool,
+    /// Subscribers alive: an atomic read per check, where the channel's own count takes a
+    /// lock (and events are checked several times per call).
+    subscribers: Arc<AtomicUsize>,
 }
 
 impl fmt::Debug for Hub {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Hub")
             .field("listeners", &self.listeners.len())
-            .field("subscribers", &self.sender.receiver_count())
+            .field("subscribers", &self.subscribers.load(Ordering::Relaxed))
             .finish()
     }
 }
@@ -104,32 +125,57 @@ impl fmt::Debug for Hub {
 impl Hub {
     pub(crate) fn new(capacity: usize, listeners: Vec<Arc<dyn EventListener>>) -> Self {
         let (sender, _) = broadcast::channel(capacity.max(1));
-        Hub { sender, listeners }
-    }
-
-    pub(crate) fn subscribe(&self) -> EventReceiver {
-        EventReceiver {
-            rx: self.sender.subscribe(),
+        Hub {
+            sender,
+            listeners_want_all: listeners.iter().any(|l| !l.terminal_only()),
+            listeners,
+            subscribers: Arc::new(AtomicUsize::new(0)),
         }
     }
 
-    /// Whether anyone would see an event (so building one is worth it).
+    pub(crate) fn subscribe(&self) -> EventReceiver {
+        self.subscribers.fetch_add(1, Ordering::Relaxed);
+        EventReceiver {
+            rx: self.sender.subscribe(),
+            count: Arc::clone(&self.subscribers),
+        }
+    }
+
+    fn has_subscribers(&self) -> bool {
+        self.subscribers.load(Ordering::Relaxed) > 0
+    }
+
+    /// Whether anyone would see a terminal event (so building one is worth it).
     pub(crate) fn is_active(&self) -> bool {
-        !self.listeners.is_empty() || self.sender.receiver_count() > 0
+        !self.listeners.is_empty() || self.has_subscribers()
+    }
+
+    /// Whether anyone would see a non-terminal event.
+    pub(crate) fn wants_all(&self) -> bool {
+        self.listeners_want_all || self.has_subscribers()
+    }
+
+    /// Whether anyone would see an event of this kind.
+    pub(crate) fn wants(&self, kind: &EventKind) -> bool {
+        if matches!(kind, EventKind::Completed(_) | EventKind::Failed(_)) {
+            self.is_active()
+        } else {
+            self.wants_all()
+        }
     }
 
     pub(crate) fn emit(&self, event: Event) {
         for l in &self.listeners {
             l.on_event(&event);
         }
-        if self.sender.receiver_count() > 0 {
+        if self.has_subscribers() {
             // Fails only when the last subscriber left in between: nobody to tell.
             let _ = self.sender.send(event);
         }
     }
 
     pub(crate) fn emit_for(&self, cx: &CallContext, kind: EventKind) {
-        if !self.is_active() {
+        if !self.wants(&kind) {
             return;
         }
         self.emit(Event {

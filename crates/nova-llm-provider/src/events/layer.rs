@@ -83,7 +83,7 @@ impl EventsLayer {
             done: false,
             stream: StreamStats::default(),
         };
-        if tracker.hub.is_active() {
+        if tracker.hub.wants_all() {
             let prompt = self.capture_content.then(|| request.dialog.clone());
             tracker.emit(EventKind::Started {
                 operation: cx.operation(),
@@ -285,7 +285,7 @@ impl Tracker {
 
     /// A stream that showed output and then ended early: say so, then fail.
     fn interrupt(&mut self, error: ErrorKind, message: String, status: Option<u16>) {
-        if self.stream.first_content.is_some() && self.hub.is_active() {
+        if self.stream.first_content.is_some() && self.hub.wants_all() {
             self.emit(EventKind::StreamInterrupted {
                 error,
                 received_chars: self.stream.text_chars,
@@ -298,7 +298,7 @@ impl Tracker {
         if self.stream.first_content.is_none() && event.is_content() {
             let ttft = self.started.elapsed();
             self.stream.first_content = Some(ttft);
-            if self.hub.is_active() {
+            if self.hub.wants_all() {
                 self.emit(EventKind::FirstChunk {
                     time_to_first_token: ttft,
                 });

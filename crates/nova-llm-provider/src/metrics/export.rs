@@ -19,6 +19,10 @@ use crate::events::{Event, EventKind, EventListener};
 pub struct MetricsExporter;
 
 impl EventListener for MetricsExporter {
+    fn terminal_only(&self) -> bool {
+        true
+    }
+
     fn on_event(&self, event: &Event) {
         let driver = event.driver.to_string();
         let model = event.model.to_string();

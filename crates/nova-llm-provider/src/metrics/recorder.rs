@@ -161,6 +161,10 @@ impl EventListener for Metrics {
             self.record(event);
         }
     }
+
+    fn terminal_only(&self) -> bool {
+        true
+    }
 }
 
 /// All metrics at one moment.

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use futures_util::future::BoxFuture;
 use nova_llm_core::{
     ChatRequest, ChatResponse, ChatStream, CompletionRequest, ContentPart, LlmDriver, LlmError,
     Role,
@@ -138,31 +139,42 @@ impl<'a> Next<'a> {
 
     /// Passes the request to the next layer (or the driver) for the whole reply.
     ///
+    /// Returns the next layer's own (boxed) future rather than wrapping it in another, so
+    /// that a layer awaiting it holds a pointer, not the rest of the chain's state: a call
+    /// through a deep chain moves and copies a few hundred bytes per layer, not kilobytes.
+    ///
     /// # Errors
     /// Whatever the rest of the chain returns.
-    pub async fn chat(
+    pub fn chat<'b>(
         self,
         request: ChatRequest,
-        cx: &mut CallContext,
-    ) -> Result<ChatResponse, LlmError> {
+        cx: &'b mut CallContext,
+    ) -> BoxFuture<'b, Result<ChatResponse, LlmError>>
+    where
+        'a: 'b,
+    {
         match self.rest().first() {
-            Some(layer) => layer.chat(request, cx, self.after()).await,
-            None => bottom_chat(&**self.driver, request, cx.operation()).await,
+            Some(layer) => layer.chat(request, cx, self.after()),
+            None => bottom_chat(&**self.driver, request, cx.operation()),
         }
     }
 
-    /// Passes the request to the next layer (or the driver) as a stream.
+    /// Passes the request to the next layer (or the driver) as a stream (the next layer's
+    /// own future, as for [`chat`](Self::chat)).
     ///
     /// # Errors
     /// Whatever the rest of the chain returns before any output.
-    pub async fn chat_stream(
+    pub fn chat_stream<'b>(
         self,
         request: ChatRequest,
-        cx: &mut CallContext,
-    ) -> Result<ChatStream, LlmError> {
+        cx: &'b mut CallContext,
+    ) -> BoxFuture<'b, Result<ChatStream, LlmError>>
+    where
+        'a: 'b,
+    {
         match self.rest().first() {
-            Some(layer) => layer.chat_stream(request, cx, self.after()).await,
-            None => bottom_stream(&**self.driver, request, cx.operation()).await,
+            Some(layer) => layer.chat_stream(request, cx, self.after()),
+            None => bottom_stream(&**self.driver, request, cx.operation()),
         }
     }
 
@@ -216,30 +228,31 @@ impl OwnedNext {
 /// The bottom of the chain: completions go to the driver's own completion methods (which
 /// use a native endpoint where there is one) as long as the request is still one user row;
 /// everything else is a chat.
-async fn bottom_chat(
+fn bottom_chat(
     driver: &dyn LlmDriver,
     request: ChatRequest,
     op: Operation,
-) -> Result<ChatResponse, LlmError> {
+) -> BoxFuture<'_, Result<ChatResponse, LlmError>> {
     if op == Operation::Completion
         && let Some(completion) = as_completion(&request)
     {
-        return driver.complete(completion).await.map(ChatResponse::from);
+        let reply = driver.complete(completion);
+        return Box::pin(async move { reply.await.map(ChatResponse::from) });
     }
-    driver.chat(request).await
+    driver.chat(request)
 }
 
-async fn bottom_stream(
+fn bottom_stream(
     driver: &dyn LlmDriver,
     request: ChatRequest,
     op: Operation,
-) -> Result<ChatStream, LlmError> {
+) -> BoxFuture<'_, Result<ChatStream, LlmError>> {
     if op == Operation::CompletionStream
         && let Some(completion) = as_completion(&request)
     {
-        return driver.complete_stream(completion).await;
+        return driver.complete_stream(completion);
     }
-    driver.chat_stream(request).await
+    driver.chat_stream(request)
 }
 
 /// The completion a chat request still stands for: one visible user row of plain text and

@@ -407,7 +407,7 @@ async fn the_memory_store_is_bounded_by_entries_or_bytes() {
             .await
             .unwrap();
     }
-    store.run_pending_tasks();
+    // Evicted on insert: never over the bound, not even for a moment.
     assert!(store.entry_count() <= 10, "{}", store.entry_count());
 
     let store = MemoryStore::with_max_bytes(10_000, None);
@@ -419,9 +419,31 @@ async fn the_memory_store_is_bounded_by_entries_or_bytes() {
             .await
             .unwrap();
     }
-    store.run_pending_tasks();
     assert!(store.entry_count() <= 10, "{}", store.entry_count());
     assert!(store.entry_count() >= 1);
+    assert!(store.weight() <= 10_000, "{}", store.weight());
+    // The newest entry is there (the oldest went first).
+    let newest = key(&req("q99"));
+    assert!(store.get(&newest).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn the_memory_store_keeps_what_is_read_again_over_what_is_read_once() {
+    let store = MemoryStore::new(100, None);
+    let reply = CachedReply::from_response(&ChatResponse::from_text("a"));
+    let hot = key(&req("hot"));
+    store.put(&hot, reply.clone(), None).await.unwrap();
+    assert!(store.get(&hot).await.unwrap().is_some());
+    // A scan of a thousand entries read once each does not push out the entry in use.
+    for i in 0..1_000 {
+        let k = key(&req(&format!("scan {i}")));
+        store.put(&k, reply.clone(), None).await.unwrap();
+        if i % 50 == 0 {
+            assert!(store.get(&hot).await.unwrap().is_some(), "evicted at {i}");
+        }
+    }
+    assert!(store.get(&hot).await.unwrap().is_some());
+    assert!(store.entry_count() <= 100);
 }
 
 #[tokio::test]

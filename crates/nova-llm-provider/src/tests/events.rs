@@ -303,6 +303,46 @@ fn listeners_see_every_event_in_order_and_subscribers_end_with_the_provider() {
     });
 }
 
+/// Records every event it is given; says it wants only the terminal ones.
+struct TerminalOnly(Arc<Mutex<Vec<String>>>);
+
+impl crate::EventListener for TerminalOnly {
+    fn on_event(&self, event: &Event) {
+        self.0.lock().unwrap().push(name(&event.kind));
+    }
+
+    fn terminal_only(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn non_terminal_events_are_not_built_when_only_terminal_listeners_and_no_subscribers_exist() {
+    run(async {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let p = Provider::builder(MockDriver::new())
+            .cache(crate::cache::CacheLayer::in_memory(10, None))
+            .listener(TerminalOnly(seen.clone()))
+            .build();
+        p.prompt("x").await.unwrap();
+        // No `started`, no cache events: nobody would have looked at them.
+        assert_eq!(*seen.lock().unwrap(), ["completed"]);
+        // A subscriber wants everything: then the listener is given everything too.
+        let mut rx = p.subscribe();
+        p.prompt("x").await.unwrap();
+        assert_eq!(
+            *seen.lock().unwrap(),
+            ["completed", "started", "CacheHit", "completed"]
+        );
+        assert_eq!(rx.drain().len(), 3);
+        // Gone again: back to the terminal events only.
+        drop(rx);
+        seen.lock().unwrap().clear();
+        p.prompt("y").await.unwrap();
+        assert_eq!(*seen.lock().unwrap(), ["completed"]);
+    });
+}
+
 #[test]
 fn events_carry_the_request_id_driver_model_and_tags() {
     run(async {
