@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use futures_util::future::BoxFuture;
 use nova_llm_core::{
     Capabilities, ChatRequest, ChatResponse, ChatStream, CompletionRequest, CompletionResponse,
     LlmDriver, LlmError,
@@ -171,26 +172,31 @@ impl Provider {
     ///
     /// # Errors
     /// Whatever the chain and the driver return.
-    pub async fn chat_with(
+    pub fn chat_with(
         &self,
         request: ChatRequest,
         options: CallOptions,
-    ) -> Result<ChatResponse, LlmError> {
+    ) -> BoxFuture<'_, Result<ChatResponse, LlmError>> {
+        // One small boxed future per call (the context and the chain's own future), not
+        // an `async fn` inside `async_trait`'s box: every byte of a call's future is
+        // copied when it is boxed.
         let mut cx = self.context(Operation::Chat, request.model.as_deref(), options);
-        self.next().chat(request, &mut cx).await
+        let next = self.next();
+        Box::pin(async move { next.chat(request, &mut cx).await })
     }
 
     /// [`chat_stream`](LlmDriver::chat_stream) with per-call options.
     ///
     /// # Errors
     /// Whatever the chain and the driver return before any output.
-    pub async fn chat_stream_with(
+    pub fn chat_stream_with(
         &self,
         request: ChatRequest,
         options: CallOptions,
-    ) -> Result<ChatStream, LlmError> {
+    ) -> BoxFuture<'_, Result<ChatStream, LlmError>> {
         let mut cx = self.context(Operation::ChatStream, request.model.as_deref(), options);
-        self.next().chat_stream(request, &mut cx).await
+        let next = self.next();
+        Box::pin(async move { next.chat_stream(request, &mut cx).await })
     }
 
     /// [`complete`](LlmDriver::complete) with per-call options.
@@ -235,12 +241,28 @@ impl LlmDriver for Provider {
         self.inner.driver.capabilities()
     }
 
-    async fn chat(&self, request: ChatRequest) -> Result<ChatResponse, LlmError> {
-        self.chat_with(request, CallOptions::new()).await
+    // Written out (not `async fn`) so that the future is the one `chat_with` boxes, not a
+    // second box around it.
+    fn chat<'life0, 'async_trait>(
+        &'life0 self,
+        request: ChatRequest,
+    ) -> BoxFuture<'async_trait, Result<ChatResponse, LlmError>>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        self.chat_with(request, CallOptions::new())
     }
 
-    async fn chat_stream(&self, request: ChatRequest) -> Result<ChatStream, LlmError> {
-        self.chat_stream_with(request, CallOptions::new()).await
+    fn chat_stream<'life0, 'async_trait>(
+        &'life0 self,
+        request: ChatRequest,
+    ) -> BoxFuture<'async_trait, Result<ChatStream, LlmError>>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        self.chat_stream_with(request, CallOptions::new())
     }
 
     async fn complete(&self, request: CompletionRequest) -> Result<CompletionResponse, LlmError> {

@@ -13,6 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures_core::Stream;
 use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
 use nova_llm_core::{
     ChatRequest, ChatResponse, ChatStream, LlmError, StreamAccumulator, StreamEvent,
 };
@@ -226,6 +227,19 @@ impl CacheLayer {
 }
 
 impl CacheLayer {
+    async fn plain(
+        &self,
+        request: Box<ChatRequest>,
+        cx: &mut CallContext,
+        next: Next<'_>,
+    ) -> Result<ChatResponse, LlmError> {
+        match self.lookup(&request, cx).await {
+            Ok(hit) => hit.to_response(),
+            Err(None) => next.chat(*request, cx).await,
+            Err(Some((key, control))) => self.lead_or_join(key, control, request, cx, next).await,
+        }
+    }
+
     /// A plain call: the first caller of a key runs it in its own task (no spawn) and
     /// shares the result with the callers that join meanwhile; if it goes away first, one
     /// of them takes over.
@@ -233,7 +247,7 @@ impl CacheLayer {
         &self,
         key: CacheKey,
         control: CacheControl,
-        request: ChatRequest,
+        request: Box<ChatRequest>,
         cx: &mut CallContext,
         next: Next<'_>,
     ) -> Result<ChatResponse, LlmError> {
@@ -278,7 +292,7 @@ impl CacheLayer {
                 registered: self.single_flight,
                 done: false,
             };
-            let result = next.chat(request, cx).await;
+            let result = next.chat(*request, cx).await;
             if let Ok(reply) = &result
                 && !control.no_store
             {
@@ -362,17 +376,22 @@ impl Middleware for CacheLayer {
         Self::NAME
     }
 
-    async fn chat(
-        &self,
+    // Written out rather than `async fn`: `async_trait` would keep a second copy of the
+    // request in the call's future, and every byte of it is copied when it is boxed. The
+    // request is boxed once instead and moved as a pointer until the call needs it.
+    fn chat<'life0, 'life1, 'life2, 'async_trait>(
+        &'life0 self,
         request: ChatRequest,
-        cx: &mut CallContext,
-        next: Next<'_>,
-    ) -> Result<ChatResponse, LlmError> {
-        match self.lookup(&request, cx).await {
-            Ok(hit) => hit.to_response(),
-            Err(None) => next.chat(request, cx).await,
-            Err(Some((key, control))) => self.lead_or_join(key, control, request, cx, next).await,
-        }
+        cx: &'life1 mut CallContext,
+        next: Next<'life2>,
+    ) -> BoxFuture<'async_trait, Result<ChatResponse, LlmError>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        Self: 'async_trait,
+    {
+        Box::pin(self.plain(Box::new(request), cx, next))
     }
 
     async fn chat_stream(
@@ -725,6 +744,16 @@ impl Stream for Reader {
             let Some(at) = read.checked_sub(state.base) else {
                 return Some(Some(Err(abandoned())));
             };
+            if at == 0 && state.overflowed && state.readers.len() == 1 {
+                // Too long to keep, and no other caller will read it (none can join any
+                // more): hand the event over instead of copying it.
+                if let Some(e) = state.events.pop_front() {
+                    state.base += 1;
+                    *read += 1;
+                    state.set_reader(id, *read);
+                    return Some(Some(Ok(e)));
+                }
+            }
             if let Some(e) = state.events.get(at) {
                 let e = e.clone();
                 *read += 1;

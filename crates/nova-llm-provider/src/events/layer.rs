@@ -249,9 +249,12 @@ impl Tracker {
         let cost_usd = if from_cache {
             Some(0.0)
         } else {
-            self.prices
-                .cost(&response_model, &usage)
-                .or_else(|| self.prices.cost(&self.model, &usage))
+            self.prices.cost(&response_model, &usage).or_else(|| {
+                // The requested name, when the service answered under another one.
+                (*self.model != *response_model)
+                    .then(|| self.prices.cost(&self.model, &usage))
+                    .flatten()
+            })
         };
         self.emit(EventKind::Completed(Completion {
             operation: self.operation,

@@ -284,8 +284,8 @@ impl CallContext {
         &self.hub
     }
 
-    /// A context for work done on this call's behalf outside of it (a spawned task shared by
-    /// several callers): the same ids, tags, extensions and event destination, its own
+    /// A context for work done on this call's behalf outside of it (work shared by several
+    /// callers, such as the cache's shared stream): the same ids, tags, extensions and event destination, its own
     /// cache flag. Events it emits carry this call's request id.
     pub fn detached(&self) -> CallContext {
         CallContext {

@@ -189,8 +189,8 @@ impl<'a> Next<'a> {
         Next { driver, ..self }
     }
 
-    /// An owned handle on the same rest of the chain, for work that outlives the call (a
-    /// spawned task shared by several callers, as the cache's single-flight does).
+    /// An owned handle on the same rest of the chain, for work that outlives the call (work
+    /// shared by several callers, as the cache's single-flight stream, or a spawned task).
     pub fn to_owned(&self) -> OwnedNext {
         OwnedNext {
             chain: Arc::clone(self.chain),
@@ -200,7 +200,7 @@ impl<'a> Next<'a> {
     }
 }
 
-/// The rest of a chain, owned: `'static`, so it can move into a spawned task.
+/// The rest of a chain, owned: `'static`, so it can outlive the call (or move into a task).
 #[derive(Clone)]
 pub struct OwnedNext {
     chain: Arc<[Arc<dyn Middleware>]>,

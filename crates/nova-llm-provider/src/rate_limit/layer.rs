@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -83,7 +84,7 @@ pub struct RateLimitLayer {
     per_model: bool,
     adaptive: bool,
     default_output_tokens: u64,
-    queues: Arc<Mutex<HashMap<String, Arc<Queue>>>>,
+    queues: Arc<RwLock<HashMap<String, Arc<Queue>>>>,
     signals: Arc<Signals>,
 }
 
@@ -222,7 +223,16 @@ impl RateLimitLayer {
     }
 
     fn queue(&self, scope: &str) -> Arc<Queue> {
-        let mut queues = self.queues.lock().unwrap_or_else(PoisonError::into_inner);
+        // Read-mostly: a scope's line is made once, then only looked up.
+        if let Some(q) = self
+            .queues
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(scope)
+        {
+            return Arc::clone(q);
+        }
+        let mut queues = self.queues.write().unwrap_or_else(PoisonError::into_inner);
         Arc::clone(scope_entry(&mut queues, scope))
     }
 
@@ -349,6 +359,10 @@ impl RateLimitLayer {
     }
 
     async fn settle(&self, admission: &Admission, actual: Option<u64>) {
+        // Only a token limit needs the real count.
+        if self.limits.tokens_per_minute.is_none() {
+            return;
+        }
         if let Some(actual) = actual {
             // A failed correction leaves the estimate counted: safe.
             let _ = self
@@ -385,12 +399,19 @@ impl Drop for Waiting<'_> {
 
 /// What the service said about its limits, per scope.
 #[derive(Debug, Default)]
-struct Signals(Mutex<HashMap<String, ServiceState>>);
+struct Signals {
+    scopes: Mutex<HashMap<String, ServiceState>>,
+    /// Whether the service ever said anything: until then every check is one atomic read.
+    any: AtomicBool,
+}
 
 impl Signals {
     /// How long the service's own signals say to hold back, if at all.
     fn wait(&self, scope: &str, now: Instant) -> Option<Duration> {
-        let map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if !self.any.load(Ordering::Acquire) {
+            return None;
+        }
+        let map = self.scopes.lock().unwrap_or_else(PoisonError::into_inner);
         let s = map.get(scope)?;
         let blocked = s.blocked_until.filter(|t| *t > now);
         let spaced = match (s.spacing, s.last_admit) {
@@ -402,9 +423,16 @@ impl Signals {
         blocked.max(spaced).map(|t| t - now)
     }
 
+    /// Notes an admission (the spacing counts from it); only scopes the service spoke of
+    /// have a state to note it in.
     fn admitted(&self, scope: &str, now: Instant) {
-        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        scope_entry(&mut map, scope).last_admit = Some(now);
+        if !self.any.load(Ordering::Acquire) {
+            return;
+        }
+        let mut map = self.scopes.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(s) = map.get_mut(scope) {
+            s.last_admit = Some(now);
+        }
     }
 
     /// Learns from the service's rate-limit headers and `Retry-After`.
@@ -414,8 +442,16 @@ impl Signals {
         snapshot: Option<&RateLimitSnapshot>,
         retry_after: Option<Duration>,
     ) {
+        if retry_after.is_none() && snapshot.is_none_or(RateLimitSnapshot::is_empty) {
+            // Nothing said: nothing to learn (and a scope the service never spoke of
+            // keeps no state).
+            if !self.any.load(Ordering::Acquire) {
+                return;
+            }
+        }
         let now = Instant::now();
-        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut map = self.scopes.lock().unwrap_or_else(PoisonError::into_inner);
+        self.any.store(true, Ordering::Release);
         let s = scope_entry(&mut map, scope);
         let mut hold = |d: Duration| {
             let until = now + d;
