@@ -86,7 +86,7 @@ impl CacheControl {
 #[derive(Clone)]
 pub struct CacheLayer {
     store: Arc<dyn CacheStore>,
-    flights: Arc<Mutex<HashMap<FlightKey, Arc<Flight>>>>,
+    flights: Arc<Flights>,
     single_flight: bool,
     max_entry_bytes: usize,
 }
@@ -94,13 +94,45 @@ pub struct CacheLayer {
 impl fmt::Debug for CacheLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CacheLayer")
-            .field("in_flight", &lock(&self.flights).len())
+            .field("in_flight", &self.flights.len())
             .field("single_flight", &self.single_flight)
             .finish_non_exhaustive()
     }
 }
 
 type FlightKey = (CacheKey, bool);
+
+/// Shards of the map of calls in flight: two calls take the same lock only when their keys
+/// fall in the same shard.
+struct Flights {
+    shards: Vec<Mutex<HashMap<FlightKey, Arc<Flight>>>>,
+}
+
+const FLIGHT_SHARDS: usize = 16;
+
+impl Flights {
+    fn new() -> Self {
+        Flights {
+            shards: (0..FLIGHT_SHARDS).map(|_| Mutex::default()).collect(),
+        }
+    }
+
+    /// The shard of `key`, locked. A key ends in hex digits of a SHA-256: the last one picks
+    /// the shard, evenly.
+    fn shard(&self, key: &FlightKey) -> MutexGuard<'_, HashMap<FlightKey, Arc<Flight>>> {
+        let last = key.0.as_str().bytes().last().unwrap_or(b'0');
+        let digit = match last {
+            b'0'..=b'9' => last - b'0',
+            b'a'..=b'f' => last - b'a' + 10,
+            other => other,
+        };
+        lock(&self.shards[usize::from(digit) % self.shards.len()])
+    }
+
+    fn len(&self) -> usize {
+        self.shards.iter().map(|s| lock(s).len()).sum()
+    }
+}
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -119,7 +151,7 @@ impl CacheLayer {
     pub fn shared(store: Arc<dyn CacheStore>) -> Self {
         CacheLayer {
             store,
-            flights: Arc::new(Mutex::new(HashMap::new())),
+            flights: Arc::new(Flights::new()),
             single_flight: true,
             max_entry_bytes: 1 << 20,
         }
@@ -150,7 +182,7 @@ impl CacheLayer {
 
     /// How many distinct upstream calls are in flight now.
     pub fn in_flight(&self) -> usize {
-        lock(&self.flights).len()
+        self.flights.len()
     }
 
     /// Looks the request up. `Ok(reply)` on a hit; `Err(key)` on a miss (or a bypass:
@@ -192,7 +224,7 @@ impl CacheLayer {
         next: Next<'_>,
     ) -> Waiter {
         let fkey = (key.clone(), true);
-        let mut flights = lock(&self.flights);
+        let mut flights = self.flights.shard(&fkey);
         if self.single_flight
             && let Some(flight) = flights.get(&fkey)
         {
@@ -255,7 +287,7 @@ impl CacheLayer {
         loop {
             // Decide under the lock, then let go of it before any await.
             let role = {
-                let mut flights = lock(&self.flights);
+                let mut flights = self.flights.shard(&fkey);
                 match flights.get(&fkey).filter(|_| self.single_flight) {
                     Some(flight) => {
                         flight.waiters.fetch_add(1, Ordering::SeqCst);
@@ -320,7 +352,7 @@ enum Role {
 /// waiting on it are told to take over.
 struct Lead {
     flight: Arc<Flight>,
-    flights: Arc<Mutex<HashMap<FlightKey, Arc<Flight>>>>,
+    flights: Arc<Flights>,
     fkey: FlightKey,
     registered: bool,
     done: bool,
@@ -329,7 +361,7 @@ struct Lead {
 impl Lead {
     fn unregister(&self) {
         if self.registered {
-            let mut flights = lock(&self.flights);
+            let mut flights = self.flights.shard(&self.fkey);
             if flights
                 .get(&self.fkey)
                 .is_some_and(|f| Arc::ptr_eq(f, &self.flight))
@@ -506,7 +538,7 @@ static NEXT_READER: AtomicU64 = AtomicU64::new(0);
 struct Run {
     /// Weak: the flight owns this work (no cycle if it is never finished).
     flight: Weak<Flight>,
-    flights: Arc<Mutex<HashMap<FlightKey, Arc<Flight>>>>,
+    flights: Arc<Flights>,
     fkey: FlightKey,
     store: Option<(Arc<dyn CacheStore>, CacheKey, Option<Duration>)>,
     next: OwnedNext,
@@ -564,7 +596,7 @@ impl Run {
     /// Takes the flight out of the in-flight map (if it is still there).
     fn unregister(&self) {
         if self.registered {
-            let mut flights = lock(&self.flights);
+            let mut flights = self.flights.shard(&self.fkey);
             if flights
                 .get(&self.fkey)
                 .is_some_and(|f| self.flight.as_ptr() == Arc::as_ptr(f))
@@ -621,18 +653,14 @@ impl Run {
 struct Waiter {
     flight: Arc<Flight>,
     fkey: FlightKey,
-    flights: Arc<Mutex<HashMap<FlightKey, Arc<Flight>>>>,
+    flights: Arc<Flights>,
     /// How many events this caller has been given.
     read: usize,
     id: u64,
 }
 
 impl Waiter {
-    fn new(
-        flight: Arc<Flight>,
-        fkey: FlightKey,
-        flights: Arc<Mutex<HashMap<FlightKey, Arc<Flight>>>>,
-    ) -> Self {
+    fn new(flight: Arc<Flight>, fkey: FlightKey, flights: Arc<Flights>) -> Self {
         let id = NEXT_READER.fetch_add(1, Ordering::Relaxed);
         lock(&flight.state).readers.push((id, 0));
         Waiter {
@@ -812,7 +840,7 @@ impl Drop for Waiter {
             return;
         }
         // The last caller left: abandon the call unless it ended or someone joined since.
-        let mut flights = lock(&self.flights);
+        let mut flights = self.flights.shard(&self.fkey);
         if self.flight.waiters.load(Ordering::SeqCst) != 0 || lock(&self.flight.state).end.is_some()
         {
             return;

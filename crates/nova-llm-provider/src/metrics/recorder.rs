@@ -2,7 +2,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
@@ -16,13 +17,38 @@ use crate::events::{Event, EventKind, EventListener};
 /// A cheap clonable handle; the provider feeds it from its events (so every call counts
 /// exactly once), and [`snapshot`](Self::snapshot) reads it. Calls are grouped under the
 /// requested model (`"default"` when the request left it to the driver).
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Metrics {
-    inner: Arc<Mutex<HashMap<Key, Stats>>>,
+    /// Stripes, each thread recording into its own (so that two threads recording at once
+    /// do not fight over one lock and one set of counters); a snapshot adds them up.
+    stripes: Arc<[Mutex<Stripe>]>,
 }
 
-/// Driver and model.
-type Key = (Arc<str>, Arc<str>);
+/// Driver, then model.
+type Stripe = HashMap<Arc<str>, HashMap<Arc<str>, Stats>>;
+
+const STRIPES: usize = 8;
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            stripes: (0..STRIPES).map(|_| Mutex::default()).collect(),
+        }
+    }
+}
+
+/// The stripe of the calling thread: threads take numbers in turn.
+fn stripe_of_thread() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static MINE: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    MINE.with(|n| *n) % STRIPES
+}
+
+fn lock(stripe: &Mutex<Stripe>) -> MutexGuard<'_, Stripe> {
+    stripe.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 impl fmt::Debug for Metrics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -30,6 +56,7 @@ impl fmt::Debug for Metrics {
     }
 }
 
+#[derive(Clone)]
 struct Stats {
     requests: u64,
     errors: HashMap<ErrorKind, u64>,
@@ -45,6 +72,7 @@ struct Stats {
 }
 
 /// A microsecond histogram, 3 significant digits, growing as needed.
+#[derive(Clone)]
 struct Hist(Option<Histogram<u64>>);
 
 impl Hist {
@@ -62,6 +90,47 @@ impl Hist {
             }
         }
     }
+
+    fn add(&mut self, other: &Hist) {
+        if let (Some(h), Some(o)) = (&mut self.0, &other.0) {
+            // Both grow as needed, so adding cannot run out of range.
+            let _ = h.add(o);
+        }
+    }
+}
+
+impl Stats {
+    fn add(&mut self, o: &Stats) {
+        self.requests += o.requests;
+        for (k, n) in &o.errors {
+            *self.errors.entry(*k).or_default() += n;
+        }
+        self.from_cache += o.from_cache;
+        self.latency.add(&o.latency);
+        self.ttft.add(&o.ttft);
+        self.input_tokens += o.input_tokens;
+        self.output_tokens += o.output_tokens;
+        self.cached_input_tokens += o.cached_input_tokens;
+        self.estimated_usage += o.estimated_usage;
+        self.cost_usd += o.cost_usd;
+        self.unpriced += o.unpriced;
+    }
+}
+
+/// The stats of `driver` and `model` in `stripe`; the names are copied only the first time.
+fn stats_of<'a>(stripe: &'a mut Stripe, driver: &Arc<str>, model: &Arc<str>) -> &'a mut Stats {
+    if !stripe.contains_key(&**driver) {
+        stripe.insert(Arc::clone(driver), HashMap::new());
+    }
+    let models = stripe
+        .get_mut(&**driver)
+        .unwrap_or_else(|| unreachable!("inserted above"));
+    if !models.contains_key(&**model) {
+        models.insert(Arc::clone(model), Stats::default());
+    }
+    models
+        .get_mut(&**model)
+        .unwrap_or_else(|| unreachable!("inserted above"))
 }
 
 impl Default for Stats {
@@ -90,11 +159,13 @@ impl Metrics {
 
     /// Records one terminal event; other events are ignored.
     pub fn record(&self, event: &Event) {
-        let key = (Arc::clone(&event.driver), Arc::clone(&event.model));
-        let mut map = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        if !event.is_terminal() {
+            return;
+        }
+        let mut stripe = lock(&self.stripes[stripe_of_thread()]);
+        let s = stats_of(&mut stripe, &event.driver, &event.model);
         match &event.kind {
             EventKind::Completed(c) => {
-                let s = map.entry(key).or_default();
                 s.requests += 1;
                 s.latency.record(c.latency);
                 if let Some(t) = c.time_to_first_token {
@@ -111,7 +182,6 @@ impl Metrics {
                 }
             }
             EventKind::Failed(f) => {
-                let s = map.entry(key).or_default();
                 s.requests += 1;
                 s.latency.record(f.latency);
                 *s.errors.entry(f.error).or_default() += 1;
@@ -122,8 +192,20 @@ impl Metrics {
 
     /// The figures now, one entry per driver and model, sorted by driver then model.
     pub fn snapshot(&self) -> MetricsSnapshot {
-        let map = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut models: Vec<ModelMetrics> = map
+        let mut merged: BTreeMap<(Arc<str>, Arc<str>), Stats> = BTreeMap::new();
+        for stripe in self.stripes.iter() {
+            for (driver, models) in lock(stripe).iter() {
+                for (model, s) in models {
+                    match merged.get_mut(&(Arc::clone(driver), Arc::clone(model))) {
+                        Some(m) => m.add(s),
+                        None => {
+                            merged.insert((Arc::clone(driver), Arc::clone(model)), s.clone());
+                        }
+                    }
+                }
+            }
+        }
+        let mut models: Vec<ModelMetrics> = merged
             .iter()
             .map(|((driver, model), s)| ModelMetrics {
                 driver: driver.to_string(),
@@ -148,10 +230,9 @@ impl Metrics {
 
     /// Forgets everything recorded.
     pub fn reset(&self) {
-        self.inner
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
+        for stripe in self.stripes.iter() {
+            lock(stripe).clear();
+        }
     }
 }
 

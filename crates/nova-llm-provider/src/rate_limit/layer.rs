@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_core::Stream;
+use futures_util::future::BoxFuture;
 use nova_llm_core::{
     ChatRequest, ChatResponse, ChatStream, ContentPart, ErrorKind, LlmError, RateLimitSnapshot,
     StreamEvent,
@@ -84,6 +85,10 @@ pub struct RateLimitLayer {
     per_model: bool,
     adaptive: bool,
     default_output_tokens: u64,
+    /// The waiting line of the whole provider (the scope without `per_model`): held
+    /// directly, so the common case looks nothing up.
+    queue: Arc<Queue>,
+    /// The waiting lines of each model (with `per_model`).
     queues: Arc<RwLock<HashMap<String, Arc<Queue>>>>,
     signals: Arc<Signals>,
 }
@@ -123,6 +128,7 @@ impl RateLimitLayer {
             per_model: false,
             adaptive: true,
             default_output_tokens: 256,
+            queue: Arc::default(),
             queues: Arc::default(),
             signals: Arc::default(),
         }
@@ -222,7 +228,10 @@ impl RateLimitLayer {
         }
     }
 
-    fn queue(&self, scope: &str) -> Arc<Queue> {
+    fn queue(&self, scope: &str) -> QueueRef<'_> {
+        if !self.per_model {
+            return QueueRef::Whole(&self.queue);
+        }
         // Read-mostly: a scope's line is made once, then only looked up.
         if let Some(q) = self
             .queues
@@ -230,10 +239,10 @@ impl RateLimitLayer {
             .unwrap_or_else(PoisonError::into_inner)
             .get(scope)
         {
-            return Arc::clone(q);
+            return QueueRef::Model(Arc::clone(q));
         }
         let mut queues = self.queues.write().unwrap_or_else(PoisonError::into_inner);
-        Arc::clone(scope_entry(&mut queues, scope))
+        QueueRef::Model(Arc::clone(scope_entry(&mut queues, scope)))
     }
 
     fn reject(&self, cx: &CallContext, retry_after: Option<Duration>, why: &str) -> LlmError {
@@ -358,6 +367,37 @@ impl RateLimitLayer {
         })
     }
 
+    async fn plain(
+        &self,
+        request: Box<ChatRequest>,
+        cx: &mut CallContext,
+        next: Next<'_>,
+    ) -> Result<ChatResponse, LlmError> {
+        let admission = self.admit(&request, cx).await?;
+        let result = next.chat(*request, cx).await;
+        match &result {
+            Ok(reply) => {
+                if self.adaptive {
+                    let snap = reply.metadata.rate_limit.as_ref();
+                    self.signals.learn(&admission.scope, snap, None);
+                }
+                let actual = reply.usage.input_tokens + reply.usage.output_tokens;
+                self.settle(&admission, (actual > 0).then_some(actual))
+                    .await;
+            }
+            Err(e) => {
+                if self.adaptive {
+                    self.signals
+                        .learn(&admission.scope, e.rate_limit(), e.retry_after());
+                }
+                // A refused call used no tokens.
+                let refused = e.status().is_some_and(|s| s == 429 || s == 400);
+                self.settle(&admission, refused.then_some(0)).await;
+            }
+        }
+        result
+    }
+
     async fn settle(&self, admission: &Admission, actual: Option<u64>) {
         // Only a token limit needs the real count.
         if self.limits.tokens_per_minute.is_none() {
@@ -379,6 +419,24 @@ struct Queue {
     lock: Arc<tokio::sync::Mutex<()>>,
     /// Calls in the line (waiting for the lock or holding it).
     waiting: AtomicUsize,
+}
+
+/// A waiting line: the provider's own (borrowed, no reference count touched per call) or
+/// a model's.
+enum QueueRef<'a> {
+    Whole(&'a Queue),
+    Model(Arc<Queue>),
+}
+
+impl std::ops::Deref for QueueRef<'_> {
+    type Target = Queue;
+
+    fn deref(&self) -> &Queue {
+        match self {
+            QueueRef::Whole(q) => q,
+            QueueRef::Model(q) => q,
+        }
+    }
 }
 
 /// Counts a call in the line while it lives (also when its future is dropped).
@@ -506,35 +564,21 @@ impl Middleware for RateLimitLayer {
         Self::NAME
     }
 
-    async fn chat(
-        &self,
+    // Written out rather than `async fn` (as in the cache layer): `async_trait` would keep a
+    // second copy of the request in a future that is copied whole when it is boxed.
+    fn chat<'life0, 'life1, 'life2, 'async_trait>(
+        &'life0 self,
         request: ChatRequest,
-        cx: &mut CallContext,
-        next: Next<'_>,
-    ) -> Result<ChatResponse, LlmError> {
-        let admission = self.admit(&request, cx).await?;
-        let result = next.chat(request, cx).await;
-        match &result {
-            Ok(reply) => {
-                if self.adaptive {
-                    let snap = reply.metadata.rate_limit.as_ref();
-                    self.signals.learn(&admission.scope, snap, None);
-                }
-                let actual = reply.usage.input_tokens + reply.usage.output_tokens;
-                self.settle(&admission, (actual > 0).then_some(actual))
-                    .await;
-            }
-            Err(e) => {
-                if self.adaptive {
-                    self.signals
-                        .learn(&admission.scope, e.rate_limit(), e.retry_after());
-                }
-                // A refused call used no tokens.
-                let refused = e.status().is_some_and(|s| s == 429 || s == 400);
-                self.settle(&admission, refused.then_some(0)).await;
-            }
-        }
-        result
+        cx: &'life1 mut CallContext,
+        next: Next<'life2>,
+    ) -> BoxFuture<'async_trait, Result<ChatResponse, LlmError>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        Self: 'async_trait,
+    {
+        Box::pin(self.plain(Box::new(request), cx, next))
     }
 
     async fn chat_stream(

@@ -310,3 +310,55 @@ fn reasoning_and_tool_calls_count_as_first_content_and_output() {
         assert_eq!(c[0].finish_reason, FinishReason::ToolCalls);
     });
 }
+
+/// A completed call of `latency` on driver `drv`, model `m`: 3 tokens in, 2 out, $0.001.
+fn completed(latency: Duration) -> Event {
+    Event {
+        request_id: crate::RequestId::next(),
+        driver: "drv".into(),
+        model: "m".into(),
+        at: std::time::SystemTime::now(),
+        elapsed: latency,
+        tags: Default::default(),
+        kind: EventKind::Completed(Completion {
+            operation: crate::Operation::Chat,
+            latency,
+            time_to_first_token: None,
+            usage: Usage::new(3, 2),
+            cost_usd: Some(0.001),
+            finish_reason: FinishReason::Stop,
+            response_model: "m".into(),
+            from_cache: false,
+            reply: None,
+        }),
+    }
+}
+
+#[test]
+fn what_many_threads_record_adds_up_in_one_snapshot() {
+    // Each thread records into a stripe of its own; the snapshot must add them up,
+    // histograms included.
+    let metrics = crate::Metrics::new();
+    std::thread::scope(|s| {
+        for t in 0..8_u64 {
+            let m = metrics.clone();
+            s.spawn(move || {
+                for i in 1..=100_u64 {
+                    m.record(&completed(Duration::from_millis(t * 100 + i)));
+                }
+            });
+        }
+    });
+    let snap = metrics.snapshot();
+    assert_eq!(snap.models.len(), 1, "one entry per driver and model");
+    let m = snap.get("drv", "m").unwrap();
+    assert_eq!(m.requests, 800);
+    assert_eq!(m.latency.count, 800);
+    assert_eq!((m.input_tokens, m.output_tokens), (2400, 1600));
+    assert!((m.cost_usd - 0.8).abs() < 1e-9, "{}", m.cost_usd);
+    // The latencies are 1 ms ..= 800 ms, once each.
+    assert!(about(m.latency.p50, 400), "{:?}", m.latency);
+    assert!(about(m.latency.max, 800), "{:?}", m.latency);
+    metrics.reset();
+    assert_eq!(metrics.snapshot().total_requests(), 0);
+}
