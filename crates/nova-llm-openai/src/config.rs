@@ -207,7 +207,9 @@ impl OpenAiBuilder {
     }
 
     /// Uses this HTTP client (proxies, custom TLS, connection pool settings). Default: a
-    /// client with rustls and the Mozilla root certificates.
+    /// client with rustls and the Mozilla root certificates that follows no redirects and
+    /// retries nothing (give yours `redirect::Policy::none()` and `retry::never()` to keep
+    /// that behaviour).
     pub fn client(mut self, client: reqwest::Client) -> Self {
         self.client = Some(client);
         self
@@ -397,7 +399,13 @@ fn default_client(connect_timeout: Option<Duration>) -> Result<reqwest::Client, 
         })?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let mut builder = reqwest::Client::builder().tls_backend_preconfigured(tls);
+    // No redirects: following a 301/302 would resend the POST as a GET without its body;
+    // a redirect is reported as an error with its status instead. No retries either: a
+    // driver makes one attempt, retrying is the provider's job.
+    let mut builder = reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .redirect(reqwest::redirect::Policy::none())
+        .retry(reqwest::retry::never());
     if let Some(t) = connect_timeout {
         builder = builder.connect_timeout(t);
     }

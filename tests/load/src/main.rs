@@ -80,6 +80,8 @@ fn parent() {
         .and_then(|r| r.parse().ok())
         .unwrap_or(5);
     let mut runs: Vec<(usize, String, Value, u64)> = Vec::new();
+    // The round of each run, to compare clients within a round.
+    let mut rounds_of: Vec<usize> = Vec::new();
     for round in 0..rounds {
         for (w, (name, ..)) in WORKLOADS.iter().enumerate() {
             for k in 0..CLIENTS.len() {
@@ -105,6 +107,7 @@ fn parent() {
                 });
                 let bytes = server.stream_bytes() - bytes_before;
                 eprintln!("round {round} {name:<42} {client:<13} {v}");
+                rounds_of.push(round);
                 runs.push((w, client.to_owned(), v, bytes));
             }
         }
@@ -123,6 +126,35 @@ fn parent() {
     }
     println!("Median of {rounds} rounds per pair.\n");
     report(&rows);
+    paired(&runs, &rounds_of, rounds);
+}
+
+/// Ratios taken within each round (the clients of a round ran one after the other, so
+/// they share the machine's state of the moment), then their median: steadier than the
+/// ratio of two medians on a machine whose speed drifts.
+fn paired(runs: &[(usize, String, Value, u64)], rounds_of: &[usize], rounds: usize) {
+    println!("\nMedian of the per-round ratios:\n");
+    for (w, (name, ..)) in WORKLOADS.iter().enumerate() {
+        let rate = |round: usize, client: &str| {
+            runs.iter()
+                .zip(rounds_of)
+                .find(|(r, n)| r.0 == w && r.1 == client && **n == round)
+                .map(|(r, _)| throughput(w, &r.2))
+        };
+        let median = |a: &str, b: &str| {
+            let mut v: Vec<f64> = (0..rounds)
+                .filter_map(|n| Some(rate(n, a)? / rate(n, b)?))
+                .collect();
+            v.sort_by(f64::total_cmp);
+            v.get(v.len() / 2).copied()
+        };
+        let show = |x: Option<f64>| x.map_or("–".to_owned(), |x| format!("{x:.3}"));
+        println!(
+            "{name}: driver/async-openai = {}, provider/driver = {}",
+            show(median("driver", "async-openai")),
+            show(median("provider", "driver")),
+        );
+    }
 }
 
 /// Requests/s, or events/s for streams.

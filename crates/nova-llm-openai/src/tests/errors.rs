@@ -42,6 +42,37 @@ async fn status_error(status: u16, body: Value) -> LlmError {
 }
 
 #[tokio::test]
+async fn a_redirect_is_an_error_with_its_status_never_followed() {
+    // Following it would resend the chat as a GET without its body.
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(301).insert_header("location", format!("{}/moved", server.uri())),
+        )
+        .expect(2)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(0)
+        .mount(&server)
+        .await;
+    let d = driver(&server);
+    let plain = d
+        .chat(ChatRequest::new(Dialog::new().user("q")))
+        .await
+        .unwrap_err();
+    assert_eq!(plain.status(), Some(301));
+    let streamed = d
+        .chat_stream(ChatRequest::new(Dialog::new().user("q")))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(streamed.status(), Some(301));
+    // `expect` counts are checked when the server drops: one POST per call, no GET.
+}
+
+#[tokio::test]
 async fn status_400_is_invalid_request_with_the_providers_message_and_param() {
     let e = status_error(
         400,
