@@ -243,6 +243,51 @@ fn cache_and_limits(c: &mut Criterion) {
     g.finish();
 }
 
+/// The stack of the whole-stack load benchmark (`tests/load`) on one thread: events,
+/// metrics, a rate limiter that never limits and a cache on its miss path (every prompt
+/// differs, so every call is looked up, sent, stored and evicts an older entry), interleaved
+/// with the bare mock answering the same prompts.
+fn load_stack(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let bare = MockDriver::new();
+    let mock = MockDriver::new();
+    let stack = Provider::builder(mock.clone())
+        .rate_limit(
+            // Short window: see `rate_limit_added_per_call`.
+            RateLimitLayer::new()
+                .requests(1_000_000_000, Duration::from_millis(10))
+                .max_in_flight(10_000),
+        )
+        .cache(CacheLayer::in_memory(1_000, None))
+        .build();
+    let mut n = 0_u64;
+    let mut g = c.benchmark_group("load_stack_added_per_call");
+    g.bench_function("chat/cache_miss", |b| {
+        b.iter_custom(|iters| {
+            let (mut base, mut with) = (Duration::ZERO, Duration::ZERO);
+            for _ in 0..iters {
+                n += 1;
+                let req = ChatRequest::new(Dialog::new().user(format!("request {n}")))
+                    .model("gpt-4o-mini");
+                let t0 = Instant::now();
+                call(&rt, &bare, &req, false);
+                let t1 = Instant::now();
+                call(&rt, &stack, &req, false);
+                let t2 = Instant::now();
+                base += t1 - t0;
+                with += t2 - t1;
+                bare.reset();
+                mock.reset();
+            }
+            with.saturating_sub(base)
+        })
+    });
+    g.finish();
+}
+
 /// Trimming a 10,000-row dialog to half its tokens: counting every row (what the `context`
 /// layer does per request) and with the counts already known (what a `Conversation` does).
 fn trimming(c: &mut Criterion) {
@@ -289,5 +334,12 @@ fn trimming(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, per_call, added, cache_and_limits, trimming);
+criterion_group!(
+    benches,
+    per_call,
+    added,
+    cache_and_limits,
+    load_stack,
+    trimming
+);
 criterion_main!(benches);
