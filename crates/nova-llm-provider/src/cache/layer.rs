@@ -452,7 +452,26 @@ struct Flight {
     /// A stream's upstream work, polled by whichever caller needs the next event (`None`
     /// for a plain call, which its leader runs, and once the work is done).
     pump: Mutex<Option<Pump>>,
+    /// The waker the upstream work is polled with: it wakes every caller waiting on the
+    /// flight, so that the work goes on even if the caller that polled it last has stopped
+    /// reading (and would not pass the wake-up on).
+    fan_out: Waker,
     waiters: AtomicUsize,
+}
+
+/// Wakes every caller waiting on a flight.
+struct FanOut(Weak<Flight>);
+
+impl std::task::Wake for FanOut {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if let Some(flight) = self.0.upgrade() {
+            flight.update(|s| s.upstream_wakes = s.upstream_wakes.wrapping_add(1));
+        }
+    }
 }
 
 #[derive(Default)]
@@ -465,6 +484,8 @@ struct FlightState {
     readers: Vec<(u64, usize)>,
     /// The callers waiting for a change, woken by the next one.
     wakers: Vec<(u64, Waker)>,
+    /// How many times the upstream work asked to be polled again.
+    upstream_wakes: u64,
     /// Approximate bytes pumped so far.
     bytes: usize,
     /// Past the size cap: no longer joinable, not stored, events dropped once read by all.
@@ -481,9 +502,10 @@ struct FlightState {
 impl Flight {
     /// A new flight with its first caller.
     fn new() -> Arc<Self> {
-        Arc::new(Flight {
+        Arc::new_cyclic(|me| Flight {
             state: Mutex::new(FlightState::default()),
             pump: Mutex::new(None),
+            fan_out: Waker::from(Arc::new(FanOut(me.clone()))),
             waiters: AtomicUsize::new(1),
         })
     }
@@ -681,7 +703,7 @@ impl Waiter {
         mut check: impl FnMut(&mut FlightState, &mut usize) -> Option<T>,
     ) -> Poll<T> {
         let id = self.id;
-        {
+        let seen = {
             let mut state = lock(&self.flight.state);
             if !state.wakers.is_empty() {
                 state.wakers.retain(|w| w.0 != id);
@@ -689,16 +711,23 @@ impl Waiter {
             if let Some(found) = check(&mut state, &mut self.read) {
                 return Poll::Ready(found);
             }
-        }
+            state.upstream_wakes
+        };
         let mut pump = match self.flight.pump.try_lock() {
             Ok(guard) => Some(guard),
             Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
             // Another caller is driving it: it wakes us when something changes.
             Err(TryLockError::WouldBlock) => None,
         };
+        // Polled with the flight's waker, not this caller's: when the upstream stream has
+        // more, every waiting caller is woken and whichever runs first drives it (the caller
+        // that polled it last may have stopped reading).
         if let Some(guard) = pump.as_mut()
             && let Some(work) = guard.as_mut()
-            && work.as_mut().poll(cx).is_ready()
+            && work
+                .as_mut()
+                .poll(&mut Context::from_waker(&self.flight.fan_out))
+                .is_ready()
         {
             **guard = None;
         }
@@ -707,6 +736,13 @@ impl Waiter {
         let mut state = lock(&self.flight.state);
         if let Some(found) = check(&mut state, &mut self.read) {
             return Poll::Ready(found);
+        }
+        if state.upstream_wakes != seen {
+            // The upstream asked to be polled again before this caller was listening (or
+            // yielded, as tokio's budget makes it do): come back soon rather than wait.
+            drop(state);
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
         }
         state.wakers.push((id, cx.waker().clone()));
         Poll::Pending

@@ -631,6 +631,39 @@ async fn when_the_caller_driving_a_stream_goes_away_a_waiting_one_drives_it_on()
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_caller_that_stops_reading_does_not_hold_up_the_others() {
+    // `a` polls the shared stream last and then keeps it without reading (its task is busy
+    // elsewhere). The upstream stream must still be driven for `b`.
+    let mock = MockDriver::new();
+    let (p, _rx) = cached(&mock);
+    mock.push_stream(
+        ScriptedStream::new()
+            .text("one ")
+            .text("two ")
+            .text("three")
+            .finish(FinishReason::Stop)
+            .gap(Duration::from_millis(10)),
+    );
+    let mut a = p.chat_stream(req("q")).await.unwrap();
+    let b = p.chat_stream(req("q")).await.unwrap();
+    let b = tokio::spawn(collect_stream(b));
+    tokio::task::yield_now().await;
+    while let Ok(Some(event)) = tokio::time::timeout(Duration::ZERO, next_event(&mut a)).await {
+        event.unwrap();
+    }
+    // `a` is kept, unread, while `b` finishes.
+    let b = tokio::time::timeout(Duration::from_secs(5), b)
+        .await
+        .expect("the stalled caller did not hold up the other")
+        .unwrap()
+        .unwrap();
+    assert_eq!(b.text(), "one two three");
+    // `a` can still read the rest afterwards.
+    assert_eq!(collect_stream(a).await.unwrap().text(), "two three");
+    assert_eq!(mock.calls(), 1);
+}
+
+#[tokio::test(start_paused = true)]
 async fn when_every_caller_goes_away_the_upstream_call_is_abandoned() {
     let mock = MockDriver::new();
     let layer = CacheLayer::in_memory(10, None);
