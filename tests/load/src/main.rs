@@ -51,7 +51,13 @@ fn main() {
         let workload: usize = args[3].parse().unwrap();
         let base = args[4].clone();
         let result = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+            // `NOVA_LOAD_WORKERS` changes the client's worker threads (default 2).
+            .worker_threads(
+                std::env::var("NOVA_LOAD_WORKERS")
+                    .ok()
+                    .and_then(|w| w.parse().ok())
+                    .unwrap_or(2),
+            )
             .enable_all()
             .build()
             .unwrap()
