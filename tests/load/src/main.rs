@@ -100,7 +100,16 @@ fn parent() {
                     continue;
                 }
                 let bytes_before = server.stream_bytes();
-                let out = std::process::Command::new(&exe)
+                // `NOVA_LOAD_PIN=1`: the client on the second CPU (run the whole under
+                // `taskset -c 0` so that the server has the first to itself).
+                let mut command = if std::env::var("NOVA_LOAD_PIN").is_ok() {
+                    let mut c = std::process::Command::new("taskset");
+                    c.args(["-c", "1"]).arg(&exe);
+                    c
+                } else {
+                    std::process::Command::new(&exe)
+                };
+                let out = command
                     .args(["--child", client, &w.to_string(), &base])
                     .output()
                     .unwrap();
@@ -272,6 +281,10 @@ async fn child(client: &str, w: usize, base: &str) -> Value {
                 // `NOVA_LOAD_NO_METRICS=1` leaves the built-in metrics out.
                 if std::env::var("NOVA_LOAD_NO_METRICS").is_ok() {
                     b = b.metrics(false);
+                }
+                // `NOVA_LOAD_NO_EVENTS=1` leaves the events layer (and the metrics) out.
+                if std::env::var("NOVA_LOAD_NO_EVENTS").is_ok() {
+                    b = b.without("events").metrics(false);
                 }
                 // `NOVA_LOAD_NO_LIMIT=1` leaves the rate limiter out.
                 if std::env::var("NOVA_LOAD_NO_LIMIT").is_err() {
