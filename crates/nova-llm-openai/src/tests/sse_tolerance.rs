@@ -195,6 +195,24 @@ fn chunks_without_finish_reason_then_done_complete_the_reply() {
 }
 
 #[test]
+fn invalid_utf8_in_a_data_line_becomes_replacement_characters_not_an_error() {
+    // A server that cuts a multi-byte character: the line is checked with the fast path
+    // first and falls back to the lossy conversion; the rest of the stream is unharmed.
+    let mut bytes = data(&text_chunk("a")).into_bytes();
+    for b in data(&text_chunk("bXc")).bytes() {
+        if b == b'X' {
+            bytes.extend_from_slice(&[0xE2, 0x82]); // the first two bytes of '€'
+        } else {
+            bytes.push(b);
+        }
+    }
+    bytes.extend_from_slice(data(&finish_chunk("stop")).as_bytes());
+    bytes.extend_from_slice(b"data: [DONE]\n\n");
+    let r = reply(&[&bytes]).unwrap();
+    assert_eq!(r.text(), "ab\u{FFFD}c");
+}
+
+#[test]
 fn a_finish_reason_without_done_completes_the_reply() {
     let s = format!("{}{}", data(&text_chunk("a")), data(&finish_chunk("stop")));
     assert_eq!(reply(&[s.as_bytes()]).unwrap().text(), "a");

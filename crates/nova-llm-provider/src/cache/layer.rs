@@ -13,7 +13,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures_core::Stream;
 use futures_util::StreamExt;
-use futures_util::future::BoxFuture;
 use nova_llm_core::{
     ChatRequest, ChatResponse, ChatStream, LlmError, StreamAccumulator, StreamEvent,
 };
@@ -259,19 +258,6 @@ impl CacheLayer {
 }
 
 impl CacheLayer {
-    async fn plain(
-        &self,
-        request: Box<ChatRequest>,
-        cx: &mut CallContext,
-        next: Next<'_>,
-    ) -> Result<ChatResponse, LlmError> {
-        match self.lookup(&request, cx).await {
-            Ok(hit) => hit.to_response(),
-            Err(None) => next.chat(*request, cx).await,
-            Err(Some((key, control))) => self.lead_or_join(key, control, request, cx, next).await,
-        }
-    }
-
     /// A plain call: the first caller of a key runs it in its own task (no spawn) and
     /// shares the result with the callers that join meanwhile; if it goes away first, one
     /// of them takes over.
@@ -279,7 +265,7 @@ impl CacheLayer {
         &self,
         key: CacheKey,
         control: CacheControl,
-        request: Box<ChatRequest>,
+        request: ChatRequest,
         cx: &mut CallContext,
         next: Next<'_>,
     ) -> Result<ChatResponse, LlmError> {
@@ -324,7 +310,7 @@ impl CacheLayer {
                 registered: self.single_flight,
                 done: false,
             };
-            let result = next.chat(*request, cx).await;
+            let result = next.chat(request, cx).await;
             if let Ok(reply) = &result
                 && !control.no_store
             {
@@ -408,22 +394,17 @@ impl Middleware for CacheLayer {
         Self::NAME
     }
 
-    // Written out rather than `async fn`: `async_trait` would keep a second copy of the
-    // request in the call's future, and every byte of it is copied when it is boxed. The
-    // request is boxed once instead and moved as a pointer until the call needs it.
-    fn chat<'life0, 'life1, 'life2, 'async_trait>(
-        &'life0 self,
+    async fn chat(
+        &self,
         request: ChatRequest,
-        cx: &'life1 mut CallContext,
-        next: Next<'life2>,
-    ) -> BoxFuture<'async_trait, Result<ChatResponse, LlmError>>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        'life2: 'async_trait,
-        Self: 'async_trait,
-    {
-        Box::pin(self.plain(Box::new(request), cx, next))
+        cx: &mut CallContext,
+        next: Next<'_>,
+    ) -> Result<ChatResponse, LlmError> {
+        match self.lookup(&request, cx).await {
+            Ok(hit) => hit.to_response(),
+            Err(None) => next.chat(request, cx).await,
+            Err(Some((key, control))) => self.lead_or_join(key, control, request, cx, next).await,
+        }
     }
 
     async fn chat_stream(

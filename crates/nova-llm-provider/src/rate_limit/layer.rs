@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_core::Stream;
-use futures_util::future::BoxFuture;
 use nova_llm_core::{
     ChatRequest, ChatResponse, ChatStream, ContentPart, ErrorKind, LlmError, RateLimitSnapshot,
     StreamEvent,
@@ -367,37 +366,6 @@ impl RateLimitLayer {
         })
     }
 
-    async fn plain(
-        &self,
-        request: Box<ChatRequest>,
-        cx: &mut CallContext,
-        next: Next<'_>,
-    ) -> Result<ChatResponse, LlmError> {
-        let admission = self.admit(&request, cx).await?;
-        let result = next.chat(*request, cx).await;
-        match &result {
-            Ok(reply) => {
-                if self.adaptive {
-                    let snap = reply.metadata.rate_limit.as_ref();
-                    self.signals.learn(&admission.scope, snap, None);
-                }
-                let actual = reply.usage.input_tokens + reply.usage.output_tokens;
-                self.settle(&admission, (actual > 0).then_some(actual))
-                    .await;
-            }
-            Err(e) => {
-                if self.adaptive {
-                    self.signals
-                        .learn(&admission.scope, e.rate_limit(), e.retry_after());
-                }
-                // A refused call used no tokens.
-                let refused = e.status().is_some_and(|s| s == 429 || s == 400);
-                self.settle(&admission, refused.then_some(0)).await;
-            }
-        }
-        result
-    }
-
     async fn settle(&self, admission: &Admission, actual: Option<u64>) {
         // Only a token limit needs the real count.
         if self.limits.tokens_per_minute.is_none() {
@@ -564,21 +532,35 @@ impl Middleware for RateLimitLayer {
         Self::NAME
     }
 
-    // Written out rather than `async fn` (as in the cache layer): `async_trait` would keep a
-    // second copy of the request in a future that is copied whole when it is boxed.
-    fn chat<'life0, 'life1, 'life2, 'async_trait>(
-        &'life0 self,
+    async fn chat(
+        &self,
         request: ChatRequest,
-        cx: &'life1 mut CallContext,
-        next: Next<'life2>,
-    ) -> BoxFuture<'async_trait, Result<ChatResponse, LlmError>>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        'life2: 'async_trait,
-        Self: 'async_trait,
-    {
-        Box::pin(self.plain(Box::new(request), cx, next))
+        cx: &mut CallContext,
+        next: Next<'_>,
+    ) -> Result<ChatResponse, LlmError> {
+        let admission = self.admit(&request, cx).await?;
+        let result = next.chat(request, cx).await;
+        match &result {
+            Ok(reply) => {
+                if self.adaptive {
+                    let snap = reply.metadata.rate_limit.as_ref();
+                    self.signals.learn(&admission.scope, snap, None);
+                }
+                let actual = reply.usage.input_tokens + reply.usage.output_tokens;
+                self.settle(&admission, (actual > 0).then_some(actual))
+                    .await;
+            }
+            Err(e) => {
+                if self.adaptive {
+                    self.signals
+                        .learn(&admission.scope, e.rate_limit(), e.retry_after());
+                }
+                // A refused call used no tokens.
+                let refused = e.status().is_some_and(|s| s == 429 || s == 400);
+                self.settle(&admission, refused.then_some(0)).await;
+            }
+        }
+        result
     }
 
     async fn chat_stream(

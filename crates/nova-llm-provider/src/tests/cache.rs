@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nova_llm_core::{
-    ChatRequest, ChatResponse, CompletionRequest, ContentPart, Dialog, ErrorKind, FinishReason,
-    LlmDriver, LlmError, Message, ResponseFormat, Tool, ToolCall, ToolChoice, Usage,
+    ChatRequest, ChatResponse, ChatStream, CompletionRequest, ContentPart, Dialog, ErrorKind,
+    FinishReason, LlmDriver, LlmError, Message, ResponseFormat, Tool, ToolCall, ToolChoice, Usage,
     collect_stream, next_event,
 };
 use nova_llm_mock::{MockDriver, Reply, ScriptedStream};
@@ -525,18 +525,40 @@ fn a_hundred_identical_concurrent_calls_make_one_driver_call() {
     });
 }
 
+/// "one two three" in three deltas, 10 ms apart.
+fn one_two_three() -> ScriptedStream {
+    ScriptedStream::new()
+        .text("one ")
+        .text("two ")
+        .text("three")
+        .finish(FinishReason::Stop)
+        .gap(Duration::from_millis(10))
+}
+
+/// Two callers of one shared stream: `b` reads it to the end in a task of its own; `a`
+/// has read what was there and polled the upstream stream last (so its waker, not `b`'s,
+/// is the one the upstream stream holds).
+async fn a_polled_last(
+    p: &Provider,
+) -> (
+    ChatStream,
+    tokio::task::JoinHandle<Result<ChatResponse, LlmError>>,
+) {
+    let mut a = p.chat_stream(req("q")).await.unwrap();
+    let b = p.chat_stream(req("q")).await.unwrap();
+    let b = tokio::spawn(collect_stream(b));
+    tokio::task::yield_now().await;
+    while let Ok(Some(event)) = tokio::time::timeout(Duration::ZERO, next_event(&mut a)).await {
+        event.unwrap();
+    }
+    (a, b)
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_late_joiner_of_a_stream_gets_what_was_sent_then_the_rest_live() {
     let mock = MockDriver::new();
     let (p, _rx) = cached(&mock);
-    mock.push_stream(
-        ScriptedStream::new()
-            .text("one ")
-            .text("two ")
-            .text("three")
-            .finish(FinishReason::Stop)
-            .gap(Duration::from_millis(10)),
-    );
+    mock.push_stream(one_two_three());
     let mut first = p.chat_stream(req("q")).await.unwrap();
     assert!(next_event(&mut first).await.is_some());
     assert!(next_event(&mut first).await.is_some());
@@ -603,23 +625,8 @@ async fn when_the_caller_driving_a_stream_goes_away_a_waiting_one_drives_it_on()
     // must be woken to poll it, or it would wait forever.
     let mock = MockDriver::new();
     let (p, _rx) = cached(&mock);
-    mock.push_stream(
-        ScriptedStream::new()
-            .text("one ")
-            .text("two ")
-            .text("three")
-            .finish(FinishReason::Stop)
-            .gap(Duration::from_millis(10)),
-    );
-    let mut a = p.chat_stream(req("q")).await.unwrap();
-    let b = p.chat_stream(req("q")).await.unwrap();
-    let b = tokio::spawn(collect_stream(b));
-    tokio::task::yield_now().await;
-    // `a` reads what is there, then polls the upstream stream itself: its waker, not
-    // `b`'s, is now the one the upstream stream will wake.
-    while let Ok(Some(event)) = tokio::time::timeout(Duration::ZERO, next_event(&mut a)).await {
-        event.unwrap();
-    }
+    mock.push_stream(one_two_three());
+    let (a, b) = a_polled_last(&p).await;
     drop(a);
     let b = tokio::time::timeout(Duration::from_secs(5), b)
         .await
@@ -636,21 +643,8 @@ async fn a_caller_that_stops_reading_does_not_hold_up_the_others() {
     // elsewhere). The upstream stream must still be driven for `b`.
     let mock = MockDriver::new();
     let (p, _rx) = cached(&mock);
-    mock.push_stream(
-        ScriptedStream::new()
-            .text("one ")
-            .text("two ")
-            .text("three")
-            .finish(FinishReason::Stop)
-            .gap(Duration::from_millis(10)),
-    );
-    let mut a = p.chat_stream(req("q")).await.unwrap();
-    let b = p.chat_stream(req("q")).await.unwrap();
-    let b = tokio::spawn(collect_stream(b));
-    tokio::task::yield_now().await;
-    while let Ok(Some(event)) = tokio::time::timeout(Duration::ZERO, next_event(&mut a)).await {
-        event.unwrap();
-    }
+    mock.push_stream(one_two_three());
+    let (a, b) = a_polled_last(&p).await;
     // `a` is kept, unread, while `b` finishes.
     let b = tokio::time::timeout(Duration::from_secs(5), b)
         .await
