@@ -355,6 +355,23 @@ async fn child(client: &str, w: usize, base: &str) -> Value {
 async fn nova_call(d: &dyn LlmDriver, model: &str, i: usize, streamed: bool) -> u64 {
     // A different prompt each time: the provider's cache is always on its miss path.
     let request = ChatRequest::new(Dialog::new().user(format!("request {i}"))).model(model);
+    // `NOVA_LOAD_SPIN_NS=n` spins n ns of CPU in each call before it is sent: a yardstick
+    // for what a given client-side cost does to a workload's figures. Read once.
+    static SPIN: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    let spin = *SPIN.get_or_init(|| {
+        Duration::from_nanos(
+            std::env::var("NOVA_LOAD_SPIN_NS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+        )
+    });
+    if !spin.is_zero() {
+        let t = Instant::now();
+        while t.elapsed() < spin {
+            std::hint::spin_loop();
+        }
+    }
     if streamed {
         let mut s = d.chat_stream(request).await.expect("stream");
         let mut n = 0;

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::io::{self, Write};
+use std::sync::Arc;
 
 use nova_llm_core::{ChatRequest, ContentPart, Message, ResponseFormat, Tool};
 use serde::Serialize;
@@ -37,8 +38,11 @@ pub const KEY_VERSION: &str = "v1";
 /// assert_ne!(key(&a), key(&a.clone().temperature(0.5)));
 /// assert!(key(&a).as_str().starts_with("v1:"));
 /// ```
+///
+/// Cloning is cheap (the text is shared): a call's key goes into the map of calls in
+/// flight and into the store.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct CacheKey(String);
+pub struct CacheKey(Arc<str>);
 
 /// Hashes the key's last 16 characters only: they are hex digits of a SHA-256, as evenly
 /// spread as the whole, and maps keyed by it (the in-flight calls, the memory store) hash
@@ -80,19 +84,22 @@ impl CacheKey {
         h.len(request.extras.len());
         h.sorted_map(&request.extras);
         let digest = h.0.finalize();
-        let mut s = String::with_capacity(KEY_VERSION.len() + 1 + 64);
-        s.push_str(KEY_VERSION);
-        s.push(':');
-        for b in digest {
-            s.push(char::from(HEX[usize::from(b >> 4)]));
-            s.push(char::from(HEX[usize::from(b & 0xf)]));
+        // Written on the stack, then copied once into the shared text.
+        let mut text = [0_u8; KEY_LEN];
+        text[..KEY_VERSION.len()].copy_from_slice(KEY_VERSION.as_bytes());
+        text[KEY_VERSION.len()] = b':';
+        for (i, b) in digest.iter().enumerate() {
+            let at = KEY_VERSION.len() + 1 + 2 * i;
+            text[at] = HEX[usize::from(b >> 4)];
+            text[at + 1] = HEX[usize::from(b & 0xf)];
         }
-        CacheKey(s)
+        // ASCII only (the version, a colon and hex digits): borrowed, never replaced.
+        CacheKey(Arc::from(&*String::from_utf8_lossy(&text)))
     }
 
     /// Takes a key read back from a store.
     pub fn from_string(key: String) -> Self {
-        CacheKey(key)
+        CacheKey(Arc::from(key))
     }
 
     /// The key as text.
@@ -108,6 +115,9 @@ impl fmt::Display for CacheKey {
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// `v1:` and 64 hex digits.
+const KEY_LEN: usize = KEY_VERSION.len() + 1 + 64;
 
 /// Writes length-prefixed pieces into the hash, so no two different requests encode alike.
 struct KeyHasher(Sha256);

@@ -234,7 +234,7 @@ impl CacheLayer {
             cx.emit(EventKind::Coalesced);
             return waiter;
         }
-        let flight = Flight::new();
+        let flight = Flight::streamed();
         if self.single_flight {
             flights.insert(fkey.clone(), Arc::clone(&flight));
         }
@@ -435,8 +435,9 @@ struct Flight {
     pump: Mutex<Option<Pump>>,
     /// The waker the upstream work is polled with: it wakes every caller waiting on the
     /// flight, so that the work goes on even if the caller that polled it last has stopped
-    /// reading (and would not pass the wake-up on).
-    fan_out: Waker,
+    /// reading (and would not pass the wake-up on). Only a stream's flight has upstream
+    /// work to poll, so only it has one.
+    fan_out: Option<Waker>,
     waiters: AtomicUsize,
 }
 
@@ -481,12 +482,22 @@ struct FlightState {
 }
 
 impl Flight {
-    /// A new flight with its first caller.
+    /// A new plain call's flight with its first caller (its leader runs the call).
     fn new() -> Arc<Self> {
+        Arc::new(Flight {
+            state: Mutex::new(FlightState::default()),
+            pump: Mutex::new(None),
+            fan_out: None,
+            waiters: AtomicUsize::new(1),
+        })
+    }
+
+    /// A new stream's flight with its first caller (its callers poll the upstream work).
+    fn streamed() -> Arc<Self> {
         Arc::new_cyclic(|me| Flight {
             state: Mutex::new(FlightState::default()),
             pump: Mutex::new(None),
-            fan_out: Waker::from(Arc::new(FanOut(me.clone()))),
+            fan_out: Some(Waker::from(Arc::new(FanOut(me.clone())))),
             waiters: AtomicUsize::new(1),
         })
     }
@@ -705,9 +716,10 @@ impl Waiter {
         // that polled it last may have stopped reading).
         if let Some(guard) = pump.as_mut()
             && let Some(work) = guard.as_mut()
+            && let Some(fan_out) = &self.flight.fan_out
             && work
                 .as_mut()
-                .poll(&mut Context::from_waker(&self.flight.fan_out))
+                .poll(&mut Context::from_waker(fan_out))
                 .is_ready()
         {
             **guard = None;

@@ -10,7 +10,8 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use futures_core::Stream;
 use nova_llm_core::{
-    ChatRequest, ChatResponse, ChatStream, ErrorKind, FinishReason, LlmError, StreamEvent, Usage,
+    ChatRequest, ChatResponse, ChatStream, ContentPart, ErrorKind, FinishReason, LlmError, Message,
+    StreamEvent, Usage,
 };
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -113,9 +114,14 @@ impl Middleware for EventsLayer {
         match &result {
             Ok(reply) => {
                 let reply_text = call.capture.then(|| reply.text());
-                let output_chars = reply.message.text().chars().count()
-                    + reply.reasoning.as_deref().map_or(0, |r| r.chars().count())
-                    + tool_call_chars(reply);
+                // Only an estimate of the usage (when the service reported none) counts them.
+                let output_chars = if reply.usage == Usage::default() {
+                    text_chars(&reply.message)
+                        + reply.reasoning.as_deref().map_or(0, |r| r.chars().count())
+                        + tool_call_chars(reply)
+                } else {
+                    0
+                };
                 call.complete(
                     reply.usage,
                     output_chars,
@@ -153,11 +159,18 @@ impl Middleware for EventsLayer {
 }
 
 fn visible_chars(request: &ChatRequest) -> usize {
-    request
-        .dialog
-        .visible()
-        .map(|m| m.text().chars().count())
-        .sum()
+    request.dialog.visible().map(text_chars).sum()
+}
+
+/// The characters of `Message::text` (the text parts joined by newlines), without building
+/// it.
+fn text_chars(message: &Message) -> usize {
+    let (parts, chars): (usize, usize) = message
+        .content
+        .iter()
+        .filter_map(ContentPart::as_text)
+        .fold((0, 0), |(n, c), t| (n + 1, c + t.chars().count()));
+    chars + parts.saturating_sub(1)
 }
 
 fn tool_call_chars(reply: &ChatResponse) -> usize {

@@ -55,9 +55,12 @@ pub enum Mode {
 /// assert_eq!(provider.layers(), ["events", "rate_limit"]);
 /// ```
 ///
-/// - **Requests** per window and **tokens per minute**, exact sliding windows: a request's
+/// - **Requests** per window and **tokens per minute**, sliding windows that no window of
+///   that length ever exceeds (requests admitted within a 64th of the window are counted
+///   together, so memory stays small at any rate; see [`MemoryWindows`]): a request's
 ///   tokens are estimated before the call (the visible text at four characters a token,
 ///   plus its maximum output tokens or a default) and corrected with the real usage after.
+///   A limit of zero requests is refused as an invalid request.
 /// - **Calls in flight** at most `max_in_flight` (a stream holds its slot until it ends or
 ///   is dropped).
 /// - **Fair waiting** (first come, first served) up to a maximum wait, or fail fast.
@@ -261,7 +264,12 @@ impl RateLimitLayer {
             Mode::FailFast => Some(start),
         };
         let scope = self.scope(cx);
-        let tokens = self.estimate_tokens(request);
+        // Without a token limit nothing counts tokens: no need to read the whole dialog.
+        let tokens = if self.limits.tokens_per_minute.is_some() {
+            self.estimate_tokens(request)
+        } else {
+            0
+        };
 
         // Whether the call had to wait for anything (only then is a wait reported).
         let mut waited = false;

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use nova_llm_core::{
-    ChatRequest, ChatResponse, ChatStream, ErrorKind, FinishReason, LlmDriver, LlmError,
-    StreamEvent, Usage, async_trait, collect_stream, next_event,
+    ChatRequest, ChatResponse, ChatStream, ContentPart, ErrorKind, FinishReason, LlmDriver,
+    LlmError, StreamEvent, Usage, async_trait, collect_stream, next_event,
 };
 use nova_llm_mock::{MockDriver, Reply, ScriptedStream};
 
@@ -157,6 +157,42 @@ fn usage_is_estimated_and_flagged_when_a_stream_reports_none() {
         assert!((c[0].cost_usd.unwrap() - want).abs() < 1e-15);
         let m = p.metrics().unwrap().snapshot();
         assert_eq!(m.get("mock", "gpt-4o").unwrap().estimated_usage, 1);
+    });
+}
+
+/// Answers every plain call with text and reasoning, and no usage.
+struct NoUsage;
+
+#[async_trait]
+impl LlmDriver for NoUsage {
+    async fn chat(&self, _: ChatRequest) -> Result<ChatResponse, LlmError> {
+        let mut reply = ChatResponse::new(nova_llm_core::Message::assistant("twelve chars"));
+        reply.reasoning = Some("nine more".into());
+        Ok(reply)
+    }
+
+    async fn chat_stream(&self, _: ChatRequest) -> Result<ChatStream, LlmError> {
+        Err(LlmError::new(ErrorKind::Other, "plain only"))
+    }
+}
+
+#[test]
+fn a_plain_call_without_usage_is_estimated_from_the_text_of_every_part() {
+    super::run(async {
+        let p = Provider::new(NoUsage);
+        let mut rx = p.subscribe();
+        // Sent: "abcdefg" and "hijklmnop" joined by a newline, the image not counted:
+        // 17 characters, 5 tokens. Received: 12 characters of text and 9 of reasoning,
+        // 6 tokens.
+        let row = nova_llm_core::Message::user_parts([
+            ContentPart::text("abcdefg"),
+            ContentPart::image_url("https://example.com/a.png"),
+            ContentPart::text("hijklmnop"),
+        ]);
+        let request = ChatRequest::new(nova_llm_core::Dialog::new().message(row)).model("gpt-4o");
+        p.chat(request).await.unwrap();
+        let c = completions(rx.drain());
+        assert_eq!(c[0].usage, Usage::new(5, 6).with_estimated(true));
     });
 }
 

@@ -431,3 +431,112 @@ async fn the_layers_take_their_documented_places() {
         .build();
     assert_eq!(p.layers(), ["cache", "rate_limit"]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_request_window_keeps_at_most_65_entries_whatever_the_limit_and_rate() {
+    let windows = Arc::new(MemoryWindows::new());
+    let driver = clock(Duration::ZERO, None);
+    let p = Provider::builder_shared(driver.clone())
+        .rate_limit(
+            RateLimitLayer::new()
+                .requests(1_000_000_000, Duration::from_secs(1))
+                .backend(windows.clone()),
+        )
+        .build();
+    let start = Instant::now();
+    let mut most = 0;
+    for i in 0..5_000 {
+        p.chat(req(&i.to_string())).await.unwrap();
+        most = most.max(windows.request_entries(""));
+        tokio::time::advance(Duration::from_millis(2)).await;
+    }
+    // 10 s of calls, 500 in each second: counted in groups of a 64th of the window.
+    assert!(most <= 65, "{most} entries");
+    assert!(most >= 60, "{most} entries: the window is not being used");
+    // Nobody waited.
+    assert_eq!(start.elapsed(), Duration::from_millis(2) * 5_000);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_token_window_keeps_groups_and_only_the_estimates_not_yet_corrected() {
+    let windows = Arc::new(MemoryWindows::new());
+    let limits = || {
+        RateLimitLayer::new()
+            .tokens_per_minute(1_000_000_000)
+            .backend(windows.clone())
+    };
+    // Every reply reports its usage: each estimate is corrected, then forgotten.
+    let driver = clock(Duration::ZERO, Some(Usage::new(10, 10)));
+    let p = over(&driver, limits());
+    let mut most = (0, 0);
+    for i in 0..5_000 {
+        p.chat(req(&i.to_string())).await.unwrap();
+        let (groups, estimates) = windows.token_entries("");
+        most = (most.0.max(groups), most.1.max(estimates));
+        tokio::time::advance(Duration::from_millis(20)).await;
+    }
+    assert!((60..=65).contains(&most.0), "{most:?}");
+    assert_eq!(most.1, 0);
+
+    // A call that never finishes keeps its estimate until it leaves the window.
+    let slow = clock(Duration::from_secs(3600), None);
+    let p = over(&slow, limits());
+    let dropped = tokio::time::timeout(Duration::from_secs(1), p.chat(req("slow"))).await;
+    assert!(dropped.is_err());
+    assert_eq!(windows.token_entries("").1, 1);
+    tokio::time::advance(Duration::from_secs(60)).await;
+    let fast = clock(Duration::ZERO, Some(Usage::new(1, 1)));
+    over(&fast, limits()).chat(req("next")).await.unwrap();
+    assert_eq!(windows.token_entries("").1, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn requests_close_together_leave_the_window_together_never_early() {
+    let driver = clock(Duration::ZERO, None);
+    // 2 per 64 s: requests within a second of each other are counted together.
+    let p = over(
+        &driver,
+        RateLimitLayer::new()
+            .requests(2, Duration::from_secs(64))
+            .max_wait(Duration::from_secs(1000)),
+    );
+    p.chat(req("a")).await.unwrap();
+    tokio::time::advance(Duration::from_millis(500)).await;
+    p.chat(req("b")).await.unwrap();
+    tokio::time::advance(Duration::from_millis(100)).await;
+    p.chat(req("c")).await.unwrap();
+    let (a, c) = {
+        let arrivals = driver.arrivals.lock().unwrap();
+        (arrivals[0].0, arrivals[2].0)
+    };
+    // Exactly: "c" could go when "a" leaves, at 64 s. Counted with "b", it goes when "b"
+    // leaves, at 64.5 s: later by less than a 64th of the window, never earlier.
+    assert_eq!(c - a, Duration::from_millis(64_500));
+    // With a full slot between them, each request leaves on its own.
+    let driver = clock(Duration::ZERO, None);
+    let p = over(
+        &driver,
+        RateLimitLayer::new()
+            .requests(2, Duration::from_secs(64))
+            .max_wait(Duration::from_secs(1000)),
+    );
+    p.chat(req("a")).await.unwrap();
+    tokio::time::advance(Duration::from_millis(1_000)).await;
+    p.chat(req("b")).await.unwrap();
+    p.chat(req("c")).await.unwrap();
+    let arrivals = driver.arrivals.lock().unwrap();
+    assert_eq!(arrivals[2].0 - arrivals[0].0, Duration::from_secs(64));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_limit_of_zero_requests_is_a_clear_error() {
+    let driver = clock(Duration::ZERO, None);
+    let p = over(
+        &driver,
+        RateLimitLayer::new().requests(0, Duration::from_secs(1)),
+    );
+    let err = p.chat(req("a")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidRequest);
+    assert!(err.message().contains("limit of 0 requests"), "{err}");
+    assert!(driver.arrivals.lock().unwrap().is_empty());
+}
