@@ -3,9 +3,9 @@
 
 use std::fmt;
 use std::io::{self, Write};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use nova_llm_core::{ChatRequest, ContentPart, Message, ResponseFormat, Tool};
+use nova_llm_core::{ChatRequest, ContentPart, Message, ModelParams, ResponseFormat, Role, Tool};
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -70,7 +70,11 @@ impl CacheKey {
             h.message(m);
         }
         h.tag(b'P');
-        h.serde(&request.params);
+        if request.params == ModelParams::default() {
+            h.json(default_json::<ModelParams>(&DEFAULT_PARAMS));
+        } else {
+            h.serde(&request.params);
+        }
         h.response_format(&request.response_format);
         h.tag(b'T');
         h.len(request.tools.len());
@@ -78,8 +82,15 @@ impl CacheKey {
             h.tool(t);
         }
         h.tag(b'C');
-        h.serde(&request.tool_choice);
-        h.serde(&request.parallel_tool_calls);
+        match &request.tool_choice {
+            None => h.json(b"null"),
+            Some(choice) => h.serde(choice),
+        }
+        h.json(match request.parallel_tool_calls {
+            None => b"null",
+            Some(true) => b"true",
+            Some(false) => b"false",
+        });
         h.tag(b'X');
         h.len(request.extras.len());
         h.sorted_map(&request.extras);
@@ -93,8 +104,8 @@ impl CacheKey {
             text[at] = HEX[usize::from(b >> 4)];
             text[at + 1] = HEX[usize::from(b & 0xf)];
         }
-        // ASCII only (the version, a colon and hex digits): borrowed, never replaced.
-        CacheKey(Arc::from(&*String::from_utf8_lossy(&text)))
+        // ASCII only (the version, a colon and hex digits), so always valid.
+        CacheKey(Arc::from(std::str::from_utf8(&text).unwrap_or_default()))
     }
 
     /// Takes a key read back from a store.
@@ -118,6 +129,16 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// `v1:` and 64 hex digits.
 const KEY_LEN: usize = KEY_VERSION.len() + 1 + 64;
+
+/// The JSON of the default model parameters, made once: most requests set none.
+static DEFAULT_PARAMS: OnceLock<Vec<u8>> = OnceLock::new();
+/// The JSON of the default (text) response format, made once.
+static TEXT_FORMAT: OnceLock<Vec<u8>> = OnceLock::new();
+
+/// The JSON of `T::default()`, made the first time it is asked for.
+fn default_json<T: Default + Serialize>(cell: &'static OnceLock<Vec<u8>>) -> &'static [u8] {
+    cell.get_or_init(|| serde_json::to_vec(&T::default()).unwrap_or_default())
+}
 
 /// Writes length-prefixed pieces into the hash, so no two different requests encode alike.
 struct KeyHasher(Sha256);
@@ -155,9 +176,24 @@ impl KeyHasher {
         self.tag(b';');
     }
 
+    /// What [`serde`](Self::serde) writes for a value whose JSON is `json`.
+    fn json(&mut self, json: &[u8]) {
+        self.tag(b'j');
+        self.0.update(json);
+        self.tag(b';');
+    }
+
     fn message(&mut self, m: &Message) {
         self.tag(b'M');
-        self.serde(&m.role);
+        match &m.role {
+            // The known roles' JSON is their name in quotes; others go through serde, which
+            // escapes them.
+            Role::System => self.json(br#""system""#),
+            Role::User => self.json(br#""user""#),
+            Role::Assistant => self.json(br#""assistant""#),
+            Role::Tool => self.json(br#""tool""#),
+            other => self.serde(other),
+        }
         self.len(m.content.len());
         for part in &m.content {
             match part {
@@ -168,9 +204,19 @@ impl KeyHasher {
                 other => self.serde(other),
             }
         }
-        self.serde(&m.name);
-        self.serde(&m.tool_calls);
-        self.serde(&m.tool_call_id);
+        match &m.name {
+            None => self.json(b"null"),
+            Some(name) => self.serde(name),
+        }
+        if m.tool_calls.is_empty() {
+            self.json(b"[]");
+        } else {
+            self.serde(&m.tool_calls);
+        }
+        match &m.tool_call_id {
+            None => self.json(b"null"),
+            Some(id) => self.serde(id),
+        }
     }
 
     fn response_format(&mut self, f: &ResponseFormat) {
@@ -183,6 +229,7 @@ impl KeyHasher {
                 self.serde(&s.description);
                 self.value(&s.schema);
             }
+            ResponseFormat::Text => self.json(default_json::<ResponseFormat>(&TEXT_FORMAT)),
             other => self.serde(other),
         }
     }

@@ -73,6 +73,46 @@ fn keys_are_pinned_across_releases_and_processes() {
     );
 }
 
+/// Requests that take the key's shortcuts (known roles, empty fields, default parameters
+/// and formats written without serde) next to the ones that do not, pinned like the two
+/// above: the shortcuts write the bytes serde would.
+#[test]
+fn keys_of_every_shortcut_and_its_fallback_are_pinned() {
+    let cases: Vec<(ChatRequest, &str)> = vec![
+        (
+            ChatRequest::new(
+                Dialog::new()
+                    .message(Message::new(
+                        nova_llm_core::Role::Other("developer".into()),
+                        "be brief",
+                    ))
+                    .message(Message::user("hi").with_name("ann")),
+            ),
+            "v1:22dae06b1897ae5ad89c11429ff3be699f5637a8a0ed073348a91148aaec53e7",
+        ),
+        (
+            ChatRequest::new(Dialog::new().user("hi")).response_format(ResponseFormat::JsonObject),
+            "v1:874d9d1a5143dcf17d6e4beaf18ec85f7363767e73fc0d8479d10bc7376f94ff",
+        ),
+        (
+            {
+                let mut r = ChatRequest::new(Dialog::new().user("hi"));
+                r.tool_choice = Some(ToolChoice::Required);
+                r.parallel_tool_calls = Some(true);
+                r
+            },
+            "v1:6fc954cb3ed4ac6dae871cb49005c7f8498eff385a4ce65775eef5a7b6a7c683",
+        ),
+        (
+            ChatRequest::new(Dialog::new().user("hi")).temperature(0.0),
+            "v1:76965b89aab1f25f54320f8fce3b54a0625a6d8a651ef72bd0a6a87811e3d2cf",
+        ),
+    ];
+    for (i, (r, want)) in cases.iter().enumerate() {
+        assert_eq!(key(r).as_str(), *want, "case {i}");
+    }
+}
+
 #[test]
 fn keys_ignore_what_is_not_sent_and_the_order_of_json_fields() {
     let base = full_request();
