@@ -218,12 +218,18 @@ struct Tracker {
 
 impl Tracker {
     fn emit(&self, kind: EventKind) {
+        self.emit_after(self.started.elapsed(), kind);
+    }
+
+    /// Emits `kind`, `elapsed` after the call started (read once by a caller that needs it
+    /// for the event too).
+    fn emit_after(&self, elapsed: Duration, kind: EventKind) {
         self.hub.emit(Event {
             request_id: self.request_id,
             driver: Arc::clone(&self.driver),
             model: Arc::clone(&self.model),
             at: SystemTime::now(),
-            elapsed: self.started.elapsed(),
+            elapsed,
             tags: Arc::clone(&self.tags),
             kind,
         });
@@ -269,17 +275,21 @@ impl Tracker {
                     .flatten()
             })
         };
-        self.emit(EventKind::Completed(Completion {
-            operation: self.operation,
-            latency: self.started.elapsed(),
-            time_to_first_token: self.stream.first_content,
-            usage,
-            cost_usd,
-            finish_reason,
-            response_model,
-            from_cache,
-            reply,
-        }));
+        let latency = self.started.elapsed();
+        self.emit_after(
+            latency,
+            EventKind::Completed(Completion {
+                operation: self.operation,
+                latency,
+                time_to_first_token: self.stream.first_content,
+                usage,
+                cost_usd,
+                finish_reason,
+                response_model,
+                from_cache,
+                reply,
+            }),
+        );
     }
 
     fn fail(&mut self, error: ErrorKind, message: String, status: Option<u16>) {
@@ -290,13 +300,17 @@ impl Tracker {
         if !self.hub.is_active() {
             return;
         }
-        self.emit(EventKind::Failed(Failure {
-            operation: self.operation,
-            latency: self.started.elapsed(),
-            error,
-            message,
-            status,
-        }));
+        let latency = self.started.elapsed();
+        self.emit_after(
+            latency,
+            EventKind::Failed(Failure {
+                operation: self.operation,
+                latency,
+                error,
+                message,
+                status,
+            }),
+        );
     }
 
     /// A stream that showed output and then ended early: say so, then fail.
@@ -315,9 +329,12 @@ impl Tracker {
             let ttft = self.started.elapsed();
             self.stream.first_content = Some(ttft);
             if self.hub.wants_all() {
-                self.emit(EventKind::FirstChunk {
-                    time_to_first_token: ttft,
-                });
+                self.emit_after(
+                    ttft,
+                    EventKind::FirstChunk {
+                        time_to_first_token: ttft,
+                    },
+                );
             }
         }
         match event {

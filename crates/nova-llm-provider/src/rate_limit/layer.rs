@@ -256,13 +256,18 @@ impl RateLimitLayer {
         }
     }
 
-    /// Waits for a turn (or fails); returns what the call holds while it runs.
-    async fn admit(&self, request: &ChatRequest, cx: &CallContext) -> Result<Admission, LlmError> {
-        let start = Instant::now();
-        let deadline = match self.mode {
+    /// The latest a call that started waiting at `start` may be admitted.
+    fn deadline(&self, start: Instant) -> Option<Instant> {
+        match self.mode {
             Mode::Wait { max_wait } => start.checked_add(max_wait),
             Mode::FailFast => Some(start),
-        };
+        }
+    }
+
+    /// Waits for a turn (or fails); returns what the call holds while it runs.
+    async fn admit(&self, request: &ChatRequest, cx: &CallContext) -> Result<Admission, LlmError> {
+        // When the call first had to wait: a call admitted at once reads no clock here.
+        let mut start: Option<Instant> = None;
         let scope = self.scope(cx);
         // Without a token limit nothing counts tokens: no need to read the whole dialog.
         let tokens = if self.limits.tokens_per_minute.is_some() {
@@ -282,6 +287,7 @@ impl RateLimitLayer {
                 }
                 Err(_) => {
                     waited = true;
+                    let deadline = self.deadline(*start.get_or_insert_with(Instant::now));
                     let acquire = Arc::clone(sem).acquire_owned();
                     let permit = match deadline {
                         Some(d) => tokio::time::timeout_at(d, acquire)
@@ -298,14 +304,17 @@ impl RateLimitLayer {
         let queue = self.queue(&scope);
         // The fast path: nobody is waiting, so a call the limits allow goes at once, without
         // taking its turn in the queue.
+        // (The service's signals are only looked at, and the clock read for them, once a
+        // service sent some.)
+        let signals = self.adaptive && self.signals.active();
         if queue.waiting.load(Ordering::Acquire) == 0
-            && !(self.adaptive && self.signals.wait(&scope, Instant::now()).is_some())
+            && !(signals && self.signals.wait(&scope, Instant::now()).is_some())
             && let Acquire::Admitted(ticket) = self
                 .backend
                 .try_acquire(&scope, tokens, self.limits, cx)
                 .await?
         {
-            if self.adaptive {
+            if signals {
                 self.signals.admitted(&scope, Instant::now());
             }
             return Ok(Admission {
@@ -324,6 +333,7 @@ impl RateLimitLayer {
             }
             Err(_) => {
                 waited = true;
+                let deadline = self.deadline(*start.get_or_insert_with(Instant::now));
                 let lock = Arc::clone(&queue.lock);
                 match deadline {
                     Some(d) => tokio::time::timeout_at(d, lock.lock_owned())
@@ -352,7 +362,10 @@ impl RateLimitLayer {
                 },
             };
             let until = now + wait;
-            if deadline.is_some_and(|d| until > d) {
+            if self
+                .deadline(*start.get_or_insert(now))
+                .is_some_and(|d| until > d)
+            {
                 return Err(self.reject(cx, Some(wait), "the limit is reached"));
             }
             waited = true;
@@ -362,7 +375,7 @@ impl RateLimitLayer {
             self.signals.admitted(&scope, Instant::now());
         }
         drop(turn);
-        if waited {
+        if waited && let Some(start) = start {
             cx.emit(EventKind::RateLimitWait {
                 waited: start.elapsed(),
             });
@@ -440,6 +453,11 @@ struct Signals {
 }
 
 impl Signals {
+    /// Whether a service has sent any signal yet (until then there is nothing to look at).
+    fn active(&self) -> bool {
+        self.any.load(Ordering::Acquire)
+    }
+
     /// How long the service's own signals say to hold back, if at all.
     fn wait(&self, scope: &str, now: Instant) -> Option<Duration> {
         if !self.any.load(Ordering::Acquire) {
