@@ -214,9 +214,9 @@ fn cache_and_limits(c: &mut Criterion) {
         .metrics(false)
         .rate_limit(
             // A request window, a limit on calls in flight and the adaptive checks, none of
-            // them reached. (The window is short because the sliding log keeps one entry
-            // per request of the window: at this benchmark's pace, a minute-long window
-            // would hold tens of millions.)
+            // them reached. (The window is short so that figures stay comparable with those
+            // taken when the window kept one entry per request; grouped, a window holds at
+            // most 65 entries whatever its length.)
             RateLimitLayer::new()
                 .requests(1_000_000_000, Duration::from_millis(10))
                 .max_in_flight(1_000),
