@@ -64,7 +64,12 @@ fn twenty_thousand_calls_with_faults_and_cancellations_leave_nothing_behind() {
             .stream_idle_timeout(Duration::from_millis(500))
             .build()
             .unwrap();
-        let limits = RateLimitLayer::new().max_in_flight(64);
+        // Every kind of limit, none reached: the windows count every call, cancelled ones
+        // included, and their token estimates are corrected (or dropped) under load.
+        let limits = RateLimitLayer::new()
+            .max_in_flight(64)
+            .requests(1_000_000_000, Duration::from_secs(1))
+            .tokens_per_minute(1_000_000_000_000);
         let cache = CacheLayer::in_memory(500, None);
         let tally = Arc::new(Tally::default());
         let sink = Arc::clone(&tally);
