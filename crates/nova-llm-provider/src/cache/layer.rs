@@ -516,9 +516,16 @@ impl Flight {
 }
 
 impl FlightState {
-    /// After an overflow, drops the events every caller has read.
+    /// Whether no caller can join any more: past the size cap, or ended (an ended flight is
+    /// out of the in-flight map).
+    fn closed(&self) -> bool {
+        self.overflowed || self.end.is_some()
+    }
+
+    /// Once no caller can join, drops the events every caller has read (until then a
+    /// caller may still join and read from the start).
     fn trim(&mut self) {
-        if !self.overflowed {
+        if !self.closed() {
             return;
         }
         let min = self
@@ -796,14 +803,20 @@ impl Stream for Reader {
         };
         let id = waiter.id;
         let item = match waiter.poll_with(cx, |state, read| {
+            let closed = state.closed();
+            if closed {
+                // Positions count only from here: nobody can join and need the start.
+                state.set_reader(id, *read);
+                state.trim();
+            }
             // Trimming never passes a caller's position; if it ever did, end this caller's
             // stream with an error rather than hand out a wrong event.
             let Some(at) = read.checked_sub(state.base) else {
                 return Some(Some(Err(abandoned())));
             };
-            if at == 0 && state.overflowed && state.readers.len() == 1 {
-                // Too long to keep, and no other caller will read it (none can join any
-                // more): hand the event over instead of copying it.
+            if at == 0 && closed && state.readers.len() == 1 {
+                // No other caller will read it (none can join any more): hand the event
+                // over instead of copying it.
                 if let Some(e) = state.events.pop_front() {
                     state.base += 1;
                     *read += 1;
@@ -814,7 +827,7 @@ impl Stream for Reader {
             if let Some(e) = state.events.get(at) {
                 let e = e.clone();
                 *read += 1;
-                if state.overflowed {
+                if closed {
                     state.set_reader(id, *read);
                     state.trim();
                 }

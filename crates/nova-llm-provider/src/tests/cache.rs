@@ -698,6 +698,41 @@ async fn a_caller_that_stops_reading_does_not_hold_up_the_others() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn callers_still_at_the_start_of_an_ended_stream_read_every_event() {
+    // Once the shared stream has ended nobody can join, so events every remaining caller
+    // has read are let go, and the last caller takes events instead of copying them. Two
+    // callers that had read nothing when it ended must both still get every event.
+    let mock = MockDriver::new();
+    let (p, _rx) = cached(&mock);
+    mock.push_stream(
+        ScriptedStream::new()
+            .text("a ")
+            .text("b ")
+            .text("c")
+            .finish(FinishReason::Stop)
+            .gap(Duration::from_millis(10)),
+    );
+    let mut callers = Vec::new();
+    for _ in 0..3 {
+        callers.push(p.chat_stream(req("q")).await.unwrap());
+    }
+    let mut read = Vec::new();
+    // The first drives the stream to its end and goes; then the two others read, one
+    // after the other.
+    for mut s in callers {
+        let mut events = Vec::new();
+        while let Some(e) = next_event(&mut s).await {
+            events.push(e.unwrap());
+        }
+        read.push(events);
+    }
+    assert!(read[0].len() >= 4, "{:?}", read[0]);
+    assert_eq!(read[1], read[0]);
+    assert_eq!(read[2], read[0]);
+    assert_eq!(mock.calls(), 1);
+}
+
+#[tokio::test(start_paused = true)]
 async fn when_every_caller_goes_away_the_upstream_call_is_abandoned() {
     let mock = MockDriver::new();
     let layer = CacheLayer::in_memory(10, None);
