@@ -804,8 +804,9 @@ impl Stream for Reader {
         let id = waiter.id;
         let item = match waiter.poll_with(cx, |state, read| {
             let closed = state.closed();
-            if closed {
-                // Positions count only from here: nobody can join and need the start.
+            if closed && *read > state.base {
+                // Positions count only from here (nobody can join and need the start):
+                // let go of what every caller has read.
                 state.set_reader(id, *read);
                 state.trim();
             }
