@@ -458,7 +458,8 @@ impl std::task::Wake for FanOut {
 
 #[derive(Default)]
 struct FlightState {
-    /// The events not yet read by every caller (all of them, until the flight overflows).
+    /// The events not yet read by every caller (all of them, until the flight is closed to
+    /// new callers: past the size cap, or ended).
     events: VecDeque<StreamEvent>,
     /// The index of `events[0]` in the whole stream.
     base: usize,
