@@ -14,7 +14,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let key = CacheKey::new("driver", Operation::Chat, &request);
-    assert_eq!(key, CacheKey::new("driver", Operation::Chat, &request.clone()));
+    assert_eq!(
+        key,
+        CacheKey::new("driver", Operation::Chat, &request.clone())
+    );
     // A round trip that gives back an equal request keeps the key. (One that does not is
     // another request: a non-finite float, for one, serializes as null and comes back
     // unset; such a request is refused before it is sent.)
@@ -22,8 +25,15 @@ fuzz_target!(|data: &[u8]| {
         && let Ok(back) = serde_json::from_slice::<ChatRequest>(&json)
         && back == request
     {
-        assert_eq!(key, CacheKey::new("driver", Operation::Chat, &back), "round trip changed the key");
+        assert_eq!(
+            key,
+            CacheKey::new("driver", Operation::Chat, &back),
+            "round trip changed the key"
+        );
     }
-    assert_ne!(key, CacheKey::new("driver", Operation::Completion, &request));
+    assert_ne!(
+        key,
+        CacheKey::new("driver", Operation::Completion, &request)
+    );
     assert_ne!(key, CacheKey::new("other", Operation::Chat, &request));
 });
