@@ -733,14 +733,7 @@ async fn callers_still_at_the_start_of_an_ended_stream_read_every_event() {
     // callers that had read nothing when it ended must both still get every event.
     let mock = MockDriver::new();
     let (p, _rx) = cached(&mock);
-    mock.push_stream(
-        ScriptedStream::new()
-            .text("a ")
-            .text("b ")
-            .text("c")
-            .finish(FinishReason::Stop)
-            .gap(Duration::from_millis(10)),
-    );
+    mock.push_stream(one_two_three());
     let mut callers = Vec::new();
     for _ in 0..3 {
         callers.push(p.chat_stream(req("q")).await.unwrap());

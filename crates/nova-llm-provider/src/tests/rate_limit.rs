@@ -490,29 +490,9 @@ async fn a_token_window_keeps_groups_and_only_the_estimates_not_yet_corrected() 
     assert_eq!(windows.token_entries("").1, 0);
 }
 
-#[tokio::test(start_paused = true)]
-async fn requests_close_together_leave_the_window_together_never_early() {
-    let driver = clock(Duration::ZERO, None);
-    // 2 per 64 s: requests within a second of each other are counted together.
-    let p = over(
-        &driver,
-        RateLimitLayer::new()
-            .requests(2, Duration::from_secs(64))
-            .max_wait(Duration::from_secs(1000)),
-    );
-    p.chat(req("a")).await.unwrap();
-    tokio::time::advance(Duration::from_millis(500)).await;
-    p.chat(req("b")).await.unwrap();
-    tokio::time::advance(Duration::from_millis(100)).await;
-    p.chat(req("c")).await.unwrap();
-    let (a, c) = {
-        let arrivals = driver.arrivals.lock().unwrap();
-        (arrivals[0].0, arrivals[2].0)
-    };
-    // Exactly: "c" could go when "a" leaves, at 64 s. Counted with "b", it goes when "b"
-    // leaves, at 64.5 s: later by less than a 64th of the window, never earlier.
-    assert_eq!(c - a, Duration::from_millis(64_500));
-    // With a full slot between them, each request leaves on its own.
+/// When "c", sent after "a" and "b" under a limit of 2 per 64 s (slots of 1 s), reaches
+/// the driver, counted from "a"; "b" comes `b_after` "a", "c" `c_after` "b".
+async fn third_call_after(b_after: Duration, c_after: Duration) -> Duration {
     let driver = clock(Duration::ZERO, None);
     let p = over(
         &driver,
@@ -521,11 +501,28 @@ async fn requests_close_together_leave_the_window_together_never_early() {
             .max_wait(Duration::from_secs(1000)),
     );
     p.chat(req("a")).await.unwrap();
-    tokio::time::advance(Duration::from_millis(1_000)).await;
+    tokio::time::advance(b_after).await;
     p.chat(req("b")).await.unwrap();
+    tokio::time::advance(c_after).await;
     p.chat(req("c")).await.unwrap();
     let arrivals = driver.arrivals.lock().unwrap();
-    assert_eq!(arrivals[2].0 - arrivals[0].0, Duration::from_secs(64));
+    arrivals[2].0 - arrivals[0].0
+}
+
+#[tokio::test(start_paused = true)]
+async fn requests_close_together_leave_the_window_together_never_early() {
+    // Exactly, "c" could go when "a" leaves, at 64 s. Within a second of "a", "b" is
+    // counted with it, and "c" goes when "b" leaves, at 64.5 s: later by less than a 64th
+    // of the window, never earlier.
+    assert_eq!(
+        third_call_after(Duration::from_millis(500), Duration::from_millis(100)).await,
+        Duration::from_millis(64_500)
+    );
+    // With a full slot between them, each request leaves on its own: exact.
+    assert_eq!(
+        third_call_after(Duration::from_millis(1_000), Duration::ZERO).await,
+        Duration::from_secs(64)
+    );
 }
 
 #[tokio::test(start_paused = true)]
