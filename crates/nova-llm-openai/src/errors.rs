@@ -14,36 +14,58 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name)?.to_str().ok().map(str::trim)
 }
 
+/// The response headers [`metadata_from_headers`] reads, in the order of [`known_headers`].
+const KNOWN: [&str; 8] = [
+    "x-request-id",
+    "apim-request-id",
+    "x-ratelimit-limit-requests",
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-limit-tokens",
+    "x-ratelimit-remaining-tokens",
+    "x-ratelimit-reset-requests",
+    "x-ratelimit-reset-tokens",
+];
+
+/// The first value of each of the [`KNOWN`] headers (trimmed; `None` when absent or not
+/// text), found in one pass over `headers`: every response goes through this, and a lookup
+/// by name parses the name and hashes it again for each of the eight.
+fn known_headers(headers: &HeaderMap) -> [Option<&str>; 8] {
+    let mut found = [None; 8];
+    for (name, value) in headers {
+        let name = name.as_str();
+        if !(name.starts_with("x-") || name.starts_with("apim-")) {
+            continue;
+        }
+        if let Some(i) = KNOWN.iter().position(|k| *k == name) {
+            found[i].get_or_insert(value);
+        }
+    }
+    found.map(|v: Option<&reqwest::header::HeaderValue>| {
+        v.and_then(|v| v.to_str().ok()).map(str::trim)
+    })
+}
+
 /// The request id and rate-limit state the service reported in `headers`.
 pub(crate) fn metadata_from_headers(headers: &HeaderMap) -> ResponseMetadata {
+    let known = known_headers(headers);
     let mut m = ResponseMetadata::new();
-    if let Some(id) = header(headers, "x-request-id").or_else(|| header(headers, "apim-request-id"))
-    {
+    if let Some(id) = known[0].or(known[1]) {
         m = m.with_request_id(id);
     }
-    if let Some(snapshot) = rate_limit_from_headers(headers) {
+    if let Some(snapshot) = snapshot(&known) {
         m = m.with_rate_limit(snapshot);
     }
     m
 }
 
 /// The `x-ratelimit-*` headers, if any is present.
-pub(crate) fn rate_limit_from_headers(headers: &HeaderMap) -> Option<RateLimitSnapshot> {
-    let num = |name: &str| header(headers, name).and_then(|v| v.parse::<u64>().ok());
-    let dur = |name: &str| header(headers, name).and_then(parse_reset);
+fn snapshot(known: &[Option<&str>; 8]) -> Option<RateLimitSnapshot> {
+    let num = |i: usize| known[i].and_then(|v| v.parse::<u64>().ok());
+    let dur = |i: usize| known[i].and_then(parse_reset);
     let snapshot = RateLimitSnapshot::new()
-        .with_requests(
-            num("x-ratelimit-limit-requests"),
-            num("x-ratelimit-remaining-requests"),
-        )
-        .with_tokens(
-            num("x-ratelimit-limit-tokens"),
-            num("x-ratelimit-remaining-tokens"),
-        )
-        .with_resets(
-            dur("x-ratelimit-reset-requests"),
-            dur("x-ratelimit-reset-tokens"),
-        );
+        .with_requests(num(2), num(3))
+        .with_tokens(num(4), num(5))
+        .with_resets(dur(6), dur(7));
     (!snapshot.is_empty()).then_some(snapshot)
 }
 
@@ -317,7 +339,41 @@ mod tests {
         );
         assert_eq!(rl.reset_requests, Some(Duration::from_millis(120)));
         assert_eq!(rl.reset_tokens, Some(Duration::from_secs(2)));
-        assert!(rate_limit_from_headers(&HeaderMap::new()).is_none());
+        assert!(
+            metadata_from_headers(&HeaderMap::new())
+                .rate_limit
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn the_first_value_of_a_repeated_header_counts_and_others_are_ignored() {
+        let mut h = headers(&[
+            ("content-type", "application/json"),
+            ("x-other", "1"),
+            ("apim-request-id", " apim_1 "),
+            ("x-ratelimit-remaining-tokens", "10"),
+            ("x-ratelimit-limit-requests", "not a number"),
+        ]);
+        h.append("x-ratelimit-remaining-tokens", "99".parse().unwrap());
+        let m = metadata_from_headers(&h);
+        // No `x-request-id`: Azure's id, trimmed.
+        assert_eq!(m.request_id.as_deref(), Some("apim_1"));
+        let rl = m.rate_limit.unwrap();
+        assert_eq!(rl.remaining_tokens, Some(10));
+        assert_eq!(rl.limit_requests, None);
+        assert_eq!(rl.limit_tokens, None);
+        // Both ids: OpenAI's wins, whatever the order.
+        h.append("x-request-id", "req_2".parse().unwrap());
+        assert_eq!(
+            metadata_from_headers(&h).request_id.as_deref(),
+            Some("req_2")
+        );
+        // A value that is not text counts as absent.
+        let mut h = HeaderMap::new();
+        h.insert("x-request-id", HeaderValue::from_bytes(b"\xff").unwrap());
+        assert_eq!(metadata_from_headers(&h).request_id, None);
+        assert!(metadata_from_headers(&h).rate_limit.is_none());
     }
 
     #[test]

@@ -72,6 +72,10 @@ pub mod retry;
 mod tests;
 pub mod timeout;
 
+/// A hash map with a hasher seeded per process and much cheaper than the standard SipHash
+/// on short keys: the provider's internal maps are looked up several times per call.
+pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
 pub use cost::{PRICE_TABLE_VERSION, Price, PriceTable};
 pub use events::{
     Completion, Event, EventKind, EventListener, EventReceiver, EventsLayer, Failure, Received,

@@ -106,6 +106,13 @@ fn parent() {
                     let mut c = std::process::Command::new("taskset");
                     c.args(["-c", "1"]).arg(&exe);
                     c
+                } else if let Ok(wrap) = std::env::var("NOVA_LOAD_WRAP") {
+                    // `NOVA_LOAD_WRAP="valgrind --tool=callgrind"` (or `perf record -g`,
+                    // …) runs each child under that command, to profile one client.
+                    let mut words = wrap.split_whitespace();
+                    let mut c = std::process::Command::new(words.next().unwrap_or("env"));
+                    c.args(words).arg(&exe);
+                    c
                 } else {
                     std::process::Command::new(&exe)
                 };
@@ -257,6 +264,11 @@ type Call = std::pin::Pin<Box<dyn std::future::Future<Output = u64> + Send>>;
 
 async fn child(client: &str, w: usize, base: &str) -> Value {
     let (_, requests, in_flight, chunks, streamed) = WORKLOADS[w];
+    // `NOVA_LOAD_REQUESTS=n` changes the workload's number of requests (to profile).
+    let requests = std::env::var("NOVA_LOAD_REQUESTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(requests);
     let model = format!("chunks-{chunks}");
     let make: Arc<dyn Fn(usize) -> Call + Send + Sync> = match client {
         "async-openai" => {

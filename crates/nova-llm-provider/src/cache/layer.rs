@@ -1,7 +1,7 @@
 //! The `cache` middleware: lookups, storing, per-request controls, and single-flight (one
 //! upstream call for identical concurrent requests, streams included).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -20,6 +20,7 @@ use tracing::Instrument;
 
 use super::key::CacheKey;
 use super::store::{CacheStore, CachedReply, MemoryStore};
+use crate::FastMap;
 use crate::events::EventKind;
 use crate::plugin::{CallContext, Middleware, Next, OwnedNext};
 
@@ -104,7 +105,7 @@ type FlightKey = (CacheKey, bool);
 /// Shards of the map of calls in flight: two calls take the same lock only when their keys
 /// fall in the same shard.
 struct Flights {
-    shards: Vec<Mutex<HashMap<FlightKey, Arc<Flight>>>>,
+    shards: Vec<Mutex<FastMap<FlightKey, Arc<Flight>>>>,
 }
 
 const FLIGHT_SHARDS: usize = 16;
@@ -118,7 +119,7 @@ impl Flights {
 
     /// The shard of `key`, locked. A key ends in hex digits of a SHA-256: the last one picks
     /// the shard, evenly.
-    fn shard(&self, key: &FlightKey) -> MutexGuard<'_, HashMap<FlightKey, Arc<Flight>>> {
+    fn shard(&self, key: &FlightKey) -> MutexGuard<'_, FastMap<FlightKey, Arc<Flight>>> {
         let last = key.0.as_str().bytes().last().unwrap_or(b'0');
         let digit = match last {
             b'0'..=b'9' => last - b'0',

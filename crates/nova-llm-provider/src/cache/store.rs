@@ -123,6 +123,16 @@ impl quick_cache::Weighter<CacheKey, Arc<Entry>> for EntryWeight {
     }
 }
 
+/// The table behind [`MemoryStore`]: keys hashed with a seeded fast hasher (see
+/// [`crate::FastMap`]), not SipHash.
+type Store = quick_cache::sync::Cache<
+    CacheKey,
+    Arc<Entry>,
+    EntryWeight,
+    foldhash::fast::RandomState,
+    quick_cache::sync::DefaultLifecycle<CacheKey, Arc<Entry>>,
+>;
+
 /// The default store: in memory, bounded by entries or by bytes, with a time to live.
 ///
 /// Built on `quick_cache` (S3-FIFO-like eviction: recently inserted entries that are never
@@ -141,7 +151,7 @@ impl quick_cache::Weighter<CacheKey, Arc<Entry>> for EntryWeight {
 /// ```
 #[derive(Clone)]
 pub struct MemoryStore {
-    cache: Arc<quick_cache::sync::Cache<CacheKey, Arc<Entry>, EntryWeight>>,
+    cache: Arc<Store>,
     default_ttl: Option<Duration>,
 }
 
@@ -172,10 +182,12 @@ impl MemoryStore {
     fn build(entries: u64, capacity: u64, by_bytes: bool, default_ttl: Option<Duration>) -> Self {
         let entries = usize::try_from(entries).unwrap_or(usize::MAX).max(1);
         MemoryStore {
-            cache: Arc::new(quick_cache::sync::Cache::with_weighter(
+            cache: Arc::new(Store::with(
                 entries,
                 capacity.max(1),
                 EntryWeight { by_bytes },
+                foldhash::fast::RandomState::default(),
+                quick_cache::sync::DefaultLifecycle::default(),
             )),
             default_ttl,
         }

@@ -1,6 +1,9 @@
 //! The price table and the cost of a call.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
+
+use crate::FastMap;
 
 use nova_llm_core::Usage;
 
@@ -89,7 +92,7 @@ impl Price {
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct PriceTable {
-    prices: HashMap<String, Price>,
+    prices: FastMap<String, Price>,
     version: String,
 }
 
@@ -116,7 +119,7 @@ impl PriceTable {
     /// A table with no prices (every cost unknown) for you to fill.
     pub fn empty() -> Self {
         PriceTable {
-            prices: HashMap::new(),
+            prices: FastMap::default(),
             version: "custom".to_owned(),
         }
     }
@@ -156,7 +159,10 @@ impl PriceTable {
 
 /// The value of `model` in `map`, or of the model a dated snapshot name belongs to: trailing
 /// all-digit segments (`-2024-08-06`, `-0613`) are dropped until a name matches.
-pub(crate) fn lookup_model<T: Copy>(map: &HashMap<String, T>, model: &str) -> Option<T> {
+pub(crate) fn lookup_model<T: Copy, S: BuildHasher>(
+    map: &HashMap<String, T, S>,
+    model: &str,
+) -> Option<T> {
     let mut name = model;
     loop {
         if let Some(v) = map.get(name) {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use nova_llm_core::ErrorKind;
 
+use crate::FastMap;
 use crate::events::{Event, EventKind, EventListener};
 
 /// The metrics of a provider: request counts, errors by kind, latency and time to first
@@ -25,7 +26,7 @@ pub struct Metrics {
 }
 
 /// Driver, then model.
-type Stripe = HashMap<Arc<str>, HashMap<Arc<str>, Stats>>;
+type Stripe = FastMap<Arc<str>, FastMap<Arc<str>, Stats>>;
 
 const STRIPES: usize = 8;
 
@@ -120,7 +121,7 @@ impl Stats {
 /// The stats of `driver` and `model` in `stripe`; the names are copied only the first time.
 fn stats_of<'a>(stripe: &'a mut Stripe, driver: &Arc<str>, model: &Arc<str>) -> &'a mut Stats {
     if !stripe.contains_key(&**driver) {
-        stripe.insert(Arc::clone(driver), HashMap::new());
+        stripe.insert(Arc::clone(driver), FastMap::default());
     }
     let models = stripe
         .get_mut(&**driver)

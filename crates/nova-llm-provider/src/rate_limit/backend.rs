@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
+use std::hash::BuildHasher;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use async_trait::async_trait;
 use nova_llm_core::LlmError;
 use tokio::time::Instant;
 
+use crate::FastMap;
 use crate::plugin::CallContext;
 
 /// The limits a backend enforces for each scope (the whole provider, or one model).
@@ -88,8 +90,8 @@ pub trait RateLimitBackend: Send + Sync + 'static {
 const MINUTE: Duration = Duration::from_secs(60);
 
 /// The entry of `scope`, created if missing; no allocation when it exists.
-pub(crate) fn scope_entry<'a, T: Default>(
-    map: &'a mut HashMap<String, T>,
+pub(crate) fn scope_entry<'a, T: Default, S: BuildHasher>(
+    map: &'a mut HashMap<String, T, S>,
     scope: &str,
 ) -> &'a mut T {
     if !map.contains_key(scope) {
@@ -113,7 +115,7 @@ pub(crate) fn scope_entry<'a, T: Default>(
 pub struct MemoryWindows {
     /// The windows of the whole provider (the empty scope): no map lookup.
     whole: Mutex<Windows>,
-    scopes: Mutex<HashMap<String, Windows>>,
+    scopes: Mutex<FastMap<String, Windows>>,
 }
 
 impl fmt::Debug for MemoryWindows {

@@ -1,7 +1,7 @@
 //! The `rate_limit` middleware: requests and tokens per window, calls in flight, a fair
 //! waiting queue or fail-fast, and adaptive slowdown from the service's own signals.
 
-use std::collections::HashMap;
+use crate::FastMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -91,7 +91,7 @@ pub struct RateLimitLayer {
     /// directly, so the common case looks nothing up.
     queue: Arc<Queue>,
     /// The waiting lines of each model (with `per_model`).
-    queues: Arc<RwLock<HashMap<String, Arc<Queue>>>>,
+    queues: Arc<RwLock<FastMap<String, Arc<Queue>>>>,
     signals: Arc<Signals>,
 }
 
@@ -447,7 +447,7 @@ impl Drop for Waiting<'_> {
 /// What the service said about its limits, per scope.
 #[derive(Debug, Default)]
 struct Signals {
-    scopes: Mutex<HashMap<String, ServiceState>>,
+    scopes: Mutex<FastMap<String, ServiceState>>,
     /// Whether the service ever said anything: until then every check is one atomic read.
     any: AtomicBool,
 }
