@@ -6,6 +6,8 @@
 //!   load benchmark against async-openai (`tests/load`, a workspace of its own).
 //! - `fuzz [SECONDS]`: every cargo-fuzz target for a bounded time (default 60 s each),
 //!   seeded with the committed corpus. Not part of CI.
+//! - `instructions`: instructions per call of each client of the load benchmark, counted
+//!   by callgrind (steady where times are not); needs valgrind. Not part of CI.
 //!
 //! The repository rules that can be checked by reading files (every crate inherits the
 //! workspace lints, every source file starts with a `//!` line) are `#[test]`s in `tidy`.
@@ -18,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 mod bench_table;
+mod instructions;
 #[cfg(test)]
 mod tidy;
 
@@ -27,6 +30,7 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("bench") => bench(&args[1..]),
         Some("fuzz") => fuzz(args.get(1).map(String::as_str)),
+        Some("instructions") => instructions::run(&root(), cargo()),
         Some("help" | "--help" | "-h") | None => {
             usage();
             Ok(())
@@ -48,7 +52,8 @@ fn usage() {
          commands:\n  \
          ci      fmt check, clippy -D warnings, all tests (with doctests), docs -D warnings\n  \
          bench   run the criterion benchmarks and print a table of medians\n  \
-         fuzz    run every fuzz target for SECONDS (default 60) each; needs cargo-fuzz"
+         fuzz    run every fuzz target for SECONDS (default 60) each; needs cargo-fuzz\n  \
+         instructions  instructions per call of each load-benchmark client; needs valgrind"
     );
 }
 

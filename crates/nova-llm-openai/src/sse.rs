@@ -94,7 +94,8 @@ impl SseParser {
                 bytes = rest;
             }
         }
-        while let Some(pos) = bytes.iter().position(|&b| b == b'\n' || b == b'\r') {
+        // A vectorised search: a stream's bytes are almost all inside lines.
+        while let Some(pos) = memchr::memchr2(b'\n', b'\r', bytes) {
             let (head, rest) = bytes.split_at(pos);
             let is_cr = rest[0] == b'\r';
             let mut rest = &rest[1..];
