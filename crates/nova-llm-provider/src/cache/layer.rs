@@ -251,9 +251,15 @@ impl CacheLayer {
             registered: self.single_flight,
         };
         // Not spawned: the callers drive it, whichever of them is waiting for an event.
-        *lock(&flight.pump) = Some(Box::pin(
-            run.go(request).instrument(tracing::Span::current()),
-        ));
+        // In the caller's span, when there is one (a disabled span would cost a little on
+        // every poll for nothing).
+        let span = tracing::Span::current();
+        let pump: Pump = if span.is_disabled() {
+            Box::pin(run.go(request))
+        } else {
+            Box::pin(run.go(request).instrument(span))
+        };
+        *lock(&flight.pump) = Some(pump);
         Waiter::new(flight, fkey, Arc::clone(&self.flights))
     }
 }

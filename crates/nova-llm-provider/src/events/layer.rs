@@ -109,8 +109,13 @@ impl Middleware for EventsLayer {
     ) -> Result<ChatResponse, LlmError> {
         let mut call = self.start(&request, cx);
         call.input_chars = visible_chars(&request);
-        let span = call.span.clone();
-        let result = next.chat(request, cx).instrument(span).await;
+        // Without a subscriber the span is disabled: entering it on every poll would do
+        // nothing but cost time.
+        let result = if call.span.is_disabled() {
+            next.chat(request, cx).await
+        } else {
+            next.chat(request, cx).instrument(call.span.clone()).await
+        };
         match &result {
             Ok(reply) => {
                 let reply_text = call.capture.then(|| reply.text());
@@ -144,8 +149,14 @@ impl Middleware for EventsLayer {
     ) -> Result<ChatStream, LlmError> {
         let mut call = self.start(&request, cx);
         call.input_chars = visible_chars(&request);
-        let span = call.span.clone();
-        match next.chat_stream(request, cx).instrument(span).await {
+        let started = if call.span.is_disabled() {
+            next.chat_stream(request, cx).await
+        } else {
+            next.chat_stream(request, cx)
+                .instrument(call.span.clone())
+                .await
+        };
+        match started {
             Ok(inner) => {
                 call.stream.from_cache = cx.from_cache();
                 Ok(Box::pin(Observed { inner, call }))
@@ -402,8 +413,10 @@ impl Stream for Observed {
             // Finished or failed: the contract says nothing follows.
             return Poll::Ready(None);
         }
-        let span = this.call.span.clone();
-        let _entered = span.enter();
+        // The inner stream runs in the call's span (cloned: `observe` below borrows the
+        // call); a disabled span (no subscriber) is not entered at all.
+        let span = (!this.call.span.is_disabled()).then(|| this.call.span.clone());
+        let _entered = span.as_ref().map(tracing::Span::enter);
         let item = match this.inner.as_mut().poll_next(cx) {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(item) => item,
