@@ -169,6 +169,8 @@ fn malformed_bodies_are_decode_errors() {
         b"{\"choices\": \"nope\"}",
         b"{\"choices\": []}",
         b"\xff\xfe",
+        // Well-formed JSON with a byte that is not UTF-8 inside a string.
+        b"{\"choices\": [{\"message\": {\"role\": \"assistant\", \"content\": \"a\xffb\"}}]}",
     ] {
         let err = decode_chat(body).unwrap_err();
         assert_eq!(
@@ -180,6 +182,13 @@ fn malformed_bodies_are_decode_errors() {
     }
     let err = decode_completion(b"{\"choices\": []}").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Decode);
+    // Text beyond ASCII decodes whole, escaped or not.
+    let r = decode_chat(
+        "{\"choices\": [{\"message\": {\"role\": \"assistant\", \"content\": \"h\u{e9}llo \\u00e9 \u{1f600}\"}}]}"
+            .as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(r.text(), "h\u{e9}llo \u{e9} \u{1f600}");
 }
 
 #[tokio::test]
