@@ -173,7 +173,7 @@ impl ChunkDecoder {
         self.on_chunk(chunk, out);
     }
 
-    fn on_chunk(&mut self, chunk: WireChunk, out: &mut VecDeque<Item>) {
+    fn on_chunk(&mut self, chunk: WireChunk<'_>, out: &mut VecDeque<Item>) {
         if let Some(err) = chunk.error {
             let wire = error_from_value(err).unwrap_or_default();
             self.fail(from_stream_payload(wire), out);
@@ -182,11 +182,12 @@ impl ChunkDecoder {
         if !self.started {
             self.started = true;
             let mut meta = self.metadata.take().unwrap_or_default();
-            if meta.system_fingerprint.is_none() {
-                meta.system_fingerprint = chunk.system_fingerprint;
+            if meta.system_fingerprint.is_none() && !chunk.system_fingerprint.is_empty() {
+                meta.system_fingerprint = Some(chunk.system_fingerprint.into_owned());
             }
             out.push_back(Ok(StreamEvent::start(
-                StreamStart::new(chunk.id, chunk.model).with_metadata(meta),
+                StreamStart::new(chunk.id.into_owned(), chunk.model.into_owned())
+                    .with_metadata(meta),
             )));
         }
         for choice in chunk.choices.into_iter().filter(|c| c.index == 0) {

@@ -4,12 +4,15 @@
 //! read leniently (unknown fields ignored, missing ones defaulted, `null` accepted wherever a
 //! compatible server might send it).
 
+use std::borrow::Cow;
+use std::fmt;
+
 use nova_llm_core::{
     ChatRequest, ChatResponse, CompletionRequest, CompletionResponse, ContentPart, FinishReason,
     LlmError, Message, ModelParams, ResponseFormat, ResponseMetadata, Role, ToolCall, ToolChoice,
     Usage,
 };
-use serde::de::Deserializer;
+use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -651,20 +654,61 @@ pub(crate) fn decode_completion(
 
 // Stream chunks ----------------------------------------------------------------------------
 
+/// One stream chunk. Every chunk repeats the id, the model and the fingerprint, which only
+/// the first one's `Start` event keeps: they are borrowed from the chunk's text (no
+/// allocation per chunk) unless they contain escapes.
 #[derive(Deserialize)]
-pub(crate) struct WireChunk {
-    #[serde(default, deserialize_with = "nullable")]
-    pub(crate) id: String,
-    #[serde(default, deserialize_with = "nullable")]
-    pub(crate) model: String,
+pub(crate) struct WireChunk<'a> {
+    #[serde(default, borrow, deserialize_with = "nullable_str")]
+    pub(crate) id: Cow<'a, str>,
+    #[serde(default, borrow, deserialize_with = "nullable_str")]
+    pub(crate) model: Cow<'a, str>,
     #[serde(default, deserialize_with = "nullable")]
     pub(crate) choices: Vec<WireChunkChoice>,
     #[serde(default)]
     pub(crate) usage: Option<WireUsage>,
     #[serde(default)]
     pub(crate) error: Option<Value>,
-    #[serde(default)]
-    pub(crate) system_fingerprint: Option<String>,
+    #[serde(default, borrow, deserialize_with = "nullable_str")]
+    pub(crate) system_fingerprint: Cow<'a, str>,
+}
+
+/// A string borrowed from the input when it can be (no escapes), else copied; `null` is
+/// empty, like a missing field.
+fn nullable_str<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Cow<'a, str>, D::Error> {
+    struct Text;
+    impl<'de> Visitor<'de> for Text {
+        type Value = Cow<'de, str>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string or null")
+        }
+
+        fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok(Cow::Borrowed(v))
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Cow::Owned(v.to_owned()))
+        }
+
+        fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+            Ok(Cow::Owned(v))
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Cow::Borrowed(""))
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Cow::Borrowed(""))
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_str(self)
+        }
+    }
+    d.deserialize_option(Text)
 }
 
 #[derive(Deserialize)]
@@ -719,7 +763,7 @@ pub(crate) fn delta_text(content: Option<Value>) -> String {
 }
 
 /// Parses one stream chunk.
-pub(crate) fn decode_chunk(data: &str) -> Result<WireChunk, LlmError> {
+pub(crate) fn decode_chunk(data: &str) -> Result<WireChunk<'_>, LlmError> {
     serde_json::from_str(data).map_err(|e| decode_err("a stream chunk", e))
 }
 

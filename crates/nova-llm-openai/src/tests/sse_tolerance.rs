@@ -438,3 +438,41 @@ fn legacy_completion_chunks_stream_text() {
     assert_eq!(r.text(), "Once upon");
     assert_eq!(r.finish_reason, FinishReason::Length);
 }
+
+#[test]
+fn the_first_chunk_names_the_reply_whether_its_strings_are_escaped_null_or_missing() {
+    let start_of = |first: &str| {
+        let body = format!(
+            "data: {first}\n\n{}data: [DONE]\n\n",
+            data(&finish_chunk("stop"))
+        );
+        let (items, complete) = decode(&[body.as_bytes()]);
+        assert!(complete, "{items:?}");
+        match items.into_iter().next() {
+            Some(Ok(StreamEvent::Start(s))) => s,
+            other => panic!("expected a start, got {other:?}"),
+        }
+    };
+    // Escapes: copied out of the chunk, unescaped.
+    let s = start_of(
+        r#"{"id": "chat\u0063mpl-1", "model": "gpt\/4o", "system_fingerprint": "fp\"1", "choices": []}"#,
+    );
+    assert_eq!((s.id.as_str(), s.model.as_str()), ("chatcmpl-1", "gpt/4o"));
+    assert_eq!(s.metadata.system_fingerprint.as_deref(), Some("fp\"1"));
+    // Plain strings: borrowed from the chunk, the same text.
+    let s = start_of(r#"{"id": "c1", "model": "m", "system_fingerprint": "fp_2", "choices": []}"#);
+    assert_eq!((s.id.as_str(), s.model.as_str()), ("c1", "m"));
+    assert_eq!(s.metadata.system_fingerprint.as_deref(), Some("fp_2"));
+    // `null` or missing: empty, and no fingerprint.
+    let s = start_of(r#"{"id": null, "model": null, "system_fingerprint": null, "choices": []}"#);
+    assert_eq!((s.id.as_str(), s.model.as_str()), ("", ""));
+    assert_eq!(s.metadata.system_fingerprint, None);
+    let s = start_of(r#"{"choices": []}"#);
+    assert_eq!((s.id.as_str(), s.model.as_str()), ("", ""));
+    // Not a string: a decode error, as before.
+    let (items, _) = decode(&[b"data: {\"id\": 5, \"choices\": []}\n\n"]);
+    assert!(
+        matches!(&items[..], [Err(e)] if e.kind() == ErrorKind::Decode),
+        "{items:?}"
+    );
+}
