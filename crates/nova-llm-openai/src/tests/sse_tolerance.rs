@@ -287,6 +287,14 @@ fn other_choices_than_the_first_are_ignored() {
     ]
     .concat();
     assert_eq!(reply(&[s.as_bytes()]).unwrap().text(), "mine");
+    // Null choices are none; several of index 0 in one chunk all count, in order.
+    let s = [
+        data(&json!({"id": "c1", "choices": null})),
+        data(&json!({"choices": [{"index": 0, "delta": {"content": "a"}}, {"index": 2, "delta": {"content": "x"}}, {"index": 0, "delta": {"content": "b"}}]})),
+        data(&finish_chunk("stop")),
+    ]
+    .concat();
+    assert_eq!(reply(&[s.as_bytes()]).unwrap().text(), "ab");
 }
 
 #[test]
