@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime};
 
 use nova_llm_core::{ErrorKind, LlmError, RateLimitSnapshot, ResponseMetadata};
-use reqwest::header::HeaderMap;
+use reqwest::header::{HeaderMap, HeaderValue};
 
 use crate::wire::{WireError, WireErrorBody};
 
@@ -14,42 +14,52 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name)?.to_str().ok().map(str::trim)
 }
 
-/// The response headers [`metadata_from_headers`] reads, in the order of [`known_headers`].
-const KNOWN: [&str; 8] = [
-    "x-request-id",
-    "apim-request-id",
-    "x-ratelimit-limit-requests",
-    "x-ratelimit-remaining-requests",
-    "x-ratelimit-limit-tokens",
-    "x-ratelimit-remaining-tokens",
-    "x-ratelimit-reset-requests",
-    "x-ratelimit-reset-tokens",
-];
+/// The response headers [`metadata_from_headers`] reads, each its first value.
+#[derive(Default)]
+struct Known<'a> {
+    request_id: Option<&'a HeaderValue>,
+    apim_request_id: Option<&'a HeaderValue>,
+    limit_requests: Option<&'a HeaderValue>,
+    remaining_requests: Option<&'a HeaderValue>,
+    limit_tokens: Option<&'a HeaderValue>,
+    remaining_tokens: Option<&'a HeaderValue>,
+    reset_requests: Option<&'a HeaderValue>,
+    reset_tokens: Option<&'a HeaderValue>,
+}
 
-/// The first value of each of the [`KNOWN`] headers (trimmed; `None` when absent or not
-/// text), found in one pass over `headers`: every response goes through this, and a lookup
-/// by name parses the name and hashes it again for each of the eight.
-fn known_headers(headers: &HeaderMap) -> [Option<&str>; 8] {
-    let mut found = [None; 8];
-    for (name, value) in headers {
-        let name = name.as_str();
-        if !(name.starts_with("x-") || name.starts_with("apim-")) {
-            continue;
+impl<'a> Known<'a> {
+    /// Found in one pass over `headers`: every response goes through this, and a lookup by
+    /// name parses the name and hashes it again for each of the eight.
+    fn of(headers: &'a HeaderMap) -> Self {
+        let mut k = Known::default();
+        for (name, value) in headers {
+            let slot = match name.as_str() {
+                "x-request-id" => &mut k.request_id,
+                "apim-request-id" => &mut k.apim_request_id,
+                "x-ratelimit-limit-requests" => &mut k.limit_requests,
+                "x-ratelimit-remaining-requests" => &mut k.remaining_requests,
+                "x-ratelimit-limit-tokens" => &mut k.limit_tokens,
+                "x-ratelimit-remaining-tokens" => &mut k.remaining_tokens,
+                "x-ratelimit-reset-requests" => &mut k.reset_requests,
+                "x-ratelimit-reset-tokens" => &mut k.reset_tokens,
+                _ => continue,
+            };
+            slot.get_or_insert(value);
         }
-        if let Some(i) = KNOWN.iter().position(|k| *k == name) {
-            found[i].get_or_insert(value);
-        }
+        k
     }
-    found.map(|v: Option<&reqwest::header::HeaderValue>| {
-        v.and_then(|v| v.to_str().ok()).map(str::trim)
-    })
+}
+
+/// A header's value as trimmed text; `None` when absent or not text.
+fn text(value: Option<&HeaderValue>) -> Option<&str> {
+    value?.to_str().ok().map(str::trim)
 }
 
 /// The request id and rate-limit state the service reported in `headers`.
 pub(crate) fn metadata_from_headers(headers: &HeaderMap) -> ResponseMetadata {
-    let known = known_headers(headers);
+    let known = Known::of(headers);
     let mut m = ResponseMetadata::new();
-    if let Some(id) = known[0].or(known[1]) {
+    if let Some(id) = text(known.request_id).or_else(|| text(known.apim_request_id)) {
         m = m.with_request_id(id);
     }
     if let Some(snapshot) = snapshot(&known) {
@@ -59,13 +69,13 @@ pub(crate) fn metadata_from_headers(headers: &HeaderMap) -> ResponseMetadata {
 }
 
 /// The `x-ratelimit-*` headers, if any is present.
-fn snapshot(known: &[Option<&str>; 8]) -> Option<RateLimitSnapshot> {
-    let num = |i: usize| known[i].and_then(|v| v.parse::<u64>().ok());
-    let dur = |i: usize| known[i].and_then(parse_reset);
+fn snapshot(k: &Known<'_>) -> Option<RateLimitSnapshot> {
+    let num = |v| text(v).and_then(|v| v.parse::<u64>().ok());
+    let dur = |v| text(v).and_then(parse_reset);
     let snapshot = RateLimitSnapshot::new()
-        .with_requests(num(2), num(3))
-        .with_tokens(num(4), num(5))
-        .with_resets(dur(6), dur(7));
+        .with_requests(num(k.limit_requests), num(k.remaining_requests))
+        .with_tokens(num(k.limit_tokens), num(k.remaining_tokens))
+        .with_resets(dur(k.reset_requests), dur(k.reset_tokens));
     (!snapshot.is_empty()).then_some(snapshot)
 }
 
