@@ -541,7 +541,6 @@ fn decode_err(what: &str, e: serde_json::Error) -> LlmError {
     .with_source(e)
 }
 
-/// Parses a `/chat/completions` response body.
 /// Parses a response body. A body that is valid UTF-8 as a whole (every real one) is parsed
 /// as text, which spares serde_json a UTF-8 check of every string and key one by one (about
 /// a fifth of the time for a small reply); any other body takes the byte parser, which
@@ -553,6 +552,7 @@ fn from_body<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, serde_json::Er
     }
 }
 
+/// Parses a `/chat/completions` response body.
 pub(crate) fn decode_chat(
     body: &[u8],
     metadata: ResponseMetadata,
