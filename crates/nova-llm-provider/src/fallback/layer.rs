@@ -6,14 +6,12 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
-use nova_llm_core::{
-    ChatRequest, ChatResponse, ChatStream, ErrorKind, LlmDriver, LlmError, collect_stream,
-};
+use nova_llm_core::{ChatRequest, ChatResponse, ChatStream, ErrorKind, LlmDriver, LlmError};
 use tokio::time::Instant;
 
 use crate::circuit::{Admit, CircuitBreaker, CircuitConfig, Transition};
 use crate::events::EventKind;
-use crate::plugin::streams::until_first_content;
+use crate::plugin::streams::{Outcome, until_first_content};
 use crate::plugin::{CallContext, Middleware, Next};
 
 /// A driver to fall back to, with the model to ask it for.
@@ -330,12 +328,6 @@ impl FallbackLayer {
     }
 }
 
-/// What a driver gave: a reply or a committed stream.
-enum Outcome {
-    Reply(Box<ChatResponse>),
-    Stream(ChatStream),
-}
-
 /// Gives the probe back if its call ended without a verdict (cancelled).
 struct ProbeGuard<'a> {
     breaker: Option<&'a CircuitBreaker>,
@@ -385,10 +377,7 @@ impl Middleware for FallbackLayer {
         cx: &mut CallContext,
         next: Next<'_>,
     ) -> Result<ChatResponse, LlmError> {
-        match self.run(request, cx, next, false).await? {
-            Outcome::Reply(r) => Ok(*r),
-            Outcome::Stream(s) => collect_stream(s).await,
-        }
+        self.run(request, cx, next, false).await?.into_reply().await
     }
 
     async fn chat_stream(
@@ -397,9 +386,6 @@ impl Middleware for FallbackLayer {
         cx: &mut CallContext,
         next: Next<'_>,
     ) -> Result<ChatStream, LlmError> {
-        match self.run(request, cx, next, true).await? {
-            Outcome::Stream(s) => Ok(s),
-            Outcome::Reply(r) => Ok(nova_llm_core::stream_from_events(r.to_events())),
-        }
+        Ok(self.run(request, cx, next, true).await?.into_stream())
     }
 }

@@ -5,7 +5,35 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use nova_llm_core::{ChatStream, ErrorKind, LlmError, StreamAccumulator, StreamEvent};
+use nova_llm_core::{
+    ChatResponse, ChatStream, ErrorKind, LlmError, StreamAccumulator, StreamEvent, collect_stream,
+    stream_from_events,
+};
+
+/// What an attempt of a layer that may try again gave: a reply, or a stream committed at
+/// its first content. Either answers a plain call or a streamed one.
+pub(crate) enum Outcome {
+    Reply(Box<ChatResponse>),
+    Stream(ChatStream),
+}
+
+impl Outcome {
+    /// The reply of a plain call (a stream read to its end).
+    pub(crate) async fn into_reply(self) -> Result<ChatResponse, LlmError> {
+        match self {
+            Outcome::Reply(r) => Ok(*r),
+            Outcome::Stream(s) => collect_stream(s).await,
+        }
+    }
+
+    /// The stream of a streamed call (a reply replayed as events).
+    pub(crate) fn into_stream(self) -> ChatStream {
+        match self {
+            Outcome::Stream(s) => s,
+            Outcome::Reply(r) => stream_from_events(r.to_events()),
+        }
+    }
+}
 
 /// Reads `stream` until its first content event (or its `Finish`, for an empty reply).
 ///
@@ -97,4 +125,23 @@ fn committed(buffered: VecDeque<StreamEvent>, rest: ChatStream) -> ChatStream {
             }
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use nova_llm_core::{ChatResponse, Usage, collect_stream, stream_from_events};
+
+    use super::Outcome;
+
+    #[tokio::test]
+    async fn either_outcome_answers_a_plain_call_and_a_stream_alike() {
+        let reply = ChatResponse::from_text("two words").with_usage(Usage::new(3, 2));
+        let as_stream = || Outcome::Stream(stream_from_events(reply.to_events()));
+        let as_reply = || Outcome::Reply(Box::new(reply.clone()));
+        assert_eq!(as_reply().into_reply().await.unwrap(), reply);
+        assert_eq!(as_stream().into_reply().await.unwrap(), reply);
+        for outcome in [as_reply(), as_stream()] {
+            assert_eq!(collect_stream(outcome.into_stream()).await.unwrap(), reply);
+        }
+    }
 }

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::budget::RetryBudget;
 use crate::events::EventKind;
-use crate::plugin::streams::until_first_content;
+use crate::plugin::streams::{Outcome, until_first_content};
 use crate::plugin::{CallContext, Middleware, Next};
 
 /// The `retry` middleware.
@@ -168,12 +168,6 @@ fn timed_out() -> LlmError {
     LlmError::new(ErrorKind::Timeout, "the call's deadline passed")
 }
 
-/// What an attempt gave: a reply, or a stream committed at its first content.
-enum Outcome {
-    Reply(Box<ChatResponse>),
-    Stream(ChatStream),
-}
-
 impl RetryLayer {
     /// The attempts of one call (plain or streamed), with waits in between.
     async fn attempts(
@@ -233,10 +227,10 @@ impl Middleware for RetryLayer {
         cx: &mut CallContext,
         next: Next<'_>,
     ) -> Result<ChatResponse, LlmError> {
-        match self.attempts(request, cx, next, false).await? {
-            Outcome::Reply(r) => Ok(*r),
-            Outcome::Stream(s) => nova_llm_core::collect_stream(s).await,
-        }
+        self.attempts(request, cx, next, false)
+            .await?
+            .into_reply()
+            .await
     }
 
     async fn chat_stream(
@@ -245,9 +239,6 @@ impl Middleware for RetryLayer {
         cx: &mut CallContext,
         next: Next<'_>,
     ) -> Result<ChatStream, LlmError> {
-        match self.attempts(request, cx, next, true).await? {
-            Outcome::Stream(s) => Ok(s),
-            Outcome::Reply(r) => Ok(nova_llm_core::stream_from_events(r.to_events())),
-        }
+        Ok(self.attempts(request, cx, next, true).await?.into_stream())
     }
 }
