@@ -1,5 +1,6 @@
 //! The cache store: replies as versioned JSON under a key prefix, with Redis TTLs.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -72,6 +73,38 @@ impl RedisCacheStore {
     fn key(&self, key: &CacheKey) -> String {
         format!("{}{}", self.prefix, key.as_str())
     }
+
+    /// Encodes the reply and sets it with its time to live (a reply too large is skipped).
+    async fn set(
+        &self,
+        key: &CacheKey,
+        reply: &CachedReply,
+        ttl: Option<Duration>,
+    ) -> Result<(), LlmError> {
+        let body = serde_json::to_vec(&Stored {
+            format: FORMAT,
+            events: &reply.events,
+        })
+        .map_err(|e| LlmError::decode(format!("the reply cannot be encoded: {e}")))?;
+        if body.len() > self.max_entry_bytes {
+            return Ok(());
+        }
+        let ms = u64::try_from(ttl.unwrap_or(self.default_ttl).as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let k = self.key(key);
+        self.conn
+            .run("SET", |mut c| async move {
+                redis::cmd("SET")
+                    .arg(&k)
+                    .arg(body)
+                    .arg("PX")
+                    .arg(ms)
+                    .query_async::<()>(&mut c)
+                    .await
+            })
+            .await
+    }
 }
 
 #[async_trait]
@@ -100,29 +133,16 @@ impl CacheStore for RedisCacheStore {
         reply: CachedReply,
         ttl: Option<Duration>,
     ) -> Result<(), LlmError> {
-        let body = serde_json::to_vec(&Stored {
-            format: FORMAT,
-            events: &reply.events,
-        })
-        .map_err(|e| LlmError::decode(format!("the reply cannot be encoded: {e}")))?;
-        if body.len() > self.max_entry_bytes {
-            return Ok(());
-        }
-        let ms = u64::try_from(ttl.unwrap_or(self.default_ttl).as_millis())
-            .unwrap_or(u64::MAX)
-            .max(1);
-        let k = self.key(key);
-        self.conn
-            .run("SET", |mut c| async move {
-                redis::cmd("SET")
-                    .arg(&k)
-                    .arg(body)
-                    .arg("PX")
-                    .arg(ms)
-                    .query_async::<()>(&mut c)
-                    .await
-            })
-            .await
+        self.set(key, &reply, ttl).await
+    }
+
+    async fn put_shared(
+        &self,
+        key: &CacheKey,
+        reply: Arc<CachedReply>,
+        ttl: Option<Duration>,
+    ) -> Result<(), LlmError> {
+        self.set(key, &reply, ttl).await
     }
 
     async fn remove(&self, key: &CacheKey) -> Result<(), LlmError> {

@@ -146,6 +146,38 @@ async fn a_provider_caches_through_redis_streams_included() {
 }
 
 #[tokio::test]
+async fn a_streamed_reply_is_stored_from_the_shared_copy_and_served_to_plain_calls() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let mock = MockDriver::new();
+    let store = RedisCacheStore::new(conn(&server)).prefix(prefix("shared"));
+    let p = Provider::builder(mock.clone())
+        .cache(CacheLayer::new(store.clone()))
+        .build();
+    let request = nova_llm_core::ChatRequest::new(nova_llm_core::Dialog::new().user("hi"));
+    // The cache hands a streamed reply over as an `Arc` (`put_shared`): encoded from it.
+    let streamed = nova_llm_core::collect_stream(p.chat_stream(request.clone()).await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(streamed.text(), "f(hi)");
+    assert_eq!(p.chat(request).await.unwrap().text(), "f(hi)");
+    assert_eq!(mock.calls(), 1, "the plain call was a hit");
+    // And directly: what `put_shared` stored is what `get` gives back.
+    let reply = Arc::new(CachedReply::from_response(&streamed));
+    let k = CacheKey::new(
+        "direct",
+        Operation::Chat,
+        &nova_llm_core::ChatRequest::default(),
+    );
+    store
+        .put_shared(&k, Arc::clone(&reply), None)
+        .await
+        .unwrap();
+    assert_eq!(store.get(&k).await.unwrap().as_ref(), Some(&*reply));
+}
+
+#[tokio::test]
 async fn the_windows_hold_across_scopes_and_tokens_are_corrected() {
     let Some(server) = RedisServer::start() else {
         return;

@@ -487,6 +487,10 @@ struct FlightState {
     failed_early: bool,
     /// A plain call's leader went away before the end: a waiting caller takes over.
     abandoned: bool,
+    /// A complete streamed reply on its way into the store: the events before `base`,
+    /// moved out of `events` rather than copied (the store keeps this `Arc`). Callers behind
+    /// `base`, and those that join until the flight leaves the in-flight map, read them here.
+    sealed: Option<Arc<CachedReply>>,
 }
 
 impl Flight {
@@ -542,9 +546,31 @@ impl FlightState {
             .map(|r| r.1)
             .min()
             .unwrap_or(self.base + self.events.len());
+        if min >= self.base {
+            // Every caller is past the sealed events (and none can join).
+            self.sealed = None;
+        }
         while self.base < min && self.events.pop_front().is_some() {
             self.base += 1;
         }
+    }
+
+    /// Moves the events of a complete streamed reply (`finish` is its last) into the reply
+    /// to store; from now on they are read from it.
+    fn seal(&mut self, finish: StreamEvent) -> Option<Arc<CachedReply>> {
+        if self.base != 0 {
+            // Never the case (nothing is let go of before the end unless the flight
+            // overflowed, and an overflowed flight is not stored), but if it were, the
+            // events would stay where their callers read them.
+            return None;
+        }
+        self.base = self.events.len();
+        // In place: the events are contiguous, as none was let go of.
+        let mut events: Vec<StreamEvent> = std::mem::take(&mut self.events).into();
+        events.push(finish);
+        let reply = Arc::new(CachedReply::from_events(events)?);
+        self.sealed = Some(Arc::clone(&reply));
+        Some(reply)
     }
 
     fn set_reader(&mut self, id: u64, at: usize) {
@@ -593,22 +619,22 @@ impl Run {
         // The reply's last event (`Finish`) is held back until the reply is stored, so a
         // caller sees `CacheStored` before its call ends.
         let result = self.stream(request).await;
-        let overflowed = self.state(|s| s.overflowed).unwrap_or(true);
         if let Ok(Some(last)) = &result
             && let Some((store, key, ttl)) = &self.store
-            && !overflowed
-        {
-            let mut events: Vec<StreamEvent> = self
-                .state(|s| s.events.iter().cloned().collect())
-                .unwrap_or_default();
-            events.push(last.clone());
-            if let Some(reply) = CachedReply::from_events(events)
-                && reply.approx_bytes() <= self.max_entry_bytes
-            {
-                match store.put(key, reply, *ttl).await {
-                    Ok(()) => self.cx.emit(EventKind::CacheStored),
-                    Err(e) => store_failed(&self.cx, &e, "the reply was not stored"),
+            && let Some(Some(reply)) = self.state(|s| {
+                // `bytes` counts every event but the finish (what `approx_bytes` would add
+                // up again).
+                let fits = s.bytes + CachedReply::event_bytes(last) <= self.max_entry_bytes;
+                if s.overflowed || !fits {
+                    None
+                } else {
+                    s.seal(last.clone())
                 }
+            })
+        {
+            match store.put_shared(key, reply, *ttl).await {
+                Ok(()) => self.cx.emit(EventKind::CacheStored),
+                Err(e) => store_failed(&self.cx, &e, "the reply was not stored"),
             }
         }
         // Stored first, then out of the in-flight map: a new caller finds one or the other.
@@ -644,13 +670,18 @@ impl Run {
                 return Err(e);
             }
         };
-        let mut acc = StreamAccumulator::new();
+        // What the stream has said so far, for the error if it ends without a finish: read
+        // from the flight's events, which are all kept until the end unless it overflows;
+        // from then on (they go once read) it is kept here.
+        let mut acc: Option<StreamAccumulator> = None;
         while let Some(item) = upstream.next().await {
             let event = item?;
             if matches!(event, StreamEvent::Finish { .. }) {
                 return Ok(Some(event));
             }
-            acc.push(&event);
+            if let Some(acc) = acc.as_mut() {
+                acc.push(&event);
+            }
             let size = CachedReply::event_bytes(&event);
             let cap = self.max_entry_bytes;
             let mut overflowed_now = false;
@@ -660,6 +691,7 @@ impl Run {
                 if !s.overflowed && s.bytes > cap {
                     s.overflowed = true;
                     overflowed_now = true;
+                    acc = Some(accumulate(&s.events));
                 }
                 s.trim();
             });
@@ -670,11 +702,24 @@ impl Run {
                 self.state(FlightState::trim);
             }
         }
+        let said = match acc {
+            Some(acc) => acc,
+            None => self.state(|s| accumulate(&s.events)).unwrap_or_default(),
+        };
         Err(LlmError::stream_interrupted(
             "the stream ended without a finish event",
-            acc.partial(),
+            said.partial(),
         ))
     }
+}
+
+/// The events folded into an accumulator.
+fn accumulate<'a>(events: impl IntoIterator<Item = &'a StreamEvent>) -> StreamAccumulator {
+    let mut acc = StreamAccumulator::new();
+    for e in events {
+        acc.push(e);
+    }
+    acc
 }
 
 /// One caller of a flight. When the last one goes away before the end, the upstream call
@@ -780,7 +825,7 @@ impl Waiter {
     async fn stream(mut self) -> Result<ChatStream, LlmError> {
         std::future::poll_fn(|cx| {
             self.poll_with(cx, |state, _| {
-                if !state.events.is_empty() {
+                if !state.events.is_empty() || state.sealed.is_some() {
                     return Some(Ok(()));
                 }
                 match &state.end {
@@ -818,9 +863,15 @@ impl Stream for Reader {
                 state.set_reader(id, *read);
                 state.trim();
             }
-            // Trimming never passes a caller's position; if it ever did, end this caller's
-            // stream with an error rather than hand out a wrong event.
             let Some(at) = read.checked_sub(state.base) else {
+                // Behind the events kept here: sealed into the reply being stored.
+                if let Some(e) = state.sealed.as_ref().and_then(|r| r.events.get(*read)) {
+                    let e = e.clone();
+                    *read += 1;
+                    return Some(Some(Ok(e)));
+                }
+                // Trimming never passes a caller's position; if it ever did, end this
+                // caller's stream with an error rather than hand out a wrong event.
                 return Some(Some(Err(abandoned())));
             };
             if at == 0 && closed && state.readers.len() == 1 {

@@ -96,6 +96,23 @@ pub trait CacheStore: Send + Sync + 'static {
         ttl: Option<Duration>,
     ) -> Result<(), LlmError>;
 
+    /// Stores a reply the caller goes on reading as well (the cache layer serves a streamed
+    /// reply's late callers from it while it is being stored). The default copies it out
+    /// of the `Arc` when the caller still holds it, and calls [`put`](Self::put); a store
+    /// that keeps replies in memory keeps the `Arc` itself (as [`MemoryStore`] does), and a
+    /// store that encodes them can encode from the reference.
+    ///
+    /// # Errors
+    /// As [`put`](Self::put).
+    async fn put_shared(
+        &self,
+        key: &CacheKey,
+        reply: Arc<CachedReply>,
+        ttl: Option<Duration>,
+    ) -> Result<(), LlmError> {
+        self.put(key, Arc::unwrap_or_clone(reply), ttl).await
+    }
+
     /// Removes the entry of `key`.
     ///
     /// # Errors
@@ -103,11 +120,15 @@ pub trait CacheStore: Send + Sync + 'static {
     async fn remove(&self, key: &CacheKey) -> Result<(), LlmError>;
 }
 
-#[derive(Debug)]
+/// An entry: cloned out of the table on every read, so it only holds an `Arc` to the reply
+/// (which a streamed reply shares with the flight that produced it).
+#[derive(Debug, Clone)]
 struct Entry {
-    reply: CachedReply,
+    reply: Arc<CachedReply>,
     /// On tokio's clock, so `tokio::time::pause()` and `advance()` drive expiry in tests.
     expires_at: Option<Instant>,
+    /// Its approximate bytes in a store bounded by bytes (unused otherwise, and not worked
+    /// out).
     weight: u64,
 }
 
@@ -117,8 +138,8 @@ struct EntryWeight {
     by_bytes: bool,
 }
 
-impl quick_cache::Weighter<CacheKey, Arc<Entry>> for EntryWeight {
-    fn weight(&self, _: &CacheKey, entry: &Arc<Entry>) -> u64 {
+impl quick_cache::Weighter<CacheKey, Entry> for EntryWeight {
+    fn weight(&self, _: &CacheKey, entry: &Entry) -> u64 {
         if self.by_bytes { entry.weight } else { 1 }
     }
 }
@@ -127,10 +148,10 @@ impl quick_cache::Weighter<CacheKey, Arc<Entry>> for EntryWeight {
 /// [`crate::FastMap`]), not SipHash.
 type Store = quick_cache::sync::Cache<
     CacheKey,
-    Arc<Entry>,
+    Entry,
     EntryWeight,
     foldhash::fast::RandomState,
-    quick_cache::sync::DefaultLifecycle<CacheKey, Arc<Entry>>,
+    quick_cache::sync::DefaultLifecycle<CacheKey, Entry>,
 >;
 
 /// The default store: in memory, bounded by entries or by bytes, with a time to live.
@@ -153,6 +174,7 @@ type Store = quick_cache::sync::Cache<
 pub struct MemoryStore {
     cache: Arc<Store>,
     default_ttl: Option<Duration>,
+    by_bytes: bool,
 }
 
 impl fmt::Debug for MemoryStore {
@@ -190,6 +212,7 @@ impl MemoryStore {
                 quick_cache::sync::DefaultLifecycle::default(),
             )),
             default_ttl,
+            by_bytes,
         }
     }
 
@@ -208,6 +231,20 @@ impl MemoryStore {
     pub fn clear(&self) {
         self.cache.clear();
     }
+
+    fn insert(&self, key: &CacheKey, reply: Arc<CachedReply>, ttl: Option<Duration>) {
+        let ttl = ttl.or(self.default_ttl);
+        let entry = Entry {
+            expires_at: ttl.and_then(|t| Instant::now().checked_add(t)),
+            weight: if self.by_bytes {
+                reply.approx_bytes() as u64
+            } else {
+                1
+            },
+            reply,
+        };
+        self.cache.insert(key.clone(), entry);
+    }
 }
 
 #[async_trait]
@@ -220,7 +257,7 @@ impl CacheStore for MemoryStore {
             self.cache.remove(key);
             return Ok(None);
         }
-        Ok(Some(entry.reply.clone()))
+        Ok(Some(CachedReply::clone(&entry.reply)))
     }
 
     async fn put(
@@ -229,13 +266,17 @@ impl CacheStore for MemoryStore {
         reply: CachedReply,
         ttl: Option<Duration>,
     ) -> Result<(), LlmError> {
-        let ttl = ttl.or(self.default_ttl);
-        let entry = Entry {
-            expires_at: ttl.and_then(|t| Instant::now().checked_add(t)),
-            weight: reply.approx_bytes() as u64,
-            reply,
-        };
-        self.cache.insert(key.clone(), Arc::new(entry));
+        self.insert(key, Arc::new(reply), ttl);
+        Ok(())
+    }
+
+    async fn put_shared(
+        &self,
+        key: &CacheKey,
+        reply: Arc<CachedReply>,
+        ttl: Option<Duration>,
+    ) -> Result<(), LlmError> {
+        self.insert(key, reply, ttl);
         Ok(())
     }
 

@@ -941,3 +941,166 @@ async fn a_stream_past_the_size_cap_is_neither_kept_nor_joined_and_frees_what_wa
     assert_eq!(p.chat(req("long")).await.unwrap().text(), "f(long)");
     assert_eq!(mock.calls(), 2);
 }
+
+/// Streams its deltas, then ends without a finish: a driver that breaks the stream
+/// contract, which the cache must still turn into a classified error.
+struct Unfinished(&'static [&'static str]);
+
+#[nova_llm_core::async_trait]
+impl LlmDriver for Unfinished {
+    async fn chat(&self, _: ChatRequest) -> Result<ChatResponse, LlmError> {
+        Err(LlmError::new(ErrorKind::Other, "stream only"))
+    }
+
+    async fn chat_stream(&self, _: ChatRequest) -> Result<ChatStream, LlmError> {
+        Ok(nova_llm_core::stream_from_events(
+            self.0
+                .iter()
+                .map(|t| nova_llm_core::StreamEvent::TextDelta {
+                    text: (*t).to_owned(),
+                })
+                .collect(),
+        ))
+    }
+}
+
+#[tokio::test]
+async fn a_stream_ending_without_a_finish_fails_carrying_all_it_said_kept_whole_or_past_the_cap() {
+    const WORDS: &[&str] = &["one ", "two ", "three ", "four ", "five ", "six"];
+    // A cap the stream stays under (its events all kept until the end), and one it passes
+    // at the third event (events let go of once read).
+    for cap in [10_000, 100] {
+        let p = Provider::builder(Unfinished(WORDS))
+            .cache(CacheLayer::in_memory(10, None).max_entry_bytes(cap))
+            .build();
+        let mut s = p.chat_stream(req("q")).await.unwrap();
+        let mut text = String::new();
+        let err = loop {
+            match next_event(&mut s).await {
+                Some(Ok(nova_llm_core::StreamEvent::TextDelta { text: t })) => text.push_str(&t),
+                Some(Ok(other)) => panic!("unexpected {other:?}"),
+                Some(Err(e)) => break e,
+                None => panic!("the stream ended without an error"),
+            }
+        };
+        assert_eq!(text, WORDS.concat(), "cap {cap}");
+        assert_eq!(err.kind(), ErrorKind::StreamInterrupted, "cap {cap}");
+        assert_eq!(
+            err.partial().map(|p| p.text.as_str()),
+            Some("one two three four five six"),
+            "cap {cap}"
+        );
+    }
+}
+
+/// A store whose `put` says it has started, then waits for a permit (it only has `put`, so
+/// the cache's `put_shared` reaches it through the trait's default).
+struct Gated {
+    inner: MemoryStore,
+    started: Arc<tokio::sync::Notify>,
+    permits: Arc<tokio::sync::Semaphore>,
+}
+
+#[nova_llm_core::async_trait]
+impl CacheStore for Gated {
+    async fn get(&self, key: &CacheKey) -> Result<Option<CachedReply>, LlmError> {
+        self.inner.get(key).await
+    }
+
+    async fn put(
+        &self,
+        key: &CacheKey,
+        reply: CachedReply,
+        ttl: Option<Duration>,
+    ) -> Result<(), LlmError> {
+        self.started.notify_one();
+        self.permits
+            .acquire()
+            .await
+            .map_err(|_| LlmError::new(ErrorKind::Other, "closed"))?
+            .forget();
+        self.inner.put(key, reply, ttl).await
+    }
+
+    async fn remove(&self, key: &CacheKey) -> Result<(), LlmError> {
+        self.inner.remove(key).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_caller_joining_while_a_stream_is_being_stored_reads_it_all_at_once() {
+    // A complete streamed reply is moved, not copied, into the reply the store keeps; the
+    // flight stays joinable until the store has it, and a caller joining meanwhile reads
+    // the events from that reply.
+    let mock = MockDriver::new();
+    let store = MemoryStore::new(10, None);
+    let started = Arc::new(tokio::sync::Notify::new());
+    let permits = Arc::new(tokio::sync::Semaphore::new(0));
+    let layer = CacheLayer::new(Gated {
+        inner: store.clone(),
+        started: Arc::clone(&started),
+        permits: Arc::clone(&permits),
+    });
+    let p = Provider::builder(mock.clone()).cache(layer.clone()).build();
+    mock.push_stream(one_two_three());
+    let mut first = p.chat_stream(req("q")).await.unwrap();
+    let first = tokio::spawn(async move {
+        let mut events = Vec::new();
+        while let Some(e) = next_event(&mut first).await {
+            events.push(e.unwrap());
+        }
+        events
+    });
+    started.notified().await;
+    assert_eq!(layer.in_flight(), 1, "joinable until stored");
+    let mut late = p.chat_stream(req("q")).await.unwrap();
+    let mut got = Vec::new();
+    // Everything but the finish while the store is still busy (the finish waits for it).
+    while let Ok(Some(e)) =
+        tokio::time::timeout(Duration::from_secs(1), next_event(&mut late)).await
+    {
+        got.push(e.unwrap());
+    }
+    assert!(
+        !got.is_empty()
+            && !got
+                .iter()
+                .any(|e| matches!(e, nova_llm_core::StreamEvent::Finish { .. })),
+        "{got:?}"
+    );
+    permits.add_permits(1);
+    while let Some(e) = next_event(&mut late).await {
+        got.push(e.unwrap());
+    }
+    let first = first.await.unwrap();
+    assert_eq!(got, first);
+    assert_eq!(mock.calls(), 1);
+    assert_eq!(layer.in_flight(), 0);
+    let stored = store
+        .get(&CacheKey::new("mock", Operation::Chat, &req("q")))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.events, first);
+}
+
+#[tokio::test]
+async fn the_memory_store_keeps_a_shared_reply_itself_not_a_copy() {
+    let store = MemoryStore::new(10, None);
+    let k = key(&req("q"));
+    let reply = Arc::new(CachedReply::from_response(
+        &MockDriver::new().chat(req("q")).await.unwrap(),
+    ));
+    store
+        .put_shared(&k, Arc::clone(&reply), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        Arc::strong_count(&reply),
+        2,
+        "the store holds this very reply"
+    );
+    assert_eq!(store.get(&k).await.unwrap().as_ref(), Some(&*reply));
+    store.remove(&k).await.unwrap();
+    assert_eq!(Arc::strong_count(&reply), 1);
+}
