@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_core::Stream;
-use futures_util::StreamExt;
 use nova_llm_core::{
     ChatRequest, ChatResponse, ChatStream, LlmError, StreamAccumulator, StreamEvent,
 };
@@ -79,7 +78,9 @@ impl CacheControl {
 ///   caller is gone.
 /// - A reply larger than [`max_entry_bytes`](Self::max_entry_bytes) is not stored; a stream
 ///   that grows past it stops taking new callers, and the events every caller has read are
-///   freed, so a very long stream does not sit in memory whole.
+///   freed, so a very long stream does not sit in memory whole. A stream that is stored is
+///   held once: when it ends, its events move into the reply handed to the store
+///   ([`CacheStore::put_shared`]; the [`MemoryStore`] keeps that very reply).
 /// - Events: `CacheHit`, `CacheMiss`, `Coalesced` (joined a call in flight), `CacheStored`.
 ///   A hit or a joined call is marked "from cache" (its cost is 0; the caller whose call
 ///   went upstream carries the cost).
@@ -431,6 +432,10 @@ impl Middleware for CacheLayer {
     }
 }
 
+/// At most this many events are taken from the upstream stream before its callers get
+/// them (it rarely has more ready at once: about what one network read holds).
+const BATCH: usize = 64;
+
 /// The upstream work of a streamed flight: pumps the stream into the flight's state.
 type Pump = Pin<Box<dyn Future<Output = ()> + Send>>;
 
@@ -674,32 +679,65 @@ impl Run {
         // from the flight's events, which are all kept until the end unless it overflows;
         // from then on (they go once read) it is kept here.
         let mut acc: Option<StreamAccumulator> = None;
-        while let Some(item) = upstream.next().await {
-            let event = item?;
-            if matches!(event, StreamEvent::Finish { .. }) {
-                return Ok(Some(event));
-            }
-            if let Some(acc) = acc.as_mut() {
-                acc.push(&event);
-            }
-            let size = CachedReply::event_bytes(&event);
-            let cap = self.max_entry_bytes;
-            let mut overflowed_now = false;
-            self.update(|s| {
-                s.events.push_back(event);
-                s.bytes += size;
-                if !s.overflowed && s.bytes > cap {
-                    s.overflowed = true;
-                    overflowed_now = true;
-                    acc = Some(accumulate(&s.events));
+        let cap = self.max_entry_bytes;
+        let mut batch: Vec<StreamEvent> = Vec::new();
+        loop {
+            // Every event the upstream has ready (up to `BATCH`), handed to the callers in
+            // one update: one lock and one wake-up for a network read's worth of events.
+            // `ended` is what stopped the batch: the finish, an error or the end.
+            let mut ended: Option<Option<Result<StreamEvent, LlmError>>> = None;
+            std::future::poll_fn(|cx| {
+                loop {
+                    match upstream.as_mut().poll_next(cx) {
+                        Poll::Ready(Some(Ok(event)))
+                            if !matches!(event, StreamEvent::Finish { .. }) =>
+                        {
+                            batch.push(event);
+                            if batch.len() >= BATCH {
+                                return Poll::Ready(());
+                            }
+                        }
+                        Poll::Ready(end) => {
+                            ended = Some(end);
+                            return Poll::Ready(());
+                        }
+                        Poll::Pending if batch.is_empty() => return Poll::Pending,
+                        Poll::Pending => return Poll::Ready(()),
+                    }
                 }
-                s.trim();
-            });
-            if overflowed_now {
-                // Too long to keep: no one else joins it, it will not be stored, and its
-                // events go once every caller has read them.
-                self.unregister();
-                self.state(FlightState::trim);
+            })
+            .await;
+            if !batch.is_empty() {
+                let mut overflowed_now = false;
+                self.update(|s| {
+                    for event in batch.drain(..) {
+                        if let Some(acc) = acc.as_mut() {
+                            acc.push(&event);
+                        }
+                        s.bytes += CachedReply::event_bytes(&event);
+                        s.events.push_back(event);
+                        if !s.overflowed && s.bytes > cap {
+                            s.overflowed = true;
+                            overflowed_now = true;
+                            acc = Some(accumulate(&s.events));
+                        }
+                    }
+                    s.trim();
+                });
+                // (Only left when the flight is gone, and no caller reads them then.)
+                batch.clear();
+                if overflowed_now {
+                    // Too long to keep: no one else joins it, it will not be stored, and
+                    // its events go once every caller has read them.
+                    self.unregister();
+                    self.state(FlightState::trim);
+                }
+            }
+            match ended {
+                None => {}
+                Some(Some(Ok(finish))) => return Ok(Some(finish)),
+                Some(Some(Err(e))) => return Err(e),
+                Some(None) => break,
             }
         }
         let said = match acc {
@@ -836,7 +874,10 @@ impl Waiter {
             })
         })
         .await?;
-        Ok(Box::pin(Reader { waiter: Some(self) }))
+        Ok(Box::pin(Reader {
+            waiter: Some(self),
+            taken: VecDeque::new(),
+        }))
     }
 }
 
@@ -844,6 +885,9 @@ impl Waiter {
 struct Reader {
     /// `None` once the stream ended.
     waiter: Option<Waiter>,
+    /// Events taken from the flight in one go (every event there was to read), handed out
+    /// one per poll.
+    taken: VecDeque<StreamEvent>,
 }
 
 impl Stream for Reader {
@@ -851,10 +895,14 @@ impl Stream for Reader {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
+        if let Some(event) = this.taken.pop_front() {
+            return Poll::Ready(Some(Ok(event)));
+        }
         let Some(waiter) = this.waiter.as_mut() else {
             return Poll::Ready(None);
         };
         let id = waiter.id;
+        let taken = &mut this.taken;
         let item = match waiter.poll_with(cx, |state, read| {
             let closed = state.closed();
             if closed && *read > state.base {
@@ -864,34 +912,41 @@ impl Stream for Reader {
                 state.trim();
             }
             let Some(at) = read.checked_sub(state.base) else {
-                // Behind the events kept here: sealed into the reply being stored.
-                if let Some(e) = state.sealed.as_ref().and_then(|r| r.events.get(*read)) {
-                    let e = e.clone();
-                    *read += 1;
-                    return Some(Some(Ok(e)));
+                // Behind the events kept here: sealed into the reply being stored (it
+                // holds every event before `base`).
+                if let Some(behind) = state
+                    .sealed
+                    .as_ref()
+                    .and_then(|r| r.events.get(*read..state.base))
+                    .filter(|e| !e.is_empty())
+                {
+                    taken.extend(behind.iter().cloned());
+                    *read = state.base;
+                    return Some(taken.pop_front().map(Ok));
                 }
                 // Trimming never passes a caller's position; if it ever did, end this
                 // caller's stream with an error rather than hand out a wrong event.
                 return Some(Some(Err(abandoned())));
             };
             if at == 0 && closed && state.readers.len() == 1 {
-                // No other caller will read it (none can join any more): hand the event
-                // over instead of copying it.
-                if let Some(e) = state.events.pop_front() {
-                    state.base += 1;
-                    *read += 1;
+                // No other caller will read them (none can join any more): hand the events
+                // over instead of copying them.
+                if !state.events.is_empty() {
+                    *read += state.events.len();
+                    state.base = *read;
+                    taken.extend(state.events.drain(..));
                     state.set_reader(id, *read);
-                    return Some(Some(Ok(e)));
+                    return Some(taken.pop_front().map(Ok));
                 }
             }
-            if let Some(e) = state.events.get(at) {
-                let e = e.clone();
-                *read += 1;
+            if at < state.events.len() {
+                taken.extend(state.events.range(at..).cloned());
+                *read = state.base + state.events.len();
                 if closed {
                     state.set_reader(id, *read);
                     state.trim();
                 }
-                return Some(Some(Ok(e)));
+                return Some(taken.pop_front().map(Ok));
             }
             match &state.end {
                 Some(Ok(())) => Some(None),

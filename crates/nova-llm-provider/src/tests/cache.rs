@@ -1104,3 +1104,39 @@ async fn the_memory_store_keeps_a_shared_reply_itself_not_a_copy() {
     store.remove(&k).await.unwrap();
     assert_eq!(Arc::strong_count(&reply), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_long_stream_ready_all_at_once_reaches_every_caller_whole_kept_or_past_the_cap() {
+    // Events are taken from the upstream in batches (at most 64) and by each caller as
+    // many at a time as there are: 300 events all ready at once (after a first delay, while
+    // which both callers join) cross several batches, and with the small cap (about 37
+    // bytes an event) the flight overflows in the middle of the second one.
+    let want: String = (0..300).map(|i| format!("w{i} ")).collect();
+    for cap in [1 << 20, 3_000] {
+        let mock = MockDriver::new();
+        let p = Provider::builder(mock.clone())
+            .cache(CacheLayer::in_memory(10, None).max_entry_bytes(cap))
+            .build();
+        let mut script = ScriptedStream::new();
+        for i in 0..300 {
+            script = script.text(format!("w{i} "));
+        }
+        mock.push(
+            Reply::stream(script.finish(FinishReason::Stop)).delayed(Duration::from_millis(10)),
+        );
+        let (a, b) = tokio::join!(p.chat_stream(req("long")), p.chat_stream(req("long")));
+        let (a, b) = tokio::join!(collect_stream(a.unwrap()), collect_stream(b.unwrap()));
+        assert_eq!(a.unwrap().text(), want, "cap {cap}");
+        assert_eq!(b.unwrap().text(), want, "cap {cap}");
+        assert_eq!(mock.calls(), 1, "cap {cap}");
+        // Kept only when it fit.
+        let again = p.chat(req("long")).await.unwrap().text();
+        if cap > 3_000 {
+            assert_eq!(again, want);
+            assert_eq!(mock.calls(), 1);
+        } else {
+            assert_eq!(again, "f(long)");
+            assert_eq!(mock.calls(), 2);
+        }
+    }
+}
