@@ -16,8 +16,14 @@
 use std::path::Path;
 use std::process::Command;
 
-/// The clients of `tests/load`, in its order.
-const CLIENTS: [&str; 3] = ["driver", "provider", "async-openai"];
+/// What is counted: (file name, client of `tests/load`, its layers left out). The provider
+/// is also counted without its cache, which is most of what it adds to a plain call.
+const CLIENTS: [(&str, &str, Option<&str>); 4] = [
+    ("driver", "driver", None),
+    ("provider", "provider", None),
+    ("provider-no-cache", "provider", Some("NOVA_LOAD_NO_CACHE")),
+    ("async-openai", "async-openai", None),
+];
 
 /// (workload index in `tests/load`, name, calls in the smaller run, events per call).
 const WORKLOADS: [(usize, &str, usize, usize); 3] = [
@@ -49,12 +55,16 @@ pub(crate) fn run(root: &Path, mut cargo: Command) -> Result<(), String> {
 
     let mut rows = Vec::new();
     for (w, name, n, events) in WORKLOADS {
-        let mut per_call = [0.0; 3];
-        for (c, client) in CLIENTS.iter().enumerate() {
+        let mut per_call = [0.0; 4];
+        for (c, (label, client, without)) in CLIENTS.iter().enumerate() {
             let mut totals = [0_u64; 2];
             for (i, calls) in [n, 2 * n].into_iter().enumerate() {
-                let file = out.join(format!("{client}-{w}-{calls}.callgrind"));
-                let status = Command::new(&exe)
+                let file = out.join(format!("{label}-{w}-{calls}.callgrind"));
+                let mut child = Command::new(&exe);
+                if let Some(var) = without {
+                    child.env(var, "1");
+                }
+                let status = child
                     .current_dir(root)
                     .env("NOVA_LOAD_ONLY", format!("{client}:{w}"))
                     .env("NOVA_LOAD_ROUNDS", "1")
@@ -71,7 +81,7 @@ pub(crate) fn run(root: &Path, mut cargo: Command) -> Result<(), String> {
                     .map_err(|e| format!("could not start {}: {e}", exe.display()))?;
                 if !status.status.success() {
                     return Err(format!(
-                        "{client} on {name} failed: {}",
+                        "{label} on {name} failed: {}",
                         String::from_utf8_lossy(&status.stderr)
                     ));
                 }
@@ -80,7 +90,7 @@ pub(crate) fn run(root: &Path, mut cargo: Command) -> Result<(), String> {
                 totals[i] = total_instructions(&text)
                     .ok_or_else(|| format!("{}: no `totals:` line", file.display()))?;
                 eprintln!(
-                    "{client:<13} {name:<40} {calls:>5} calls: {} instructions",
+                    "{label:<17} {name:<40} {calls:>5} calls: {} instructions",
                     totals[i]
                 );
             }
@@ -108,12 +118,12 @@ fn per_call_of(small: u64, large: u64, n: usize) -> f64 {
     (large as f64 - small as f64) / n as f64
 }
 
-fn table(rows: &[(&str, usize, [f64; 3])]) -> String {
+fn table(rows: &[(&str, usize, [f64; 4])]) -> String {
     let mut s = String::from(
-        "| workload | driver | provider | async-openai | provider − driver | driver / provider | async-openai / driver |\n\
-         |---|---|---|---|---|---|---|\n",
+        "| workload | driver | provider | provider without cache | async-openai | provider − driver | driver / provider | driver / provider without cache | async-openai / driver |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
     );
-    for (name, events, [d, p, a]) in rows {
+    for (name, events, [d, p, q, a]) in rows {
         let unit = |x: f64| {
             if *events > 0 {
                 format!("{:.0} ({:.0}/event)", x, x / *events as f64)
@@ -122,12 +132,14 @@ fn table(rows: &[(&str, usize, [f64; 3])]) -> String {
             }
         };
         s.push_str(&format!(
-            "| {name} | {} | {} | {} | {} | {:.3} | {:.2} |\n",
+            "| {name} | {} | {} | {} | {} | {} | {:.3} | {:.3} | {:.2} |\n",
             unit(*d),
             unit(*p),
+            unit(*q),
             unit(*a),
             unit(p - d),
             d / p,
+            d / q,
             a / d,
         ));
     }
@@ -157,15 +169,15 @@ mod tests {
     #[test]
     fn the_table_shows_ratios_and_per_event_figures_for_streams() {
         let t = table(&[
-            ("plain", 0, [100.0, 125.0, 110.0]),
-            ("stream", 200, [20_000.0, 24_000.0, 40_000.0]),
+            ("plain", 0, [100.0, 125.0, 104.0, 110.0]),
+            ("stream", 200, [20_000.0, 24_000.0, 22_000.0, 40_000.0]),
         ]);
         assert!(
-            t.contains("| plain | 100 | 125 | 110 | 25 | 0.800 | 1.10 |"),
+            t.contains("| plain | 100 | 125 | 104 | 110 | 25 | 0.800 | 0.962 | 1.10 |"),
             "{t}"
         );
         assert!(
-            t.contains("| stream | 20000 (100/event) | 24000 (120/event) | 40000 (200/event) | 4000 (20/event) | 0.833 | 2.00 |"),
+            t.contains("| stream | 20000 (100/event) | 24000 (120/event) | 22000 (110/event) | 40000 (200/event) | 4000 (20/event) | 0.833 | 0.909 | 2.00 |"),
             "{t}"
         );
     }
