@@ -1,6 +1,7 @@
 //! The `cache` middleware: lookups, storing, per-request controls, and single-flight (one
 //! upstream call for identical concurrent requests, streams included).
 
+use std::any::Any;
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
@@ -87,6 +88,8 @@ impl CacheControl {
 #[derive(Clone)]
 pub struct CacheLayer {
     store: Arc<dyn CacheStore>,
+    /// The store when it is a [`MemoryStore`]: asked directly, without boxed futures.
+    memory: Option<MemoryStore>,
     flights: Arc<Flights>,
     single_flight: bool,
     max_entry_bytes: usize,
@@ -145,13 +148,18 @@ impl CacheLayer {
 
     /// A cache over `store`, with single-flight on.
     pub fn new(store: impl CacheStore) -> Self {
-        Self::shared(Arc::new(store))
+        let memory = (&store as &dyn Any).downcast_ref::<MemoryStore>().cloned();
+        CacheLayer {
+            memory,
+            ..Self::shared(Arc::new(store))
+        }
     }
 
     /// A cache over a store you share with others.
     pub fn shared(store: Arc<dyn CacheStore>) -> Self {
         CacheLayer {
             store,
+            memory: None,
             flights: Arc::new(Flights::new()),
             single_flight: true,
             max_entry_bytes: 1 << 20,
@@ -202,7 +210,11 @@ impl CacheLayer {
             return Err(None);
         }
         let key = CacheKey::new(cx.driver(), cx.operation(), request);
-        match self.store.get(&key).await {
+        let found = match &self.memory {
+            Some(memory) => Ok(memory.get_now(&key)),
+            None => self.store.get(&key).await,
+        };
+        match found {
             Ok(Some(reply)) => {
                 cx.set_from_cache(true);
                 cx.emit(EventKind::CacheHit);
@@ -246,6 +258,7 @@ impl CacheLayer {
             flights: Arc::clone(&self.flights),
             fkey: fkey.clone(),
             store: (!control.no_store).then(|| (Arc::clone(&self.store), key, control.ttl)),
+            memory: self.memory.clone(),
             max_entry_bytes: self.max_entry_bytes,
             next: next.to_owned(),
             cx: cx.detached(),
@@ -324,7 +337,14 @@ impl CacheLayer {
             {
                 let stored = CachedReply::from_response(reply);
                 if stored.approx_bytes() <= self.max_entry_bytes {
-                    match self.store.put(&key, stored, control.ttl).await {
+                    let put = match &self.memory {
+                        Some(memory) => {
+                            memory.insert(&key, Arc::new(stored), control.ttl);
+                            Ok(())
+                        }
+                        None => self.store.put(&key, stored, control.ttl).await,
+                    };
+                    match put {
                         Ok(()) => cx.emit(EventKind::CacheStored),
                         Err(e) => store_failed(cx, &e, "the reply was not stored"),
                     }
@@ -601,6 +621,8 @@ struct Run {
     flights: Arc<Flights>,
     fkey: FlightKey,
     store: Option<(Arc<dyn CacheStore>, CacheKey, Option<Duration>)>,
+    /// The store when it is a [`MemoryStore`] (see [`CacheLayer`]'s field).
+    memory: Option<MemoryStore>,
     next: OwnedNext,
     cx: CallContext,
     registered: bool,
@@ -637,7 +659,14 @@ impl Run {
                 }
             })
         {
-            match store.put_shared(key, reply, *ttl).await {
+            let put = match &self.memory {
+                Some(memory) => {
+                    memory.insert(key, reply, *ttl);
+                    Ok(())
+                }
+                None => store.put_shared(key, reply, *ttl).await,
+            };
+            match put {
                 Ok(()) => self.cx.emit(EventKind::CacheStored),
                 Err(e) => store_failed(&self.cx, &e, "the reply was not stored"),
             }

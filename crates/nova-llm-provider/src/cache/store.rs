@@ -232,7 +232,19 @@ impl MemoryStore {
         self.cache.clear();
     }
 
-    fn insert(&self, key: &CacheKey, reply: Arc<CachedReply>, ttl: Option<Duration>) {
+    /// [`CacheStore::get`] without a future (the cache layer calls it directly when the
+    /// store is a `MemoryStore`).
+    pub(crate) fn get_now(&self, key: &CacheKey) -> Option<CachedReply> {
+        let entry = self.cache.get(key)?;
+        if entry.expires_at.is_some_and(|t| Instant::now() >= t) {
+            self.cache.remove(key);
+            return None;
+        }
+        Some(CachedReply::clone(&entry.reply))
+    }
+
+    /// [`CacheStore::put_shared`] without a future.
+    pub(crate) fn insert(&self, key: &CacheKey, reply: Arc<CachedReply>, ttl: Option<Duration>) {
         let ttl = ttl.or(self.default_ttl);
         let entry = Entry {
             expires_at: ttl.and_then(|t| Instant::now().checked_add(t)),
@@ -250,14 +262,7 @@ impl MemoryStore {
 #[async_trait]
 impl CacheStore for MemoryStore {
     async fn get(&self, key: &CacheKey) -> Result<Option<CachedReply>, LlmError> {
-        let Some(entry) = self.cache.get(key) else {
-            return Ok(None);
-        };
-        if entry.expires_at.is_some_and(|t| Instant::now() >= t) {
-            self.cache.remove(key);
-            return Ok(None);
-        }
-        Ok(Some(CachedReply::clone(&entry.reply)))
+        Ok(self.get_now(key))
     }
 
     async fn put(

@@ -196,28 +196,34 @@ async fn tokens_per_minute_are_estimated_then_corrected_with_real_usage() {
 
 #[tokio::test(start_paused = true)]
 async fn streams_correct_their_tokens_from_the_usage_event() {
-    let mock = MockDriver::new();
-    let p = Provider::builder(mock.clone())
-        .rate_limit(RateLimitLayer::new().tokens_per_minute(1000))
-        .build();
-    for _ in 0..3 {
-        mock.push_stream(
-            ScriptedStream::new()
-                .text("hi")
-                .usage(Usage::new(5, 5))
-                .finish(FinishReason::Stop),
+    // The layer's own windows (asked directly) and windows given as a backend (asked
+    // through the trait) alike.
+    for given in [false, true] {
+        let mock = MockDriver::new();
+        let mut limits = RateLimitLayer::new().tokens_per_minute(1000);
+        if given {
+            limits = limits.backend(Arc::new(MemoryWindows::new()));
+        }
+        let p = Provider::builder(mock.clone()).rate_limit(limits).build();
+        for _ in 0..3 {
+            mock.push_stream(
+                ScriptedStream::new()
+                    .text("hi")
+                    .usage(Usage::new(5, 5))
+                    .finish(FinishReason::Stop),
+            );
+        }
+        let start = Instant::now();
+        for _ in 0..3 {
+            let s = p.chat_stream(req("q").max_tokens(400)).await.unwrap();
+            collect_stream(s).await.unwrap();
+        }
+        assert_eq!(
+            start.elapsed(),
+            Duration::ZERO,
+            "corrected to 10 tokens each (backend given: {given})"
         );
     }
-    let start = Instant::now();
-    for _ in 0..3 {
-        let s = p.chat_stream(req("q").max_tokens(400)).await.unwrap();
-        collect_stream(s).await.unwrap();
-    }
-    assert_eq!(
-        start.elapsed(),
-        Duration::ZERO,
-        "corrected to 10 tokens each"
-    );
 }
 
 #[tokio::test(start_paused = true)]
