@@ -387,6 +387,17 @@ impl RateLimitLayer {
         })
     }
 
+    /// Learns from a failed call's rate-limit signals and settles its tokens: a call the
+    /// service refused (429, 400) used none.
+    async fn settle_failed(&self, admission: &Admission, e: &LlmError) {
+        if self.adaptive {
+            self.signals
+                .learn(&admission.scope, e.rate_limit(), e.retry_after());
+        }
+        let refused = e.status().is_some_and(|s| s == 429 || s == 400);
+        self.settle(admission, refused.then_some(0)).await;
+    }
+
     async fn settle(&self, admission: &Admission, actual: Option<u64>) {
         // Only a token limit needs the real count.
         if self.limits.tokens_per_minute.is_none() {
@@ -576,15 +587,7 @@ impl Middleware for RateLimitLayer {
                 self.settle(&admission, (actual > 0).then_some(actual))
                     .await;
             }
-            Err(e) => {
-                if self.adaptive {
-                    self.signals
-                        .learn(&admission.scope, e.rate_limit(), e.retry_after());
-                }
-                // A refused call used no tokens.
-                let refused = e.status().is_some_and(|s| s == 429 || s == 400);
-                self.settle(&admission, refused.then_some(0)).await;
-            }
+            Err(e) => self.settle_failed(&admission, e).await,
         }
         result
     }
@@ -599,12 +602,7 @@ impl Middleware for RateLimitLayer {
         match next.chat_stream(request, cx).await {
             Ok(inner) => Ok(self.limited(inner, admission)),
             Err(e) => {
-                if self.adaptive {
-                    self.signals
-                        .learn(&admission.scope, e.rate_limit(), e.retry_after());
-                }
-                let refused = e.status().is_some_and(|s| s == 429 || s == 400);
-                self.settle(&admission, refused.then_some(0)).await;
+                self.settle_failed(&admission, &e).await;
                 Err(e)
             }
         }

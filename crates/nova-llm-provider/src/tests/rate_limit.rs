@@ -227,6 +227,37 @@ async fn streams_correct_their_tokens_from_the_usage_event() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_call_the_service_refused_counts_no_tokens_plain_or_streamed() {
+    // 1,000 tokens a minute, about 401 estimated a call: two refused calls (429, 400) must
+    // give their estimates back, or the third would wait a minute. Adaptive behaviour off,
+    // so the 429 itself holds nothing back.
+    for streamed in [false, true] {
+        let mock = MockDriver::new();
+        let p = Provider::builder(mock.clone())
+            .rate_limit(
+                RateLimitLayer::new()
+                    .tokens_per_minute(1000)
+                    .adaptive(false)
+                    .max_wait(Duration::from_secs(120)),
+            )
+            .build();
+        mock.push_error(LlmError::new(ErrorKind::RateLimited, "slow down").with_status(429));
+        mock.push_error(LlmError::new(ErrorKind::InvalidRequest, "bad").with_status(400));
+        let start = Instant::now();
+        for _ in 0..2 {
+            let request = req("q").max_tokens(400);
+            if streamed {
+                assert!(p.chat_stream(request).await.is_err());
+            } else {
+                assert!(p.chat(request).await.is_err());
+            }
+        }
+        p.chat(req("q").max_tokens(400)).await.unwrap();
+        assert_eq!(start.elapsed(), Duration::ZERO, "streamed: {streamed}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn no_more_calls_in_flight_than_allowed() {
     let driver = clock(Duration::from_secs(1), None);
     let p = over(&driver, RateLimitLayer::new().max_in_flight(2));
