@@ -13,10 +13,12 @@ use crate::connection::RedisConnection;
 /// The stored format; a different number reads as a miss, never as a wrong reply.
 const FORMAT: u32 = 1;
 
+/// `{"format": 1, "events": [...]}`: the reply's own JSON with the format beside it.
 #[derive(Serialize)]
 struct Stored<'a> {
     format: u32,
-    events: &'a [StreamEvent],
+    #[serde(flatten)]
+    reply: &'a CachedReply,
 }
 
 #[derive(Deserialize)]
@@ -83,7 +85,7 @@ impl RedisCacheStore {
     ) -> Result<(), LlmError> {
         let body = serde_json::to_vec(&Stored {
             format: FORMAT,
-            events: &reply.events,
+            reply,
         })
         .map_err(|e| LlmError::decode(format!("the reply cannot be encoded: {e}")))?;
         if body.len() > self.max_entry_bytes {

@@ -19,7 +19,8 @@ use nova_llm_core::{
 use tracing::Instrument;
 
 use super::key::CacheKey;
-use super::store::{CacheStore, CachedReply, MemoryStore};
+use super::reply::{CachedReply, EventLog};
+use super::store::{CacheStore, MemoryStore};
 use crate::FastMap;
 use crate::events::EventKind;
 use crate::plugin::{CallContext, Middleware, Next, OwnedNext};
@@ -79,9 +80,12 @@ impl CacheControl {
 ///   caller is gone.
 /// - A reply larger than [`max_entry_bytes`](Self::max_entry_bytes) is not stored; a stream
 ///   that grows past it stops taking new callers, and the events every caller has read are
-///   freed, so a very long stream does not sit in memory whole. A stream that is stored is
-///   held once: when it ends, its events move into the reply handed to the store
-///   ([`CacheStore::put_shared`]; the [`MemoryStore`] keeps that very reply).
+///   freed, so a very long stream does not sit in memory whole.
+/// - A stream is held once, compactly: each event reaches the first caller that reads it as
+///   the upstream gave it, and a copy with its text in one shared buffer (see
+///   [`CachedReply`]) stays for the other callers and the store. When the stream ends, that
+///   copy moves into the reply handed to the store ([`CacheStore::put_shared`]; the
+///   [`MemoryStore`] keeps that very reply).
 /// - Events: `CacheHit`, `CacheMiss`, `Coalesced` (joined a call in flight), `CacheStored`.
 ///   A hit or a joined call is marked "from cache" (its cost is 0; the caller whose call
 ///   went upstream carries the cost).
@@ -392,18 +396,14 @@ impl Lead {
         if self.flight.waiters.load(Ordering::SeqCst) <= 1 {
             return;
         }
-        let end = match result {
-            Ok(reply) => {
-                let events = reply.to_events();
-                self.flight.update(|s| {
-                    s.events = events.into();
-                    s.end = Some(Ok(()));
-                });
-                return;
-            }
-            Err(e) => Err(e.clone()),
+        let (response, end) = match result {
+            Ok(reply) => (Some(reply.clone()), Ok(())),
+            Err(e) => (None, Err(e.clone())),
         };
-        self.flight.update(|s| s.end = Some(end));
+        self.flight.update(|s| {
+            s.response = response;
+            s.end = Some(end);
+        });
     }
 }
 
@@ -429,7 +429,7 @@ impl Middleware for CacheLayer {
         next: Next<'_>,
     ) -> Result<ChatResponse, LlmError> {
         match self.lookup(&request, cx).await {
-            Ok(hit) => hit.to_response(),
+            Ok(hit) => hit.into_response(),
             Err(None) => next.chat(request, cx).await,
             Err(Some((key, control))) => self.lead_or_join(key, control, request, cx, next).await,
         }
@@ -488,13 +488,23 @@ impl std::task::Wake for FanOut {
     }
 }
 
+/// A stream's events, by their index in the whole stream: `[base, fresh_at)` in `log` (or,
+/// once sealed, `[0, fresh_at)` in `sealed`) and `[fresh_at, total)` in `fresh`.
 #[derive(Default)]
 struct FlightState {
-    /// The events not yet read by every caller (all of them, until the flight is closed to
-    /// new callers: past the size cap, or ended).
-    events: VecDeque<StreamEvent>,
-    /// The index of `events[0]` in the whole stream.
+    /// Copies of the events from `base` to `fresh_at`, compact: for the callers behind the
+    /// most advanced one, for callers that join (all of them, until the flight is closed to
+    /// new callers: past the size cap, or ended), and for the store. Empty once sealed.
+    log: EventLog,
+    /// The index of the log's first event in the whole stream.
     base: usize,
+    /// The events no caller has read yet, as the upstream stream gave them: the first
+    /// caller to read takes them (moved, not copied) and copies them into the log, unless
+    /// nobody else can need them (it is the only caller left of a closed flight) or they
+    /// are in the sealed reply already.
+    fresh: VecDeque<StreamEvent>,
+    /// The index of `fresh[0]` in the whole stream.
+    fresh_at: usize,
     /// Each caller's next index (a handful of callers: a list beats a map).
     readers: Vec<(u64, usize)>,
     /// The callers waiting for a change, woken by the next one.
@@ -512,9 +522,11 @@ struct FlightState {
     failed_early: bool,
     /// A plain call's leader went away before the end: a waiting caller takes over.
     abandoned: bool,
-    /// A complete streamed reply on its way into the store: the events before `base`,
-    /// moved out of `events` rather than copied (the store keeps this `Arc`). Callers behind
-    /// `base`, and those that join until the flight leaves the in-flight map, read them here.
+    /// A plain call's reply, for the callers that joined it.
+    response: Option<ChatResponse>,
+    /// A complete streamed reply on its way into the store, the finish included: the log
+    /// moved into it rather than copied (the store keeps this `Arc`). Callers behind
+    /// `fresh_at`, and those that join until the flight leaves the in-flight map, read here.
     sealed: Option<Arc<CachedReply>>,
 }
 
@@ -559,29 +571,49 @@ impl FlightState {
         self.overflowed || self.end.is_some()
     }
 
+    /// How many events the stream has given so far.
+    fn total(&self) -> usize {
+        self.fresh_at + self.fresh.len()
+    }
+
     /// Once no caller can join, drops the events every caller has read (until then a
     /// caller may still join and read from the start).
     fn trim(&mut self) {
         if !self.closed() {
             return;
         }
-        let min = self
-            .readers
-            .iter()
-            .map(|r| r.1)
-            .min()
-            .unwrap_or(self.base + self.events.len());
-        if min >= self.base {
-            // Every caller is past the sealed events (and none can join).
-            self.sealed = None;
+        let total = self.total();
+        let min = self.readers.iter().map(|r| r.1).min().unwrap_or(total);
+        if self.sealed.is_some() {
+            if min >= total {
+                // Every caller has read everything (and none can join). The log is empty
+                // since the seal, and holds what comes next (nothing, in fact).
+                self.sealed = None;
+                self.base = self.fresh_at;
+            }
+            return;
         }
-        while self.base < min && self.events.pop_front().is_some() {
-            self.base += 1;
+        if min > self.base {
+            let n = (min - self.base).min(self.log.len());
+            self.log.drop_front(n);
+            self.base += n;
         }
     }
 
-    /// Moves the events of a complete streamed reply (`finish` is its last) into the reply
-    /// to store; from now on they are read from it.
+    /// What the stream has said so far, folded (before anything is let go of).
+    fn accumulate(&self) -> StreamAccumulator {
+        let mut acc = StreamAccumulator::new();
+        for e in self.log.iter() {
+            acc.push(&e);
+        }
+        for e in &self.fresh {
+            acc.push(e);
+        }
+        acc
+    }
+
+    /// Moves the log of a complete streamed reply (`finish` is its last event) into the
+    /// reply to store; from now on the events before `fresh_at` are read from it.
     fn seal(&mut self, finish: StreamEvent) -> Option<Arc<CachedReply>> {
         if self.base != 0 {
             // Never the case (nothing is let go of before the end unless the flight
@@ -589,11 +621,12 @@ impl FlightState {
             // events would stay where their callers read them.
             return None;
         }
-        self.base = self.events.len();
-        // In place: the events are contiguous, as none was let go of.
-        let mut events: Vec<StreamEvent> = std::mem::take(&mut self.events).into();
-        events.push(finish);
-        let reply = Arc::new(CachedReply::from_events(events)?);
+        // The events nobody has read yet go in as copies; they stay for the first reader.
+        for e in &self.fresh {
+            self.log.push(e);
+        }
+        let reply = Arc::new(self.log.take_reply(finish)?);
+        self.base = reply.len();
         self.sealed = Some(Arc::clone(&reply));
         Some(reply)
     }
@@ -675,7 +708,7 @@ impl Run {
         self.unregister();
         self.update(|s| match result {
             Ok(last) => {
-                s.events.extend(last);
+                s.fresh.extend(last);
                 s.end = Some(Ok(()));
             }
             Err(e) => s.end = Some(Err(e)),
@@ -744,11 +777,11 @@ impl Run {
                             acc.push(&event);
                         }
                         s.bytes += CachedReply::event_bytes(&event);
-                        s.events.push_back(event);
+                        s.fresh.push_back(event);
                         if !s.overflowed && s.bytes > cap {
                             s.overflowed = true;
                             overflowed_now = true;
-                            acc = Some(accumulate(&s.events));
+                            acc = Some(s.accumulate());
                         }
                     }
                     s.trim();
@@ -771,22 +804,13 @@ impl Run {
         }
         let said = match acc {
             Some(acc) => acc,
-            None => self.state(|s| accumulate(&s.events)).unwrap_or_default(),
+            None => self.state(|s| s.accumulate()).unwrap_or_default(),
         };
         Err(LlmError::stream_interrupted(
             "the stream ended without a finish event",
             said.partial(),
         ))
     }
-}
-
-/// The events folded into an accumulator.
-fn accumulate<'a>(events: impl IntoIterator<Item = &'a StreamEvent>) -> StreamAccumulator {
-    let mut acc = StreamAccumulator::new();
-    for e in events {
-        acc.push(e);
-    }
-    acc
 }
 
 /// One caller of a flight. When the last one goes away before the end, the upstream call
@@ -873,13 +897,7 @@ impl Waiter {
     async fn response(mut self) -> Option<Result<ChatResponse, LlmError>> {
         std::future::poll_fn(|cx| {
             self.poll_with(cx, |state, _| match &state.end {
-                Some(Ok(())) => {
-                    let mut acc = StreamAccumulator::new();
-                    for e in &state.events {
-                        acc.push(e);
-                    }
-                    Some(Some(acc.finish()))
-                }
+                Some(Ok(())) => Some(Some(state.response.clone().ok_or_else(abandoned))),
                 Some(Err(e)) => Some(Some(Err(e.clone()))),
                 None if state.abandoned => Some(None),
                 None => None,
@@ -892,7 +910,7 @@ impl Waiter {
     async fn stream(mut self) -> Result<ChatStream, LlmError> {
         std::future::poll_fn(|cx| {
             self.poll_with(cx, |state, _| {
-                if !state.events.is_empty() || state.sealed.is_some() {
+                if state.total() > 0 || state.sealed.is_some() {
                     return Some(Ok(()));
                 }
                 match &state.end {
@@ -940,37 +958,41 @@ impl Stream for Reader {
                 state.set_reader(id, *read);
                 state.trim();
             }
-            let Some(at) = read.checked_sub(state.base) else {
-                // Behind the events kept here: sealed into the reply being stored (it
-                // holds every event before `base`).
-                if let Some(behind) = state
-                    .sealed
-                    .as_ref()
-                    .and_then(|r| r.events.get(*read..state.base))
-                    .filter(|e| !e.is_empty())
-                {
-                    taken.extend(behind.iter().cloned());
-                    *read = state.base;
-                    return Some(taken.pop_front().map(Ok));
+            // Behind the most advanced caller: copies, from the log or the sealed reply.
+            if *read < state.fresh_at {
+                let to = state.fresh_at;
+                if *read >= state.base && to - state.base <= state.log.len() {
+                    taken.extend(state.log.copy_range(*read - state.base, to - state.base));
+                } else if let Some(sealed) = state.sealed.as_ref().filter(|r| to <= r.len()) {
+                    taken.extend((*read..to).filter_map(|i| sealed.event(i)));
+                } else {
+                    // Trimming never passes a caller's position; if it ever did, end this
+                    // caller's stream with an error rather than hand out a wrong event.
+                    return Some(Some(Err(abandoned())));
                 }
-                // Trimming never passes a caller's position; if it ever did, end this
-                // caller's stream with an error rather than hand out a wrong event.
-                return Some(Some(Err(abandoned())));
-            };
-            if at == 0 && closed && state.readers.len() == 1 {
-                // No other caller will read them (none can join any more): hand the events
-                // over instead of copying them.
-                if !state.events.is_empty() {
-                    *read += state.events.len();
-                    state.base = *read;
-                    taken.extend(state.events.drain(..));
-                    state.set_reader(id, *read);
-                    return Some(taken.pop_front().map(Ok));
-                }
+                *read = to;
             }
-            if at < state.events.len() {
-                taken.extend(state.events.range(at..).cloned());
-                *read = state.base + state.events.len();
+            // Then what nobody has read yet: taken, and copied into the log for the others
+            // unless none can need it.
+            if !state.fresh.is_empty() {
+                let alone = closed && state.readers.len() == 1;
+                if state.sealed.is_none() {
+                    if alone {
+                        state.log.drop_front(state.log.len());
+                    } else {
+                        for e in &state.fresh {
+                            state.log.push(e);
+                        }
+                    }
+                }
+                state.fresh_at += state.fresh.len();
+                if alone && state.sealed.is_none() {
+                    state.base = state.fresh_at;
+                }
+                *read = state.fresh_at;
+                taken.extend(state.fresh.drain(..));
+            }
+            if !taken.is_empty() {
                 if closed {
                     state.set_reader(id, *read);
                     state.trim();

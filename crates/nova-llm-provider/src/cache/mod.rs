@@ -3,8 +3,10 @@
 
 mod key;
 mod layer;
+mod reply;
 mod store;
 
 pub use key::{CacheKey, KEY_VERSION};
 pub use layer::{CacheControl, CacheLayer};
-pub use store::{CacheStore, CachedReply, MemoryStore};
+pub use reply::CachedReply;
+pub use store::{CacheStore, MemoryStore};

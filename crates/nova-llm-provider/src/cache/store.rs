@@ -6,73 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use nova_llm_core::{
-    ChatResponse, ChatStream, LlmError, StreamAccumulator, StreamEvent, stream_from_events,
-};
-use serde::{Deserialize, Serialize};
+use nova_llm_core::LlmError;
 use tokio::time::Instant;
 
 use super::key::CacheKey;
-
-/// A complete reply as its event sequence (ending with `Finish`): the one form that serves
-/// both a plain call (accumulated) and a streamed call (replayed). Serializable, so a shared
-/// store can keep it as JSON.
-#[non_exhaustive]
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CachedReply {
-    /// The events, in order; the last is `Finish`.
-    pub events: Vec<StreamEvent>,
-}
-
-impl CachedReply {
-    /// The reply of a plain call.
-    pub fn from_response(response: &ChatResponse) -> Self {
-        CachedReply {
-            events: response.to_events(),
-        }
-    }
-
-    /// The events of a stream that finished cleanly; `None` when it did not finish (a cut
-    /// stream is never stored).
-    pub fn from_events(events: Vec<StreamEvent>) -> Option<Self> {
-        matches!(events.last(), Some(StreamEvent::Finish { .. })).then_some(CachedReply { events })
-    }
-
-    /// The reply as a plain call returns it.
-    ///
-    /// # Errors
-    /// `StreamInterrupted` when the events do not end with `Finish` (a damaged entry).
-    pub fn to_response(&self) -> Result<ChatResponse, LlmError> {
-        let mut acc = StreamAccumulator::new();
-        for e in &self.events {
-            acc.push(e);
-        }
-        acc.finish()
-    }
-
-    /// The reply replayed as a stream.
-    pub fn to_stream(&self) -> ChatStream {
-        stream_from_events(self.events.clone())
-    }
-
-    /// Roughly how many bytes the entry holds (for byte-bounded stores).
-    pub fn approx_bytes(&self) -> usize {
-        self.events.iter().map(Self::event_bytes).sum()
-    }
-
-    /// Roughly how many bytes one event holds.
-    pub fn event_bytes(event: &StreamEvent) -> usize {
-        match event {
-            StreamEvent::TextDelta { text } | StreamEvent::ReasoningDelta { text } => {
-                text.len() + 32
-            }
-            StreamEvent::ToolCallDelta(d) => {
-                d.arguments.len() + d.name.as_ref().map_or(0, String::len) + 64
-            }
-            _ => 96,
-        }
-    }
-}
+use super::reply::CachedReply;
 
 /// An async key-value store for replies. The in-memory [`MemoryStore`] is the default; a
 /// shared backend (Redis) implements the same trait so that the cache middleware does not

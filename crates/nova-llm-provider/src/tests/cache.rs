@@ -942,6 +942,57 @@ async fn a_stream_past_the_size_cap_is_neither_kept_nor_joined_and_frees_what_wa
     assert_eq!(mock.calls(), 2);
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_caller_left_alone_on_a_stream_past_the_cap_reads_the_rest_whole() {
+    // The caller ahead takes each event as the upstream gave it and leaves a copy for the
+    // caller behind. When one of them goes away past the cap, the other is alone (nobody
+    // can join): it reads what it is behind on from the copies, then takes events without
+    // copying them, and its stream stays whole.
+    let want: String = (0..60).map(|i| format!("w{i} ")).collect();
+    for ahead_leaves in [true, false] {
+        let mock = MockDriver::new();
+        let layer = CacheLayer::in_memory(100, None).max_entry_bytes(400);
+        let p = Provider::builder(mock.clone()).cache(layer.clone()).build();
+        let mut script = ScriptedStream::new();
+        for i in 0..60 {
+            script = script.text(format!("w{i} "));
+        }
+        mock.push_stream(
+            script
+                .finish(FinishReason::Stop)
+                .gap(Duration::from_millis(10)),
+        );
+        let mut ahead = p.chat_stream(req("long")).await.unwrap();
+        let mut behind = p.chat_stream(req("long")).await.unwrap();
+        let mut read_ahead = String::new();
+        for _ in 0..30 {
+            if let Some(Ok(nova_llm_core::StreamEvent::TextDelta { text })) =
+                next_event(&mut ahead).await
+            {
+                read_ahead.push_str(&text);
+            }
+        }
+        let mut read_behind = String::new();
+        for _ in 0..5 {
+            if let Some(Ok(nova_llm_core::StreamEvent::TextDelta { text })) =
+                next_event(&mut behind).await
+            {
+                read_behind.push_str(&text);
+            }
+        }
+        assert_eq!(layer.in_flight(), 0, "past the cap");
+        let (rest, read) = if ahead_leaves {
+            drop(ahead);
+            (collect_stream(behind).await.unwrap(), read_behind)
+        } else {
+            drop(behind);
+            (collect_stream(ahead).await.unwrap(), read_ahead)
+        };
+        assert_eq!(read + &rest.text(), want, "ahead leaves: {ahead_leaves}");
+        assert_eq!(mock.calls(), 1);
+    }
+}
+
 /// Streams its deltas, then ends without a finish: a driver that breaks the stream
 /// contract, which the cache must still turn into a classified error.
 struct Unfinished(&'static [&'static str]);
@@ -1081,7 +1132,7 @@ async fn a_caller_joining_while_a_stream_is_being_stored_reads_it_all_at_once() 
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(stored.events, first);
+    assert_eq!(stored.events(), first);
 }
 
 #[tokio::test]
