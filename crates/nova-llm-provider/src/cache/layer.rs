@@ -397,7 +397,7 @@ impl Lead {
             return;
         }
         let (response, end) = match result {
-            Ok(reply) => (Some(reply.clone()), Ok(())),
+            Ok(reply) => (Some(Box::new(reply.clone())), Ok(())),
             Err(e) => (None, Err(e.clone())),
         };
         self.flight.update(|s| {
@@ -522,8 +522,9 @@ struct FlightState {
     failed_early: bool,
     /// A plain call's leader went away before the end: a waiting caller takes over.
     abandoned: bool,
-    /// A plain call's reply, for the callers that joined it.
-    response: Option<ChatResponse>,
+    /// A plain call's reply, for the callers that joined it (boxed: most flights are
+    /// streams, or have nobody to give it to).
+    response: Option<Box<ChatResponse>>,
     /// A complete streamed reply on its way into the store, the finish included: the log
     /// moved into it rather than copied (the store keeps this `Arc`). Callers behind
     /// `fresh_at`, and those that join until the flight leaves the in-flight map, read here.
@@ -897,7 +898,9 @@ impl Waiter {
     async fn response(mut self) -> Option<Result<ChatResponse, LlmError>> {
         std::future::poll_fn(|cx| {
             self.poll_with(cx, |state, _| match &state.end {
-                Some(Ok(())) => Some(Some(state.response.clone().ok_or_else(abandoned))),
+                Some(Ok(())) => Some(Some(
+                    state.response.as_deref().cloned().ok_or_else(abandoned),
+                )),
                 Some(Err(e)) => Some(Some(Err(e.clone()))),
                 None if state.abandoned => Some(None),
                 None => None,
@@ -990,7 +993,12 @@ impl Stream for Reader {
                     state.base = state.fresh_at;
                 }
                 *read = state.fresh_at;
-                taken.extend(state.fresh.drain(..));
+                if taken.is_empty() {
+                    // Their whole queue, in exchange for this caller's empty one.
+                    std::mem::swap(taken, &mut state.fresh);
+                } else {
+                    taken.extend(state.fresh.drain(..));
+                }
             }
             if !taken.is_empty() {
                 if closed {
