@@ -140,7 +140,10 @@ const FUZZ: &[(&str, &[&str])] = &[
         "crates/nova-llm-openai/fuzz",
         &["sse_stream", "decode_response"],
     ),
-    ("crates/nova-llm-provider/fuzz", &["cache_key"]),
+    (
+        "crates/nova-llm-provider/fuzz",
+        &["cache_key", "cached_reply"],
+    ),
 ];
 
 fn fuzz(seconds: Option<&str>) -> Result<(), String> {
