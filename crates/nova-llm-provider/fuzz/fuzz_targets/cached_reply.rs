@@ -42,7 +42,10 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(plain.to_response().ok(), Some(got));
             assert_eq!(
                 plain.approx_bytes(),
-                its_events.iter().map(CachedReply::event_bytes).sum::<usize>()
+                its_events
+                    .iter()
+                    .map(CachedReply::event_bytes)
+                    .sum::<usize>()
             );
         }
         (Err(got), Err(want)) => assert_eq!(got.kind(), want.kind()),
