@@ -632,6 +632,75 @@ impl FlightState {
         Some(reply)
     }
 
+    /// What caller `id`, at position `read`, gets now: every event there is for it goes
+    /// into `taken` (copies of what others read first, then what nobody has read yet) and
+    /// the first is returned; or the end (`Some(None)`), an error, or `None` (nothing yet).
+    fn read_into(
+        &mut self,
+        id: u64,
+        read: &mut usize,
+        taken: &mut VecDeque<StreamEvent>,
+    ) -> Option<Option<Result<StreamEvent, LlmError>>> {
+        let closed = self.closed();
+        if closed && *read > self.base {
+            // Positions count only from here (nobody can join and need the start):
+            // let go of what every caller has read.
+            self.set_reader(id, *read);
+            self.trim();
+        }
+        // Behind the most advanced caller: copies, from the log or the sealed reply.
+        if *read < self.fresh_at {
+            let to = self.fresh_at;
+            if *read >= self.base && to - self.base <= self.log.len() {
+                taken.extend(self.log.copy_range(*read - self.base, to - self.base));
+            } else if let Some(sealed) = self.sealed.as_ref().filter(|r| to <= r.len()) {
+                taken.extend((*read..to).filter_map(|i| sealed.event(i)));
+            } else {
+                // Trimming never passes a caller's position; if it ever did, end this
+                // caller's stream with an error rather than hand out a wrong event.
+                return Some(Some(Err(abandoned())));
+            }
+            *read = to;
+        }
+        // Then what nobody has read yet: taken, and copied into the log for the others
+        // unless none can need it.
+        if !self.fresh.is_empty() {
+            let alone = closed && self.readers.len() == 1;
+            if self.sealed.is_none() {
+                if alone {
+                    self.log.drop_front(self.log.len());
+                } else {
+                    for e in &self.fresh {
+                        self.log.push(e);
+                    }
+                }
+            }
+            self.fresh_at += self.fresh.len();
+            if alone && self.sealed.is_none() {
+                self.base = self.fresh_at;
+            }
+            *read = self.fresh_at;
+            if taken.is_empty() {
+                // Their whole queue, in exchange for this caller's empty one.
+                std::mem::swap(taken, &mut self.fresh);
+            } else {
+                taken.extend(self.fresh.drain(..));
+            }
+        }
+        if !taken.is_empty() {
+            if closed {
+                self.set_reader(id, *read);
+                self.trim();
+            }
+            return Some(taken.pop_front().map(Ok));
+        }
+        match &self.end {
+            Some(Ok(())) => Some(None),
+            Some(Err(e)) => Some(Some(Err(e.clone()))),
+            None => None,
+        }
+    }
+
     fn set_reader(&mut self, id: u64, at: usize) {
         match self.readers.iter_mut().find(|r| r.0 == id) {
             Some(r) => r.1 = at,
@@ -953,66 +1022,7 @@ impl Stream for Reader {
         };
         let id = waiter.id;
         let taken = &mut this.taken;
-        let item = match waiter.poll_with(cx, |state, read| {
-            let closed = state.closed();
-            if closed && *read > state.base {
-                // Positions count only from here (nobody can join and need the start):
-                // let go of what every caller has read.
-                state.set_reader(id, *read);
-                state.trim();
-            }
-            // Behind the most advanced caller: copies, from the log or the sealed reply.
-            if *read < state.fresh_at {
-                let to = state.fresh_at;
-                if *read >= state.base && to - state.base <= state.log.len() {
-                    taken.extend(state.log.copy_range(*read - state.base, to - state.base));
-                } else if let Some(sealed) = state.sealed.as_ref().filter(|r| to <= r.len()) {
-                    taken.extend((*read..to).filter_map(|i| sealed.event(i)));
-                } else {
-                    // Trimming never passes a caller's position; if it ever did, end this
-                    // caller's stream with an error rather than hand out a wrong event.
-                    return Some(Some(Err(abandoned())));
-                }
-                *read = to;
-            }
-            // Then what nobody has read yet: taken, and copied into the log for the others
-            // unless none can need it.
-            if !state.fresh.is_empty() {
-                let alone = closed && state.readers.len() == 1;
-                if state.sealed.is_none() {
-                    if alone {
-                        state.log.drop_front(state.log.len());
-                    } else {
-                        for e in &state.fresh {
-                            state.log.push(e);
-                        }
-                    }
-                }
-                state.fresh_at += state.fresh.len();
-                if alone && state.sealed.is_none() {
-                    state.base = state.fresh_at;
-                }
-                *read = state.fresh_at;
-                if taken.is_empty() {
-                    // Their whole queue, in exchange for this caller's empty one.
-                    std::mem::swap(taken, &mut state.fresh);
-                } else {
-                    taken.extend(state.fresh.drain(..));
-                }
-            }
-            if !taken.is_empty() {
-                if closed {
-                    state.set_reader(id, *read);
-                    state.trim();
-                }
-                return Some(taken.pop_front().map(Ok));
-            }
-            match &state.end {
-                Some(Ok(())) => Some(None),
-                Some(Err(e)) => Some(Some(Err(e.clone()))),
-                None => None,
-            }
-        }) {
+        let item = match waiter.poll_with(cx, |state, read| state.read_into(id, read, taken)) {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(item) => item,
         };
@@ -1071,5 +1081,145 @@ impl Drop for Waiter {
         // Dropped outside the lock: the upstream stream goes with it.
         let work = lock(&self.flight.pump).take();
         drop(work);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use nova_llm_core::{FinishReason, StreamEvent};
+
+    use super::FlightState;
+
+    fn word(i: usize) -> StreamEvent {
+        StreamEvent::text(format!("w{i} "))
+    }
+
+    /// A flight whose first `read_by_someone` events were taken (and copied into the log)
+    /// and whose next ones up to `total` nobody has read yet.
+    fn flight(read_by_someone: usize, total: usize, readers: &[(u64, usize)]) -> FlightState {
+        let mut s = FlightState::default();
+        for i in 0..read_by_someone {
+            s.log.push(&word(i));
+        }
+        s.fresh_at = read_by_someone;
+        s.fresh = (read_by_someone..total).map(word).collect();
+        s.readers = readers.to_vec();
+        s
+    }
+
+    /// Everything caller `id` at `read` gets in one read.
+    fn read_all(s: &mut FlightState, id: u64, read: &mut usize) -> Vec<StreamEvent> {
+        let mut taken = VecDeque::new();
+        let mut got = Vec::new();
+        if let Some(Some(Ok(first))) = s.read_into(id, read, &mut taken) {
+            got.push(first);
+        }
+        got.extend(taken);
+        got
+    }
+
+    #[test]
+    fn a_caller_behind_gets_copies_then_takes_what_nobody_has_read() {
+        let mut s = flight(5, 8, &[(1, 0), (2, 0)]);
+        // Caller 1 is at 2: copies of 2..5, then the originals of 5..8, in order.
+        let mut read = 2;
+        assert_eq!(
+            read_all(&mut s, 1, &mut read),
+            (2..8).map(word).collect::<Vec<_>>()
+        );
+        assert_eq!(read, 8);
+        assert!(s.fresh.is_empty());
+        assert_eq!(s.fresh_at, 8);
+        // Copied for the others: caller 2, at 5, reads them from the log.
+        assert_eq!(s.log.len(), 8);
+        let mut read = 5;
+        assert_eq!(
+            read_all(&mut s, 2, &mut read),
+            (5..8).map(word).collect::<Vec<_>>()
+        );
+        // Nothing more until the flight moves on.
+        assert!(s.read_into(2, &mut read, &mut VecDeque::new()).is_none());
+    }
+
+    #[test]
+    fn the_last_caller_of_a_closed_flight_takes_without_copying() {
+        let mut s = flight(5, 8, &[(1, 5)]);
+        s.overflowed = true;
+        let mut read = 5;
+        assert_eq!(
+            read_all(&mut s, 1, &mut read),
+            (5..8).map(word).collect::<Vec<_>>()
+        );
+        assert_eq!(s.log.len(), 0, "nobody else can need them");
+        assert_eq!((s.base, s.fresh_at), (8, 8));
+        // With a second caller still there, they are copied for it.
+        let mut s = flight(5, 8, &[(1, 5), (2, 3)]);
+        s.overflowed = true;
+        let mut read = 5;
+        read_all(&mut s, 1, &mut read);
+        let mut read = 3;
+        assert_eq!(
+            read_all(&mut s, 2, &mut read),
+            (3..8).map(word).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn once_closed_the_log_lets_go_of_what_every_caller_has_read() {
+        let mut s = flight(8, 8, &[(1, 0), (2, 0)]);
+        s.overflowed = true;
+        let mut read = 6;
+        assert_eq!(
+            read_all(&mut s, 1, &mut read),
+            (6..8).map(word).collect::<Vec<_>>()
+        );
+        s.set_reader(2, 3);
+        s.trim();
+        assert_eq!((s.base, s.log.len()), (3, 5));
+        let mut read = 3;
+        assert_eq!(
+            read_all(&mut s, 2, &mut read),
+            (3..8).map(word).collect::<Vec<_>>()
+        );
+        // A position the log let go of is an error, never a wrong event.
+        let mut read = 1;
+        assert!(matches!(
+            s.read_into(3, &mut read, &mut VecDeque::new()),
+            Some(Some(Err(_)))
+        ));
+    }
+
+    #[test]
+    fn a_sealed_flight_serves_the_callers_behind_from_the_reply() {
+        // 4 events read by someone, 2 by nobody, then the finish: the reply holds all 7.
+        let mut s = flight(4, 6, &[(1, 4), (2, 0)]);
+        let finish = StreamEvent::finish(FinishReason::Stop);
+        let reply = s.seal(finish.clone()).unwrap();
+        let mut all: Vec<StreamEvent> = (0..6).map(word).collect();
+        all.push(finish.clone());
+        assert_eq!(reply.events(), all);
+        assert_eq!(s.log.len(), 0, "moved into the reply");
+        // The unread ones are still there for the first reader, taken without a copy.
+        let mut read = 4;
+        assert_eq!(read_all(&mut s, 1, &mut read), all[4..6]);
+        assert_eq!(s.log.len(), 0);
+        // The finish comes once the reply is stored; the caller behind reads it all.
+        s.fresh.push_back(finish);
+        s.end = Some(Ok(()));
+        let mut read = 0;
+        assert_eq!(read_all(&mut s, 2, &mut read), all);
+        assert!(matches!(
+            s.read_into(2, &mut read, &mut VecDeque::new()),
+            Some(None)
+        ));
+        // The first one takes the finish from the queue, then ends too.
+        let mut read = 6;
+        assert_eq!(read_all(&mut s, 1, &mut read), all[6..]);
+        assert!(matches!(
+            s.read_into(1, &mut read, &mut VecDeque::new()),
+            Some(None)
+        ));
     }
 }

@@ -1191,3 +1191,79 @@ async fn a_long_stream_ready_all_at_once_reaches_every_caller_whole_kept_or_past
         }
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn callers_joining_reading_and_leaving_at_random_each_get_the_whole_stream() {
+    // Eight callers of one streamed request join at random times, read at random paces
+    // (each event taken first by whoever reads first, copied for the others), and a third
+    // of them leave part way. Every caller that reads to the end gets every event once, in
+    // order, whether it joined a flight in progress, started one of its own (after the
+    // first passed the size cap, or ended), or hit the stored reply; and no flight is left.
+    let want: String = (0..200).map(|i| format!("w{i} ")).collect();
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut random = move |below: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % below
+    };
+    for round in 0..40 {
+        // Kept whole, or past the cap (about 37 bytes an event) a third of the way in.
+        let cap = if round % 2 == 0 { 1 << 20 } else { 2_500 };
+        let mock = MockDriver::new();
+        let layer = CacheLayer::in_memory(10, None).max_entry_bytes(cap);
+        let p = Provider::builder(mock.clone()).cache(layer.clone()).build();
+        // As many replies as there may be upstream calls (one per caller at most).
+        for _ in 0..8 {
+            let mut script = ScriptedStream::new();
+            for i in 0..200 {
+                script = script.text(format!("w{i} "));
+            }
+            mock.push_stream(
+                script
+                    .finish(FinishReason::Stop)
+                    .gap(Duration::from_millis(1)),
+            );
+        }
+        let mut callers = tokio::task::JoinSet::new();
+        for _ in 0..8 {
+            let p = p.clone();
+            let join_at = Duration::from_millis(random(250));
+            let leave_after = (random(3) == 0).then(|| random(200));
+            let pace = random(4);
+            callers.spawn(async move {
+                tokio::time::sleep(join_at).await;
+                let mut s = p.chat_stream(req("q")).await.unwrap();
+                let (mut text, mut read, mut last) = (String::new(), 0, None);
+                while let Some(e) = next_event(&mut s).await {
+                    let e = e.unwrap();
+                    if let nova_llm_core::StreamEvent::TextDelta { text: t } = &e {
+                        text.push_str(t);
+                    }
+                    last = Some(e);
+                    read += 1;
+                    if leave_after == Some(read) {
+                        return None;
+                    }
+                    for _ in 0..pace {
+                        tokio::task::yield_now().await;
+                    }
+                }
+                Some((text, last))
+            });
+        }
+        let mut finished = 0;
+        while let Some(done) = callers.join_next().await {
+            if let Some((text, last)) = done.unwrap() {
+                assert_eq!(text, want, "round {round}");
+                assert!(
+                    matches!(last, Some(nova_llm_core::StreamEvent::Finish { .. })),
+                    "round {round}: {last:?}"
+                );
+                finished += 1;
+            }
+        }
+        assert!(finished > 0, "round {round}");
+        assert_eq!(layer.in_flight(), 0, "round {round}");
+    }
+}
