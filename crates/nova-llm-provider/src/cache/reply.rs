@@ -176,7 +176,9 @@ impl CachedReply {
                 .slots
                 .iter()
                 .map(|s| match *s {
-                    Slot::Text(a, b) | Slot::Reasoning(a, b) => (b - a) as usize + TEXT_BYTES,
+                    Slot::Text(a, b) | Slot::Reasoning(a, b) => {
+                        b.saturating_sub(a) as usize + TEXT_BYTES
+                    }
                     Slot::Other(i) => e.others.get(i).map_or(0, Self::event_bytes),
                 })
                 .sum(),
@@ -428,9 +430,14 @@ impl EventLog {
         held.slots = kept
             .into_iter()
             .map(|s| match s {
-                Slot::Text(a, b) => Slot::Text(a - text_from, b - text_from),
-                Slot::Reasoning(a, b) => Slot::Reasoning(a - text_from, b - text_from),
-                Slot::Other(i) => Slot::Other(i - others_from),
+                // Never below: appended in order (saturating all the same).
+                Slot::Text(a, b) => {
+                    Slot::Text(a.saturating_sub(text_from), b.saturating_sub(text_from))
+                }
+                Slot::Reasoning(a, b) => {
+                    Slot::Reasoning(a.saturating_sub(text_from), b.saturating_sub(text_from))
+                }
+                Slot::Other(i) => Slot::Other(i.saturating_sub(others_from)),
             })
             .collect();
     }
