@@ -67,8 +67,8 @@ struct Events {
     others: Vec<StreamEvent>,
 }
 
-/// One event of [`Events`]: 16 bytes, where a text [`StreamEvent`] takes 40 and an
-/// allocation of its own.
+/// One event of [`Events`]: 16 bytes, where a [`StreamEvent`] takes 56 and, for a text
+/// delta, an allocation of its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Slot {
     /// A text delta: its byte range in `text`.
@@ -557,6 +557,12 @@ mod tests {
             // Equal to the same events held as a stream.
             assert_eq!(stored, CachedReply::from_events(events).unwrap());
         }
+    }
+
+    #[test]
+    fn an_event_held_compactly_takes_16_bytes_beside_its_text() {
+        assert_eq!(std::mem::size_of::<super::Slot>(), 16);
+        assert!(std::mem::size_of::<StreamEvent>() >= 3 * 16);
     }
 
     #[test]
