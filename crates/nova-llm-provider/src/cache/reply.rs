@@ -242,19 +242,23 @@ impl Events {
             // (accumulating "a" then "b" is accumulating "ab").
             let mut end = i + 1;
             match *slot {
-                Slot::Text(start, mut stop) => {
-                    while let Some(Slot::Text(_, e)) = self.slots.get(end) {
-                        stop = *e;
-                        end += 1;
+                Slot::Text(start, mut stop) | Slot::Reasoning(start, mut stop) => {
+                    let reasoning = matches!(slot, Slot::Reasoning(..));
+                    while let Some(next) = self.slots.get(end) {
+                        match (*next, reasoning) {
+                            (Slot::Text(_, e), false) | (Slot::Reasoning(_, e), true) => {
+                                stop = e;
+                                end += 1;
+                            }
+                            _ => break,
+                        }
                     }
-                    acc.push(&StreamEvent::text(self.slice(start, stop)));
-                }
-                Slot::Reasoning(start, mut stop) => {
-                    while let Some(Slot::Reasoning(_, e)) = self.slots.get(end) {
-                        stop = *e;
-                        end += 1;
-                    }
-                    acc.push(&StreamEvent::reasoning(self.slice(start, stop)));
+                    let text = self.slice(start, stop);
+                    acc.push(&if reasoning {
+                        StreamEvent::reasoning(text)
+                    } else {
+                        StreamEvent::text(text)
+                    });
                 }
                 Slot::Other(i) => {
                     if let Some(event) = self.others.get(i) {

@@ -604,6 +604,28 @@ fn one_two_three() -> ScriptedStream {
         .gap(Duration::from_millis(10))
 }
 
+/// "w0 w1 … " up to `n` words: what a stream of [`words`] says.
+fn words_text(n: usize) -> String {
+    (0..n).map(|i| format!("w{i} ")).collect()
+}
+
+/// A stream of `n` text deltas, "w0 " to "w{n-1} " (about 37 bytes an event for the cache's
+/// size cap), without its finish.
+fn words(n: usize) -> ScriptedStream {
+    (0..n).fold(ScriptedStream::new(), |s, i| s.text(format!("w{i} ")))
+}
+
+/// The text of the next `n` events of `s`.
+async fn read_text(s: &mut ChatStream, n: usize) -> String {
+    let mut text = String::new();
+    for _ in 0..n {
+        if let Some(Ok(nova_llm_core::StreamEvent::TextDelta { text: t })) = next_event(s).await {
+            text.push_str(&t);
+        }
+    }
+    text
+}
+
 /// Two callers of one shared stream: `b` reads it to the end in a task of its own; `a`
 /// has read what was there and polled the upstream stream last (so its waker, not `b`'s,
 /// is the one the upstream stream holds).
@@ -908,27 +930,16 @@ async fn a_stream_past_the_size_cap_is_neither_kept_nor_joined_and_frees_what_wa
     let mock = MockDriver::new();
     let layer = CacheLayer::in_memory(100, None).max_entry_bytes(400);
     let p = Provider::builder(mock.clone()).cache(layer.clone()).build();
-    let mut script = ScriptedStream::new();
-    for i in 0..50 {
-        script = script.text(format!("w{i} "));
-    }
     mock.push_stream(
-        script
+        words(50)
             .finish(FinishReason::Stop)
             .gap(Duration::from_millis(10)),
     );
-    let want: String = (0..50).map(|i| format!("w{i} ")).collect();
+    let want = words_text(50);
     // A caller that joins before the cap is reached gets the whole stream too.
     let mut first = p.chat_stream(req("long")).await.unwrap();
     let second = p.chat_stream(req("long")).await.unwrap();
-    let mut got = String::new();
-    for _ in 0..20 {
-        if let Some(Ok(nova_llm_core::StreamEvent::TextDelta { text })) =
-            next_event(&mut first).await
-        {
-            got.push_str(&text);
-        }
-    }
+    let mut got = read_text(&mut first, 20).await;
     // Past the cap (about 35 bytes an event, 400 bytes): no longer joinable.
     assert_eq!(layer.in_flight(), 0);
     let third = p.chat_stream(req("long")).await.unwrap();
@@ -948,38 +959,20 @@ async fn a_caller_left_alone_on_a_stream_past_the_cap_reads_the_rest_whole() {
     // caller behind. When one of them goes away past the cap, the other is alone (nobody
     // can join): it reads what it is behind on from the copies, then takes events without
     // copying them, and its stream stays whole.
-    let want: String = (0..60).map(|i| format!("w{i} ")).collect();
+    let want = words_text(60);
     for ahead_leaves in [true, false] {
         let mock = MockDriver::new();
         let layer = CacheLayer::in_memory(100, None).max_entry_bytes(400);
         let p = Provider::builder(mock.clone()).cache(layer.clone()).build();
-        let mut script = ScriptedStream::new();
-        for i in 0..60 {
-            script = script.text(format!("w{i} "));
-        }
         mock.push_stream(
-            script
+            words(60)
                 .finish(FinishReason::Stop)
                 .gap(Duration::from_millis(10)),
         );
         let mut ahead = p.chat_stream(req("long")).await.unwrap();
         let mut behind = p.chat_stream(req("long")).await.unwrap();
-        let mut read_ahead = String::new();
-        for _ in 0..30 {
-            if let Some(Ok(nova_llm_core::StreamEvent::TextDelta { text })) =
-                next_event(&mut ahead).await
-            {
-                read_ahead.push_str(&text);
-            }
-        }
-        let mut read_behind = String::new();
-        for _ in 0..5 {
-            if let Some(Ok(nova_llm_core::StreamEvent::TextDelta { text })) =
-                next_event(&mut behind).await
-            {
-                read_behind.push_str(&text);
-            }
-        }
+        let read_ahead = read_text(&mut ahead, 30).await;
+        let read_behind = read_text(&mut behind, 5).await;
         assert_eq!(layer.in_flight(), 0, "past the cap");
         let (rest, read) = if ahead_leaves {
             drop(ahead);
@@ -1162,18 +1155,14 @@ async fn a_long_stream_ready_all_at_once_reaches_every_caller_whole_kept_or_past
     // many at a time as there are: 300 events all ready at once (after a first delay, while
     // which both callers join) cross several batches, and with the small cap (about 37
     // bytes an event) the flight overflows in the middle of the second one.
-    let want: String = (0..300).map(|i| format!("w{i} ")).collect();
+    let want = words_text(300);
     for cap in [1 << 20, 3_000] {
         let mock = MockDriver::new();
         let p = Provider::builder(mock.clone())
             .cache(CacheLayer::in_memory(10, None).max_entry_bytes(cap))
             .build();
-        let mut script = ScriptedStream::new();
-        for i in 0..300 {
-            script = script.text(format!("w{i} "));
-        }
         mock.push(
-            Reply::stream(script.finish(FinishReason::Stop)).delayed(Duration::from_millis(10)),
+            Reply::stream(words(300).finish(FinishReason::Stop)).delayed(Duration::from_millis(10)),
         );
         let (a, b) = tokio::join!(p.chat_stream(req("long")), p.chat_stream(req("long")));
         let (a, b) = tokio::join!(collect_stream(a.unwrap()), collect_stream(b.unwrap()));
@@ -1199,7 +1188,7 @@ async fn callers_joining_reading_and_leaving_at_random_each_get_the_whole_stream
     // of them leave part way. Every caller that reads to the end gets every event once, in
     // order, whether it joined a flight in progress, started one of its own (after the
     // first passed the size cap, or ended), or hit the stored reply; and no flight is left.
-    let want: String = (0..200).map(|i| format!("w{i} ")).collect();
+    let want = words_text(200);
     let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
     let mut random = move |below: u64| {
         seed ^= seed << 13;
@@ -1215,12 +1204,8 @@ async fn callers_joining_reading_and_leaving_at_random_each_get_the_whole_stream
         let p = Provider::builder(mock.clone()).cache(layer.clone()).build();
         // As many replies as there may be upstream calls (one per caller at most).
         for _ in 0..8 {
-            let mut script = ScriptedStream::new();
-            for i in 0..200 {
-                script = script.text(format!("w{i} "));
-            }
             mock.push_stream(
-                script
+                words(200)
                     .finish(FinishReason::Stop)
                     .gap(Duration::from_millis(1)),
             );
