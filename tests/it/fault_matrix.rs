@@ -403,3 +403,44 @@ async fn shapes_the_server_can_send_all_arrive_whole() {
         .unwrap();
     assert_eq!(streamed.text(), "tok tok ");
 }
+
+/// What the load benchmark relies on: a client that cannot send a scenario (async-openai)
+/// chooses the chunk count, a service time and a pace through the model name.
+#[tokio::test]
+async fn a_model_name_chooses_the_chunks_the_service_time_and_the_pace() {
+    let server = TestServer::start().await.unwrap();
+    let driver = OpenAiDriver::builder()
+        .base_url(server.base_url())
+        .build()
+        .unwrap();
+    let ask = |model: &str| ChatRequest::new(Dialog::new().user("hi")).model(model);
+    for stream in [false, true] {
+        let started = std::time::Instant::now();
+        let reply = if stream {
+            collect_stream(driver.chat_stream(ask("chunks-4-wait-30")).await.unwrap())
+                .await
+                .unwrap()
+        } else {
+            driver.chat(ask("chunks-4-wait-30")).await.unwrap()
+        };
+        assert_eq!(reply.text(), "tok ".repeat(4), "stream: {stream}");
+        // A lower bound only (the server sleeps at least that long before it answers),
+        // which no slow machine can break.
+        assert!(
+            started.elapsed() >= Duration::from_millis(30),
+            "the server answered before its service time (stream: {stream})"
+        );
+        let reply = driver.chat(ask("chunks-2")).await.unwrap();
+        assert_eq!(reply.text(), "tok tok ");
+    }
+    // Paced: 20 ms before each chunk after the first.
+    let started = std::time::Instant::now();
+    let reply = collect_stream(driver.chat_stream(ask("chunks-3-pace-20")).await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(reply.text(), "tok ".repeat(3));
+    assert!(started.elapsed() >= Duration::from_millis(40));
+    // A name it cannot read is no scenario: the default three chunks.
+    let reply = driver.chat(ask("chunks-5-soon-1")).await.unwrap();
+    assert_eq!(reply.text(), "tok ".repeat(3));
+}

@@ -19,6 +19,11 @@
 //! JSON with status 200), `slow_first_byte` (`ms` before the response). With `every: n`
 //! the fault applies to the 1st, (n+1)th, (2n+1)th... request of its `key`, so a retry or
 //! a fallback can succeed; with `only_model: m`, only requests for model `m` get it.
+//!
+//! A client that cannot send extra fields (async-openai, in the load benchmark) chooses
+//! through the model name instead: `chunks-N` asks for N chunks; `-wait-MS` after it adds
+//! MS milliseconds of service time before the response, and `-pace-MS` as much between
+//! stream chunks, as a real model takes (`chunks-200-wait-5-pace-1`).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -113,11 +118,43 @@ impl Drop for TestServer {
     }
 }
 
+/// A scenario chosen through the model name, for clients that cannot send extra fields:
+/// `chunks-N`, optionally followed by `-wait-MS` (service time before the response) and
+/// `-pace-MS` (time between stream chunks), as `chunks-200-wait-5-pace-1`.
+#[derive(Debug, Clone, Copy)]
+struct ByModel {
+    chunks: usize,
+    wait: Duration,
+    pace: Duration,
+}
+
+impl ByModel {
+    fn parse(model: &str) -> Option<Self> {
+        let mut words = model.strip_prefix("chunks-")?.split('-');
+        let mut m = ByModel {
+            chunks: words.next()?.parse().ok()?,
+            wait: Duration::ZERO,
+            pace: Duration::ZERO,
+        };
+        while let (Some(name), Some(ms)) = (words.next(), words.next()) {
+            let ms = Duration::from_millis(ms.parse().ok()?);
+            match name {
+                "wait" => m.wait = ms,
+                "pace" => m.pace = ms,
+                _ => return None,
+            }
+        }
+        Some(m)
+    }
+}
+
 /// What one request asked for.
 #[derive(Debug, Clone)]
 struct Scenario {
     chunks: usize,
     chunk: String,
+    /// Service time before the response is sent (see `ByModel`).
+    wait: Duration,
     delay: Duration,
     writes: usize,
     usage: bool,
@@ -146,20 +183,21 @@ impl Scenario {
                 fault = None;
             }
         }
-        // Without a scenario, a model named `chunks-N` asks for N chunks (for clients that
-        // cannot send extra fields).
-        let by_model = body["model"]
-            .as_str()
-            .and_then(|m| m.strip_prefix("chunks-"))
-            .and_then(|n| n.parse::<usize>().ok());
+        // Without a scenario, the model name: see `ByModel`.
+        let by_model = body["model"].as_str().and_then(ByModel::parse);
         Scenario {
             chunks: t["chunks"]
                 .as_u64()
                 .map(|n| n as usize)
-                .or(by_model)
+                .or(by_model.map(|m| m.chunks))
                 .unwrap_or(3),
             chunk: t["chunk"].as_str().unwrap_or("tok ").to_owned(),
-            delay: Duration::from_millis(t["delay_ms"].as_u64().unwrap_or(0)),
+            wait: by_model.map_or(Duration::ZERO, |m| m.wait),
+            delay: t["delay_ms"]
+                .as_u64()
+                .map(Duration::from_millis)
+                .or(by_model.map(|m| m.pace))
+                .unwrap_or_default(),
             writes: t["writes"].as_u64().map_or(1, |n| n.max(1) as usize),
             usage: t["usage"].as_bool().unwrap_or(true),
             tool_call: t["tool_call"].as_bool().unwrap_or(false),
@@ -257,6 +295,9 @@ async fn handle(
             tokio::time::sleep(Duration::from_millis(s.fault_n("ms"))).await;
         }
         _ => {}
+    }
+    if !s.wait.is_zero() {
+        tokio::time::sleep(s.wait).await;
     }
     if body["stream"].as_bool().unwrap_or(false) {
         Ok(stream(s, legacy, model, Arc::clone(&state.bytes)))

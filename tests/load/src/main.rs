@@ -269,7 +269,24 @@ async fn child(client: &str, w: usize, base: &str) -> Value {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(requests);
-    let model = format!("chunks-{chunks}");
+    // `NOVA_LOAD_SERVICE_MS=ms` makes the server wait that long before each response, and
+    // `NOVA_LOAD_PACE_MS=ms` that long between stream chunks, as a real model takes time to
+    // answer (0, the default: it answers at once, as fast as it can).
+    let ms = |var| {
+        std::env::var(var)
+            .ok()
+            .and_then(|ms| ms.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let mut model = format!("chunks-{chunks}");
+    for (word, ms) in [
+        ("wait", ms("NOVA_LOAD_SERVICE_MS")),
+        ("pace", ms("NOVA_LOAD_PACE_MS")),
+    ] {
+        if ms > 0 {
+            model.push_str(&format!("-{word}-{ms}"));
+        }
+    }
     let make: Arc<dyn Fn(usize) -> Call + Send + Sync> = match client {
         "async-openai" => {
             let config = async_openai::config::OpenAIConfig::new()
