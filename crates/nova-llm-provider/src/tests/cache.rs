@@ -1183,11 +1183,26 @@ async fn a_long_stream_ready_all_at_once_reaches_every_caller_whole_kept_or_past
 
 #[tokio::test(start_paused = true)]
 async fn callers_joining_reading_and_leaving_at_random_each_get_the_whole_stream() {
-    // Eight callers of one streamed request join at random times, read at random paces
-    // (each event taken first by whoever reads first, copied for the others), and a third
-    // of them leave part way. Every caller that reads to the end gets every event once, in
-    // order, whether it joined a flight in progress, started one of its own (after the
-    // first passed the size cap, or ended), or hit the stored reply; and no flight is left.
+    // On one thread, the clock paused: callers join at random times of a stream with 1 ms
+    // between events.
+    random_callers(40, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_on_two_threads_joining_reading_and_leaving_at_random_each_get_the_whole_stream() {
+    // On two threads, for real: the flight's lock, wakers and hand-overs raced by callers
+    // running at the same time, on streams with and without gaps. (Locally, 1,600 rounds
+    // over four seeds passed; with a caller treated as alone while another is behind,
+    // these 60 rounds failed four runs out of four.)
+    random_callers(60, true).await;
+}
+
+/// Eight callers of one streamed request join at random times, read at random paces (each
+/// event taken first by whoever reads first, copied for the others), and a third of them
+/// leave part way. Every caller that reads to the end gets every event once, in order,
+/// whether it joined a flight in progress, started one of its own (after the first passed
+/// the size cap, or ended), or hit the stored reply; and no flight is left.
+async fn random_callers(rounds: usize, threads: bool) {
     let want = words_text(200);
     let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
     let mut random = move |below: u64| {
@@ -1196,28 +1211,39 @@ async fn callers_joining_reading_and_leaving_at_random_each_get_the_whole_stream
         seed ^= seed << 17;
         seed % below
     };
-    for round in 0..40 {
+    for round in 0..rounds {
         // Kept whole, or past the cap (about 37 bytes an event) a third of the way in.
         let cap = if round % 2 == 0 { 1 << 20 } else { 2_500 };
         let mock = MockDriver::new();
         let layer = CacheLayer::in_memory(10, None).max_entry_bytes(cap);
         let p = Provider::builder(mock.clone()).cache(layer.clone()).build();
         // As many replies as there may be upstream calls (one per caller at most).
+        let gap = match (threads, round % 4) {
+            (false, _) => Some(Duration::from_millis(1)),
+            (true, 1) => Some(Duration::from_micros(100)),
+            (true, _) => None,
+        };
         for _ in 0..8 {
-            mock.push_stream(
-                words(200)
-                    .finish(FinishReason::Stop)
-                    .gap(Duration::from_millis(1)),
-            );
+            let stream = words(200).finish(FinishReason::Stop);
+            mock.push_stream(match gap {
+                Some(gap) => stream.gap(gap),
+                None => stream,
+            });
         }
         let mut callers = tokio::task::JoinSet::new();
         for _ in 0..8 {
             let p = p.clone();
-            let join_at = Duration::from_millis(random(250));
+            let join_at = random(250);
             let leave_after = (random(3) == 0).then(|| random(200));
             let pace = random(4);
             callers.spawn(async move {
-                tokio::time::sleep(join_at).await;
+                if threads {
+                    for _ in 0..join_at {
+                        tokio::task::yield_now().await;
+                    }
+                } else {
+                    tokio::time::sleep(Duration::from_millis(join_at)).await;
+                }
                 let mut s = p.chat_stream(req("q")).await.unwrap();
                 let (mut text, mut read, mut last) = (String::new(), 0, None);
                 while let Some(e) = next_event(&mut s).await {
@@ -1238,16 +1264,23 @@ async fn callers_joining_reading_and_leaving_at_random_each_get_the_whole_stream
             });
         }
         let mut finished = 0;
-        while let Some(done) = callers.join_next().await {
-            if let Some((text, last)) = done.unwrap() {
-                assert_eq!(text, want, "round {round}");
-                assert!(
-                    matches!(last, Some(nova_llm_core::StreamEvent::Finish { .. })),
-                    "round {round}: {last:?}"
-                );
-                finished += 1;
+        // A generous bound (a round takes milliseconds): a lost wake-up fails the test
+        // instead of hanging it.
+        let all = async {
+            while let Some(done) = callers.join_next().await {
+                if let Some((text, last)) = done.unwrap() {
+                    assert_eq!(text, want, "round {round}");
+                    assert!(
+                        matches!(last, Some(nova_llm_core::StreamEvent::Finish { .. })),
+                        "round {round}: {last:?}"
+                    );
+                    finished += 1;
+                }
             }
-        }
+        };
+        tokio::time::timeout(Duration::from_secs(120), all)
+            .await
+            .unwrap_or_else(|_| panic!("round {round}: a caller never got its next event"));
         assert!(finished > 0, "round {round}");
         assert_eq!(layer.in_flight(), 0, "round {round}");
     }
