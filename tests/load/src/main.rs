@@ -4,7 +4,8 @@
 //! as the reference.
 //!
 //! The parent process runs the server; each (client, workload) runs in a child process of
-//! its own, so its peak RSS is its own. Run with `cargo xtask bench` (or
+//! its own, so its peak RSS and its CPU time (per call, or per event for streams: what a
+//! client costs when the service, not the client, sets the pace) are its own. Run with `cargo xtask bench` (or
 //! `cargo run --release --manifest-path tests/load/Cargo.toml`).
 
 // A benchmark tool: it prints its report and stops at the first broken fixture.
@@ -163,20 +164,38 @@ fn paired(runs: &[(usize, String, Value, u64)], rounds_of: &[usize], rounds: usi
                 .find(|(r, n)| r.0 == w && r.1 == client && **n == round)
                 .map(|(r, _)| throughput(w, &r.2))
         };
-        let median = |a: &str, b: &str| {
+        let cpu = |round: usize, client: &str| {
+            runs.iter()
+                .zip(rounds_of)
+                .find(|(r, n)| r.0 == w && r.1 == client && **n == round)
+                .map(|(r, _)| cpu_per(w, &r.2))
+        };
+        let median = |of: &dyn Fn(usize, &str) -> Option<f64>, a: &str, b: &str| {
             let mut v: Vec<f64> = (0..rounds)
-                .filter_map(|n| Some(rate(n, a)? / rate(n, b)?))
+                .filter_map(|n| Some(of(n, a)? / of(n, b)?))
                 .collect();
             v.sort_by(f64::total_cmp);
             v.get(v.len() / 2).copied()
         };
         let show = |x: Option<f64>| x.map_or("–".to_owned(), |x| format!("{x:.3}"));
         println!(
-            "{name}: driver/async-openai = {}, provider/driver = {}",
-            show(median("driver", "async-openai")),
-            show(median("provider", "driver")),
+            "{name}: driver/async-openai = {}, provider/driver = {}; client CPU driver/async-openai = {}, provider/driver = {}",
+            show(median(&rate, "driver", "async-openai")),
+            show(median(&rate, "provider", "driver")),
+            show(median(&cpu, "driver", "async-openai")),
+            show(median(&cpu, "provider", "driver")),
         );
     }
+}
+
+/// The client's CPU per call, or per event for streams, in µs.
+fn cpu_per(w: usize, v: &Value) -> f64 {
+    let per = if WORKLOADS[w].4 {
+        v["events"].as_f64()
+    } else {
+        v["requests"].as_f64()
+    };
+    v["cpu_us"].as_f64().unwrap_or(f64::NAN) / per.unwrap_or(f64::NAN)
 }
 
 /// Requests/s, or events/s for streams.
@@ -190,14 +209,16 @@ fn throughput(w: usize, v: &Value) -> f64 {
 }
 
 fn report(rows: &[(usize, String, Value, u64)]) {
-    println!("| workload | client | median | p99 | requests/s | events/s | MB/s | peak RSS |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!(
+        "| workload | client | median | p99 | requests/s | events/s | MB/s | peak RSS | client CPU |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
     for (w, client, v, bytes) in rows {
         let secs = v["seconds"].as_f64().unwrap_or(f64::NAN);
         let events = v["events"].as_f64().unwrap_or(0.0);
         let streamed = WORKLOADS[*w].4;
         println!(
-            "| {} | {} | {:.0} µs | {:.0} µs | {:.0} | {} | {} | {:.1} MiB |",
+            "| {} | {} | {:.0} µs | {:.0} µs | {:.0} | {} | {} | {:.1} MiB | {} |",
             WORKLOADS[*w].0,
             client,
             v["median_us"].as_f64().unwrap_or(0.0),
@@ -214,6 +235,11 @@ fn report(rows: &[(usize, String, Value, u64)]) {
                 "–".into()
             },
             v["peak_rss_kib"].as_f64().unwrap_or(0.0) / 1024.0,
+            if streamed {
+                format!("{:.2} µs/event", cpu_per(*w, v))
+            } else {
+                format!("{:.1} µs/call", cpu_per(*w, v))
+            },
         );
     }
     println!();
@@ -257,6 +283,19 @@ fn cpu_ms() -> f64 {
             Some(ticks * 10.0)
         })
         .unwrap_or(f64::NAN)
+}
+
+/// CPU time of this process's threads so far, in nanoseconds, as the scheduler counts it
+/// (`/proc/self/task/*/schedstat`: exact, where `cpu_ms` counts 10 ms ticks). A thread
+/// that has ended no longer counts; the clients' threads (the workers) outlive a run.
+fn cpu_ns() -> f64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return f64::NAN;
+    };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// What one call reported: events received.
@@ -345,6 +384,7 @@ async fn child(client: &str, w: usize, base: &str) -> Value {
         }
     }
     let cpu_before = cpu_ms();
+    let cpu_ns_before = cpu_ns();
     let start = Instant::now();
     let mut latencies = Vec::with_capacity(requests);
     let mut events = 0;
@@ -378,6 +418,7 @@ async fn child(client: &str, w: usize, base: &str) -> Value {
         "requests": requests, "seconds": seconds, "events": events,
         "median_us": pct(0.5), "p99_us": pct(0.99), "peak_rss_kib": peak_rss_kib(),
         "cpu_ms": cpu_ms() - cpu_before,
+        "cpu_us": (cpu_ns() - cpu_ns_before) / 1e3,
     })
 }
 
