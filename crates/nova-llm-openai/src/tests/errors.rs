@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use super::support::{KEY, driver, driver_for};
+use super::support::{End, KEY, Step, driver, driver_for, raw_server};
 use crate::OpenAiDriver;
 
 fn openai_error(message: &str, kind: &str, code: Value) -> Value {
@@ -354,6 +354,68 @@ async fn bodies_over_the_size_limit_are_decode_errors() {
     assert!(e.to_string().contains("4096-byte limit"), "{e}");
 }
 
+/// A chat body of exactly `len` bytes (JSON padded with spaces).
+fn body_of(len: usize) -> Vec<u8> {
+    let mut body = br#"{"choices": [{"message": {"content": "ok"}}]}"#.to_vec();
+    body.resize(len, b' ');
+    body
+}
+
+#[tokio::test]
+async fn a_body_of_exactly_the_limit_is_read_with_or_without_a_declared_length() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(body_of(4096), "application/json"))
+        .mount(&server)
+        .await;
+    let declared = OpenAiDriver::builder()
+        .base_url(format!("{}/v1", server.uri()))
+        .max_response_bytes(4096)
+        .build()
+        .unwrap();
+    assert_eq!(declared.prompt("q").await.unwrap(), "ok");
+
+    // No content-length: the body ends when the connection closes, read in two pieces.
+    let body = body_of(4096);
+    let (base, _closed) = raw_server(
+        UNSIZED_HEAD,
+        vec![
+            Step::Write(body[..2048].to_vec()),
+            Step::Pause(Duration::from_millis(20)),
+            Step::Write(body[2048..].to_vec()),
+        ],
+        End::Close,
+    );
+    let unsized_ = OpenAiDriver::builder()
+        .base_url(base)
+        .max_response_bytes(4096)
+        .build()
+        .unwrap();
+    assert_eq!(unsized_.prompt("q").await.unwrap(), "ok");
+}
+
+#[tokio::test]
+async fn a_body_without_a_declared_length_is_cut_off_at_the_limit() {
+    let body = body_of(6000);
+    let (base, _closed) = raw_server(
+        UNSIZED_HEAD,
+        body.chunks(2000).map(|c| Step::Write(c.to_vec())).collect(),
+        End::Close,
+    );
+    let d = OpenAiDriver::builder()
+        .base_url(base)
+        .max_response_bytes(4096)
+        .build()
+        .unwrap();
+    let e = d.prompt("q").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Decode);
+    assert!(e.to_string().contains("4096-byte limit"), "{e}");
+}
+
+/// A JSON response head without a length: the body ends when the connection closes.
+const UNSIZED_HEAD: &str =
+    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n";
+
 #[tokio::test]
 async fn malformed_json_with_status_200_is_a_decode_error_with_the_request_id() {
     let server = MockServer::start().await;
@@ -398,6 +460,8 @@ async fn the_key_never_appears_in_debug_display_or_errors() {
         assert!(!shown.contains("SECRET"), "key leaked: {shown}");
     }
     assert!(format!("{d:?}").contains("<redacted>"));
+    // Hidden from output, but handed on whole to code that asks for it.
+    assert_eq!(crate::ApiKey::from(KEY).expose(), KEY);
     // An unusable key is rejected without showing it.
     let err = OpenAiDriver::builder()
         .api_key("sk-bad\nSECRET")

@@ -497,6 +497,34 @@ async fn the_memory_store_is_bounded_by_entries_or_bytes() {
 }
 
 #[tokio::test]
+async fn the_memory_store_counts_weighs_and_clears_its_entries() {
+    let small = CachedReply::from_response(&ChatResponse::from_text("a"));
+    let big = CachedReply::from_response(&ChatResponse::from_text("x".repeat(1000)));
+    let keys: Vec<_> = (0..3).map(|i| key(&req(&format!("q{i}")))).collect();
+
+    let by_count = MemoryStore::new(10, None);
+    let by_bytes = MemoryStore::with_max_bytes(1 << 20, None);
+    for (k, reply) in keys.iter().zip([&small, &big, &small]) {
+        by_count.put(k, reply.clone(), None).await.unwrap();
+        by_bytes.put(k, reply.clone(), None).await.unwrap();
+    }
+    assert_eq!(by_count.entry_count(), 3);
+    assert_eq!(by_count.weight(), 3, "one per entry");
+    assert_eq!(by_bytes.entry_count(), 3);
+    let bytes = 2 * small.approx_bytes() + big.approx_bytes();
+    assert_eq!(by_bytes.weight(), bytes as u64, "their approximate bytes");
+    assert!(by_bytes.weight() > 1000);
+
+    for store in [&by_count, &by_bytes] {
+        store.clear();
+        assert_eq!((store.entry_count(), store.weight()), (0, 0));
+        for k in &keys {
+            assert!(store.get(k).await.unwrap().is_none());
+        }
+    }
+}
+
+#[tokio::test]
 async fn the_memory_store_keeps_what_is_read_again_over_what_is_read_once() {
     let store = MemoryStore::new(100, None);
     let reply = CachedReply::from_response(&ChatResponse::from_text("a"));

@@ -72,12 +72,18 @@ async fn retry_after_is_waited_exactly_and_too_long_a_one_ends_the_retries() {
     p.prompt("q").await.unwrap();
     assert_eq!(start.elapsed(), Duration::from_secs(7));
 
+    // The maximum itself is still honoured.
+    mock.push_error(err(ErrorKind::RateLimited).with_retry_after(Duration::from_secs(10)));
+    let start = Instant::now();
+    p.prompt("q").await.unwrap();
+    assert_eq!(start.elapsed(), Duration::from_secs(10));
+
     mock.push_error(err(ErrorKind::RateLimited).with_retry_after(Duration::from_secs(30)));
     let e = p.prompt("q").await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::RateLimited);
     assert_eq!(
         mock.calls(),
-        3,
+        5,
         "not retried: 30 s is more than the 10 s allowed"
     );
 }
@@ -129,6 +135,51 @@ async fn attempts_and_the_deadline_bound_the_retries() {
         start.elapsed()
     );
     assert!(mock.calls() <= 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deadline_lets_every_attempt_start_that_can_start_before_it() {
+    // Each attempt fails after 2 s and asks for 1 s: attempts start at 0, 3 and 6 s; the
+    // fourth would start at 9 s, which is the deadline, so the call ends at 8 s with the
+    // service's own error (not a timeout: no attempt was cut short).
+    let mock = MockDriver::new();
+    let p = Provider::builder(mock.clone())
+        .retry(retry().max_attempts(10).deadline(Duration::from_secs(9)))
+        .build();
+    for _ in 0..10 {
+        let refused = err(ErrorKind::RateLimited).with_retry_after(Duration::from_secs(1));
+        mock.push(Reply::error(refused).delayed(Duration::from_secs(2)));
+    }
+    let start = Instant::now();
+    assert_eq!(
+        p.prompt("q").await.unwrap_err().kind(),
+        ErrorKind::RateLimited
+    );
+    assert_eq!(mock.calls(), 3);
+    assert_eq!(start.elapsed(), Duration::from_secs(8));
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_call_earns_a_share_of_a_retry() {
+    // A quarter of a retry per call (exact in binary), a reserve of 3.
+    let layer = retry()
+        .max_attempts(5)
+        .budget(RetryBudget::new(0.25, 3.0, 10.0));
+    let mock = MockDriver::new();
+    let p = Provider::builder(mock.clone()).retry(layer.clone()).build();
+    for _ in 0..1000 {
+        mock.push_error(err(ErrorKind::Server));
+    }
+    p.prompt("q").await.unwrap_err();
+    // The first call had 3.25: three retries, a quarter left.
+    assert_eq!(mock.calls(), 4);
+    assert!((layer.current_budget().balance() - 0.25).abs() < 1e-9);
+    for _ in 0..48 {
+        p.prompt("q").await.unwrap_err();
+    }
+    // 48 more calls earn 12 retries, one every fourth call.
+    assert_eq!(mock.calls() - 49, 3 + 12);
+    assert!((layer.current_budget().balance() - 0.25).abs() < 1e-9);
 }
 
 #[tokio::test(start_paused = true)]
@@ -362,6 +413,89 @@ async fn a_failure_ratio_opens_the_circuit_too() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_failure_ratio_under_the_threshold_leaves_the_circuit_closed() {
+    let primary = named("primary");
+    let fallback = FallbackLayer::new().circuit_breaker(
+        CircuitConfig::default()
+            .consecutive_failures(100)
+            .failure_ratio(0.5, Duration::from_secs(60), 4),
+    );
+    let p = Provider::builder(primary.clone())
+        .fallback(fallback.clone())
+        .build();
+    // ok, fail, ok, ok, ok, ok: never as many as half of the window failed.
+    for i in 0..6 {
+        if i == 1 {
+            primary.push_error(err(ErrorKind::Server));
+        }
+        let _ = p.prompt("q").await;
+        assert!(!fallback.breaker("primary").unwrap().is_open(), "call {i}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn outcomes_older_than_the_window_no_longer_count() {
+    let primary = named("primary");
+    let fallback = FallbackLayer::new().circuit_breaker(
+        CircuitConfig::default()
+            .consecutive_failures(100)
+            .failure_ratio(0.5, Duration::from_secs(60), 4),
+    );
+    let p = Provider::builder(primary.clone())
+        .fallback(fallback.clone())
+        .build();
+    for _ in 0..2 {
+        primary.push_error(err(ErrorKind::Server));
+        p.prompt("q").await.unwrap_err();
+    }
+    tokio::time::advance(Duration::from_secs(61)).await;
+    // Counting the two old failures this would be 3 of 6; in the window it is 1 of 4.
+    for i in 0..4 {
+        if i == 3 {
+            primary.push_error(err(ErrorKind::Server));
+        }
+        let _ = p.prompt("q").await;
+    }
+    assert!(!fallback.breaker("primary").unwrap().is_open());
+    // Two more failures: 2 of 5, still closed; then 3 of 6, half the window: open.
+    primary.push_error(err(ErrorKind::Server));
+    p.prompt("q").await.unwrap_err();
+    assert!(!fallback.breaker("primary").unwrap().is_open());
+    primary.push_error(err(ErrorKind::Server));
+    p.prompt("q").await.unwrap_err();
+    assert!(fallback.breaker("primary").unwrap().is_open());
+}
+
+#[tokio::test(start_paused = true)]
+async fn while_a_probe_is_out_other_calls_wait_at_most_a_second() {
+    use crate::circuit::{Admit, CircuitBreaker};
+
+    let breaker = CircuitBreaker::new(
+        CircuitConfig::default()
+            .consecutive_failures(1)
+            .cooldown(Duration::from_secs(5), Duration::from_secs(5)),
+    );
+    assert_eq!(breaker.admit(), Admit::Yes);
+    breaker.record(false);
+    assert_eq!(
+        breaker.admit(),
+        Admit::No {
+            until: Instant::now() + Duration::from_secs(5)
+        }
+    );
+    tokio::time::advance(Duration::from_secs(5)).await;
+    assert_eq!(breaker.admit(), Admit::Probe);
+    // The probe has not answered: the others are told to look again in a second (less
+    // than the cooldown), not sent.
+    assert_eq!(
+        breaker.admit(),
+        Admit::No {
+            until: Instant::now() + Duration::from_secs(1)
+        }
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn when_every_circuit_is_open_the_call_fails_fast_naming_them_or_waits() {
     let primary = named("primary");
     let backup = named("backup");
@@ -473,4 +607,42 @@ async fn timeouts_per_attempt_first_chunk_and_gap() {
     assert_eq!(e.kind(), ErrorKind::StreamInterrupted, "{e}");
     assert_eq!(e.partial().unwrap().text, "a");
     assert!(e.to_string().contains("gap timeout"), "{e}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_gap_or_a_total_limit_alone_still_watches_the_stream() {
+    let slow = || {
+        ScriptedStream::new()
+            .text("a")
+            .text("b")
+            .text("c")
+            .text("d")
+            .finish(FinishReason::Stop)
+            .gap(Duration::from_millis(1500))
+    };
+
+    let mock = MockDriver::new();
+    let p = Provider::builder(mock.clone())
+        .timeout(TimeoutLayer::new().gap(Duration::from_secs(1)))
+        .build();
+    mock.push_stream(slow());
+    let e = collect_stream(p.chat_stream(req("q")).await.unwrap())
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("gap timeout"), "{e}");
+    assert_eq!(e.partial().unwrap().text, "a");
+
+    let mock = MockDriver::new();
+    let p = Provider::builder(mock.clone())
+        .timeout(TimeoutLayer::new().total(Duration::from_secs(4)))
+        .build();
+    mock.push_stream(slow());
+    let start = Instant::now();
+    let e = collect_stream(p.chat_stream(req("q")).await.unwrap())
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("total time limit"), "{e}");
+    // Events at 1.5, 3 and 4.5 s: two arrived in time.
+    assert_eq!(e.partial().unwrap().text, "ab");
+    assert_eq!(start.elapsed(), Duration::from_secs(4));
 }
