@@ -1,5 +1,5 @@
 //! Configuration: `from_env` (through a lookup, since tests must not change the process
-//! environment), URL handling, defaults.
+//! environment; the real environment in a child process), URL handling, defaults.
 
 use std::collections::HashMap;
 
@@ -32,6 +32,63 @@ fn from_env_requires_a_key_only_for_openai_itself() {
     assert!(format!("{local:?}").contains("<none>"));
 }
 
+/// Set in the child process `from_env_reads_the_process_environment` starts.
+const CHILD: &str = "NOVA_OPENAI_FROM_ENV_CHILD";
+
+#[test]
+fn from_env_reads_the_process_environment() {
+    // The test runs itself again in a child process with the variables set: this process's
+    // environment, shared by every test thread, is left alone.
+    match std::env::var(CHILD).as_deref() {
+        Ok("key") => {
+            let d = OpenAiDriver::from_env().unwrap();
+            let shown = format!("{d:?}");
+            assert!(shown.contains("127.0.0.1:9/v1/chat/completions"), "{shown}");
+            assert!(shown.contains("<redacted>") && !shown.contains("sk-from-env"));
+            return;
+        }
+        Ok(_) => {
+            let err = OpenAiDriver::from_env().unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Authentication);
+            return;
+        }
+        Err(_) => {}
+    }
+    let run = |mode: &str, vars: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+        cmd.args([
+            "--exact",
+            "tests::config::from_env_reads_the_process_environment",
+            "--test-threads=1",
+        ])
+        .env(CHILD, mode);
+        for var in [
+            "OPENAI_API_KEY",
+            "OPENAI_BASE_URL",
+            "OPENAI_ORG_ID",
+            "OPENAI_PROJECT_ID",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd.envs(vars.iter().copied());
+        let out = cmd.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "{mode}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(
+        "key",
+        &[
+            ("OPENAI_API_KEY", "sk-from-env"),
+            ("OPENAI_BASE_URL", "http://127.0.0.1:9/v1"),
+        ],
+    );
+    run("no key", &[]);
+}
+
 #[test]
 fn from_env_reads_every_variable() {
     let b = OpenAiBuilder::from_lookup(lookup(&[
@@ -47,6 +104,18 @@ fn from_env_reads_every_variable() {
     assert_eq!(d.default_model(), DEFAULT_MODEL);
     assert_eq!(d.name(), "openai");
     assert!(d.capabilities().streaming && d.capabilities().completions);
+}
+
+#[test]
+fn a_named_driver_reports_its_name() {
+    // The name events, metrics and fallback chains show: two servers need two names.
+    let d = OpenAiDriver::builder()
+        .name("local-vllm")
+        .base_url("http://127.0.0.1:8000/v1")
+        .build()
+        .unwrap();
+    assert_eq!(d.name(), "local-vllm");
+    assert!(format!("{d:?}").contains("local-vllm"));
 }
 
 #[test]

@@ -460,6 +460,10 @@ async fn the_key_never_appears_in_debug_display_or_errors() {
         assert!(!shown.contains("SECRET"), "key leaked: {shown}");
     }
     assert!(format!("{d:?}").contains("<redacted>"));
+    assert_eq!(
+        format!("{:?}", crate::ApiKey::new(KEY)),
+        "ApiKey(<redacted>)"
+    );
     // Hidden from output, but handed on whole to code that asks for it.
     assert_eq!(crate::ApiKey::from(KEY).expose(), KEY);
     // An unusable key is rejected without showing it.

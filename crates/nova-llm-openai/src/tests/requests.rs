@@ -289,11 +289,48 @@ async fn azure_uses_deployment_url_api_version_and_api_key_header() {
         .api_key(KEY)
         .build()
         .unwrap();
-    d.prompt("hi").await.unwrap();
+    d.chat(ChatRequest::new(Dialog::new().user("hi")).max_tokens(7))
+        .await
+        .unwrap();
     let reqs = server.received_requests().await.unwrap();
     assert!(reqs[0].headers.get("authorization").is_none());
     let body: Value = serde_json::from_slice(&reqs[0].body).unwrap();
     assert_eq!(body["model"], "my-gpt");
+    // Azure serves OpenAI's own models: the newer token field, as for api.openai.com.
+    assert_eq!(body["max_completion_tokens"], 7);
+    assert!(body.get("max_tokens").is_none());
+}
+
+#[tokio::test]
+async fn the_default_model_and_a_client_of_ones_own_are_used() {
+    let server = server_with_chat().await;
+    // This workspace builds reqwest without a crypto provider (the driver brings its own
+    // TLS configuration), so a client built by hand needs one installed first.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::builder()
+        .user_agent("nova-test/1")
+        .build()
+        .unwrap();
+    let d = OpenAiDriver::builder()
+        .base_url(format!("{}/v1", server.uri()))
+        .default_model("llama3.2")
+        .client(client)
+        .build()
+        .unwrap();
+    assert_eq!(d.default_model(), "llama3.2");
+    d.prompt("hi").await.unwrap();
+    d.chat(ChatRequest::new(Dialog::new().user("hi")).model("qwen2.5"))
+        .await
+        .unwrap();
+    let reqs = server.received_requests().await.unwrap();
+    let models: Vec<Value> = reqs
+        .iter()
+        .map(|r| serde_json::from_slice::<Value>(&r.body).unwrap()["model"].clone())
+        .collect();
+    assert_eq!(models, [json!("llama3.2"), json!("qwen2.5")]);
+    for r in &reqs {
+        assert_eq!(r.headers.get("user-agent").unwrap(), "nova-test/1");
+    }
 }
 
 #[tokio::test]

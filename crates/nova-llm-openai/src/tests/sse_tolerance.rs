@@ -219,6 +219,25 @@ fn a_finish_reason_without_done_completes_the_reply() {
 }
 
 #[test]
+fn a_last_event_without_its_blank_line_or_newline_is_still_read() {
+    // Some servers close the connection right after the last `data:` line.
+    for tail in ["\n", ""] {
+        let s = format!(
+            "{}data: {}{tail}",
+            data(&text_chunk("a")),
+            finish_chunk("stop")
+        );
+        let (items, complete) = decode(&[s.as_bytes()]);
+        assert!(complete, "{tail:?}");
+        let mut acc = StreamAccumulator::new();
+        for item in items {
+            acc.push(&item.unwrap());
+        }
+        assert_eq!(acc.finish().unwrap().text(), "a");
+    }
+}
+
+#[test]
 fn tool_call_deltas_that_repeat_id_and_name_are_joined_once() {
     let tc = |args: &str| {
         json!({"choices": [{"index": 0, "delta": {"tool_calls": [
@@ -382,6 +401,16 @@ fn an_event_of_endless_data_lines_is_an_error_not_unbounded_growth() {
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].as_ref().unwrap_err().kind(), ErrorKind::Decode);
     assert!(d.buffered_bytes() <= 4 * 1024, "{}", d.buffered_bytes());
+}
+
+#[test]
+fn the_decoder_counts_the_part_of_an_event_it_holds() {
+    // The measure the flat-memory test relies on: a partial event is counted.
+    let mut d = ChunkDecoder::new(Default::default(), 1 << 20);
+    let mut out = VecDeque::new();
+    d.feed(format!("data: {}", "x".repeat(5000)).as_bytes(), &mut out);
+    assert!(out.is_empty());
+    assert!(d.buffered_bytes() >= 5000, "{}", d.buffered_bytes());
 }
 
 #[test]
