@@ -319,6 +319,11 @@ mod tests {
         assert_eq!(parse_reset("1h2m3.5s"), Some(ms(3_723_500)));
         assert_eq!(parse_reset("0.5s"), Some(ms(500)));
         assert_eq!(parse_reset("12"), Some(ms(12_000)));
+        let us = Duration::from_micros;
+        assert_eq!(parse_reset("250us"), Some(us(250)));
+        assert_eq!(parse_reset("250µs"), Some(us(250)));
+        assert_eq!(parse_reset("2000ns"), Some(us(2)));
+        assert_eq!(parse_reset("1s500ms"), Some(ms(1500)));
         assert_eq!(parse_reset("soon"), None);
         assert_eq!(parse_reset("5x"), None);
         assert_eq!(parse_reset(""), None);
@@ -414,5 +419,8 @@ mod tests {
         let cut = one_line(&long);
         assert_eq!(cut.chars().count(), MAX_MESSAGE_CHARS + 1);
         assert!(cut.ends_with('…'));
+        // Exactly at the limit: nothing was cut, so no ellipsis.
+        let whole = "é".repeat(MAX_MESSAGE_CHARS);
+        assert_eq!(one_line(&whole), whole);
     }
 }

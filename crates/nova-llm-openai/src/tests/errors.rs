@@ -104,6 +104,22 @@ async fn status_400_context_length_exceeded() {
     .await;
     assert_eq!(e.kind(), ErrorKind::ContextLengthExceeded);
     assert!(!e.is_retryable());
+
+    // Compatible servers say it in words only (vLLM, llama.cpp), or in a code only.
+    for (message, code) in [
+        (
+            "This model's maximum context length is 4096 tokens. However, you requested 5000",
+            Value::Null,
+        ),
+        ("request too long", json!("context_length_exceeded")),
+    ] {
+        let e = status_error(
+            400,
+            openai_error(message, "invalid_request_error", code.clone()),
+        )
+        .await;
+        assert_eq!(e.kind(), ErrorKind::ContextLengthExceeded, "{message}");
+    }
 }
 
 #[tokio::test]
@@ -247,6 +263,50 @@ async fn status_429_insufficient_quota_is_quota_exceeded_and_not_retryable() {
     .await;
     assert_eq!(e.kind(), ErrorKind::QuotaExceeded);
     assert!(!e.is_retryable());
+}
+
+#[tokio::test]
+async fn quota_and_content_filtering_are_recognised_by_type_or_code_alone() {
+    for (status, kind, code, want) in [
+        (
+            429,
+            "insufficient_quota",
+            Value::Null,
+            ErrorKind::QuotaExceeded,
+        ),
+        (
+            429,
+            "requests",
+            json!("insufficient_quota"),
+            ErrorKind::QuotaExceeded,
+        ),
+        (
+            400,
+            "content_filter",
+            Value::Null,
+            ErrorKind::ContentFiltered,
+        ),
+        (
+            400,
+            "invalid_request_error",
+            json!("content_filter"),
+            ErrorKind::ContentFiltered,
+        ),
+    ] {
+        let e = status_error(status, openai_error("refused", kind, code.clone())).await;
+        assert_eq!(e.kind(), want, "{kind} {code}");
+        assert!(!e.is_retryable(), "{kind} {code}");
+    }
+}
+
+#[tokio::test]
+async fn an_unexpected_client_status_is_other_and_not_retried() {
+    for status in [402, 409, 418] {
+        let e = status_error(status, openai_error("odd", "odd_error", Value::Null)).await;
+        assert_eq!(e.kind(), ErrorKind::Other, "{status}");
+        assert!(!e.is_retryable(), "{status}");
+        assert_eq!(e.status(), Some(status));
+    }
 }
 
 #[tokio::test]

@@ -269,6 +269,12 @@ fn tool_call_deltas_that_repeat_id_and_name_are_joined_once() {
         ]
     );
     assert_eq!(r.finish_reason, FinishReason::ToolCalls);
+
+    // A server that sends no finish reason: tool calls still end as `ToolCalls`.
+    let s = [data(&tc("{}")), "data: [DONE]\n\n".to_owned()].concat();
+    let r = reply(&[s.as_bytes()]).unwrap();
+    assert_eq!(r.tool_calls().len(), 1);
+    assert_eq!(r.finish_reason, FinishReason::ToolCalls);
 }
 
 #[test]
