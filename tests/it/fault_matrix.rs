@@ -239,6 +239,21 @@ fn cases() -> Vec<(&'static str, Value, u64, Outcome, Outcome)> {
             Ok(OK3),
             Ok(OK3),
         ),
+        // The connection breaks inside a plain reply's body (a stream is unaffected).
+        (
+            "body cut once",
+            json!({"kind": "cut_body"}),
+            2,
+            Ok(OK3),
+            Ok(OK3),
+        ),
+        (
+            "body cut always",
+            json!({"kind": "cut_body"}),
+            1,
+            Ok(OK3),
+            Ok(OK3),
+        ),
         (
             "slow first byte",
             json!({"kind": "slow_first_byte", "ms": 50}),
@@ -349,6 +364,36 @@ async fn every_fault_recovers_or_fails_with_the_right_kind() {
         s.cache.in_flight(),
         0,
         "a single-flight entry was left behind"
+    );
+}
+
+#[tokio::test]
+async fn a_reply_cut_inside_its_body_is_a_connection_error_that_a_retry_recovers() {
+    // In the matrix a fallback hides which error it was; here there is none to hide it.
+    let server = TestServer::start().await.unwrap();
+    let driver = OpenAiDriver::builder()
+        .base_url(server.base_url())
+        .build()
+        .unwrap();
+    let cut = |key: &str, every: u64| {
+        request(
+            key,
+            json!({"key": key, "every": every, "fault": {"kind": "cut_body"}}),
+        )
+    };
+    let e = driver.chat(cut("bare", 1)).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Connection, "{e}");
+    assert!(e.is_retryable());
+    let provider = Provider::builder(driver)
+        .retry(RetryLayer::new().backoff(Duration::from_millis(1), Duration::from_millis(5)))
+        .build();
+    let mut rx = provider.subscribe();
+    let reply = provider.chat(cut("retried", 2)).await.unwrap();
+    assert_eq!(reply.text(), OK3);
+    assert!(
+        rx.drain()
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::RetryScheduled { .. }))
     );
 }
 

@@ -15,8 +15,9 @@
 //! `non_json` (an HTML page with `status`), `error_event` (an `{"error":...}` event after
 //! `after` chunks), `cut` (the stream ends after `after` chunks, with or without `[DONE]`),
 //! `stall` (nothing more after `after` chunks, connection held), `reset` (the connection
-//! is dropped without a response), `huge` (a body of `bytes` bytes), `malformed` (invalid
-//! JSON with status 200), `slow_first_byte` (`ms` before the response). With `every: n`
+//! is dropped without a response), `cut_body` (a plain response announces its whole length
+//! and sends half: the connection breaks inside the body), `huge` (a body of `bytes` bytes),
+//! `malformed` (invalid JSON with status 200), `slow_first_byte` (`ms` before the response). With `every: n`
 //! the fault applies to the 1st, (n+1)th, (2n+1)th... request of its `key`, so a retry or
 //! a fallback can succeed; with `only_model: m`, only requests for model `m` get it.
 //!
@@ -294,6 +295,9 @@ async fn handle(
         "slow_first_byte" => {
             tokio::time::sleep(Duration::from_millis(s.fault_n("ms"))).await;
         }
+        "cut_body" if !body["stream"].as_bool().unwrap_or(false) => {
+            return Ok(cut_short(plain_body(&s, legacy, &model)));
+        }
         _ => {}
     }
     if !s.wait.is_zero() {
@@ -311,6 +315,38 @@ fn usage(s: &Scenario) -> Value {
 }
 
 fn plain(s: &Scenario, legacy: bool, model: &str) -> Response<Body> {
+    full(
+        StatusCode::OK,
+        "application/json",
+        plain_body(s, legacy, model),
+    )
+}
+
+/// A response that announces all of `body` and sends only its first half: the connection
+/// breaks inside the body.
+fn cut_short(body: String) -> Response<Body> {
+    let length = body.len();
+    let half = Bytes::from(body.into_bytes()).slice(..length / 2);
+    // A pause after the half, so that the head and the half go out before the body ends.
+    let frames = futures_util::stream::unfold(Some(half), |half| async move {
+        match half {
+            Some(half) => Some((Ok::<_, Infallible>(Frame::data(half)), None)),
+            None => {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                None
+            }
+        }
+    });
+    let mut r = Response::new(StreamBody::new(frames).boxed());
+    r.headers_mut()
+        .insert("content-length", hyper::header::HeaderValue::from(length));
+    if let Ok(v) = "application/json".parse() {
+        r.headers_mut().insert("content-type", v);
+    }
+    r
+}
+
+fn plain_body(s: &Scenario, legacy: bool, model: &str) -> String {
     let body = if legacy {
         json!({"id": "cmpl-test", "object": "text_completion", "created": CREATED, "model": model,
                "choices": [{"index": 0, "text": s.text(), "logprobs": null, "finish_reason": "stop"}], "usage": usage(s)})
@@ -326,7 +362,7 @@ fn plain(s: &Scenario, legacy: bool, model: &str) -> Response<Body> {
                "system_fingerprint": "fp_test",
                "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}], "usage": usage(s)})
     };
-    full(StatusCode::OK, "application/json", body.to_string())
+    body.to_string()
 }
 
 fn event(data: &Value) -> String {

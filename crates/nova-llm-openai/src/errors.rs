@@ -294,6 +294,21 @@ pub(crate) fn from_reqwest(e: reqwest::Error, during: &str) -> LlmError {
     LlmError::new(kind, format!("{during} {what}")).with_source(e.without_url())
 }
 
+/// A failure while a response body is read. reqwest reports those as decode errors, but
+/// this driver turns on no content decoding, so they are the transport's: the connection
+/// was reset or closed before the body was complete. Retryable, like any broken connection.
+pub(crate) fn from_body_read(e: reqwest::Error) -> LlmError {
+    let (kind, message) = if e.is_timeout() {
+        (ErrorKind::Timeout, "reading the response timed out")
+    } else {
+        (
+            ErrorKind::Connection,
+            "the connection broke while the response was read",
+        )
+    };
+    LlmError::new(kind, message).with_source(e.without_url())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -220,11 +220,7 @@ async fn read_limited(mut response: Response, limit: usize) -> Result<Vec<u8>, L
             .map_or(8 * 1024, |n| n as usize)
             .min(limit),
     );
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| errors::from_reqwest(e, "reading the response"))?
-    {
+    while let Some(chunk) = response.chunk().await.map_err(errors::from_body_read)? {
         if body.len() + chunk.len() > limit {
             return Err(too_big());
         }

@@ -364,6 +364,7 @@ async fn an_unreachable_server_is_a_connection_error() {
     let d = driver_for(&format!("http://127.0.0.1:{port}/v1"));
     let e = d.prompt("q").await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Connection);
+    assert_eq!(e.message(), "the request could not connect");
     assert!(e.is_retryable());
     assert!(std::error::Error::source(&e).is_some());
     let e = d
@@ -372,6 +373,23 @@ async fn an_unreachable_server_is_a_connection_error() {
         .err()
         .unwrap();
     assert_eq!(e.kind(), ErrorKind::Connection);
+}
+
+#[tokio::test]
+async fn a_connection_cut_inside_the_body_is_a_retryable_connection_error() {
+    let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 400\r\n\r\n";
+    let (base, _closed) = raw_server(
+        head,
+        vec![Step::Write(br#"{"choices": [{"message": "#.to_vec())],
+        End::Close,
+    );
+    let e = driver_for(&base).prompt("q").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Connection, "{e}");
+    assert_eq!(
+        e.message(),
+        "the connection broke while the response was read"
+    );
+    assert!(e.is_retryable());
 }
 
 #[tokio::test(start_paused = true)]
@@ -388,6 +406,7 @@ async fn a_slow_server_is_a_timeout() {
         .unwrap();
     let e = d.prompt("q").await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Timeout);
+    assert_eq!(e.message(), "the request timed out");
     let e = d
         .chat_stream(ChatRequest::new(Dialog::new().user("q")))
         .await

@@ -344,6 +344,39 @@ fn an_error_payload_mid_stream_is_a_classified_error_item() {
 }
 
 #[test]
+fn a_mid_stream_error_is_classified_by_its_type_or_its_code() {
+    for (kind, code, want) in [
+        (
+            json!("rate_limit_error"),
+            Value::Null,
+            ErrorKind::RateLimited,
+        ),
+        (
+            json!("tokens"),
+            json!("rate_limit_exceeded"),
+            ErrorKind::RateLimited,
+        ),
+        (
+            json!("overloaded_error"),
+            Value::Null,
+            ErrorKind::Overloaded,
+        ),
+        (Value::Null, json!("overloaded"), ErrorKind::Overloaded),
+        (
+            json!("invalid_request_error"),
+            Value::Null,
+            ErrorKind::InvalidRequest,
+        ),
+        (json!("server_error"), Value::Null, ErrorKind::Server),
+    ] {
+        let s = data(&json!({"error": {"message": "no", "type": kind, "code": code}}));
+        let (items, _) = decode(&[s.as_bytes()]);
+        let err = items.last().unwrap().as_ref().unwrap_err();
+        assert_eq!(err.kind(), want, "{kind} {code}");
+    }
+}
+
+#[test]
 fn an_error_event_mid_stream_is_a_classified_error_item() {
     let s = format!(
         "{}event: error\ndata: {{\"error\": {{\"message\": \"Overloaded\", \"type\": \"overloaded_error\"}}}}\n\n",
