@@ -376,6 +376,16 @@ async fn an_unreachable_server_is_a_connection_error() {
 }
 
 #[tokio::test]
+async fn a_server_that_hangs_up_without_answering_is_a_connection_error() {
+    let (base, _closed) = raw_server("", Vec::new(), End::Close);
+    let e = driver_for(&base).prompt("q").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Connection, "{e}");
+    // It connected: the request failed afterwards.
+    assert_eq!(e.message(), "the request failed");
+    assert!(e.is_retryable());
+}
+
+#[tokio::test]
 async fn a_connection_cut_inside_the_body_is_a_retryable_connection_error() {
     let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 400\r\n\r\n";
     let (base, _closed) = raw_server(

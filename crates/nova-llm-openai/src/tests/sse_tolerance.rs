@@ -412,6 +412,18 @@ fn malformed_chunks_and_overlong_lines_are_decode_errors() {
     d.feed(format!("data: {}", "x".repeat(100)).as_bytes(), &mut out);
     assert_eq!(out[0].as_ref().unwrap_err().kind(), ErrorKind::Decode);
     assert!(d.is_closed());
+
+    // A line under the limit that arrives in pieces is measured whole, not rejected.
+    let line = data(&text_chunk("fits"));
+    assert!(line.len() < 256);
+    let mut d = ChunkDecoder::new(Default::default(), 256);
+    let mut out = VecDeque::new();
+    for piece in line.as_bytes().chunks(line.len() / 3 + 1) {
+        d.feed(piece, &mut out);
+    }
+    assert!(!d.is_closed());
+    assert_eq!(out.len(), 2, "start and the text: {out:?}");
+    assert!(out.iter().all(Result::is_ok));
 }
 
 #[test]
