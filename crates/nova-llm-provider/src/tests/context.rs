@@ -12,7 +12,8 @@ use crate::context::{
 use crate::{EventKind, Provider};
 
 /// A random dialog: maybe a system row, then turns of user / assistant / assistant tool
-/// calls with their tool results, with hidden rows sprinkled in.
+/// calls with their tool results, with hidden rows sprinkled in. The last turn may end
+/// with tool results.
 fn random_dialog(rng: &mut fastrand::Rng) -> Dialog {
     let mut d = Dialog::new();
     if rng.bool() {
@@ -20,7 +21,7 @@ fn random_dialog(rng: &mut fastrand::Rng) -> Dialog {
     }
     let turns = rng.usize(1..30);
     let mut call = 0;
-    for _ in 0..turns {
+    for turn in 0..turns {
         let text = |rng: &mut fastrand::Rng| "word ".repeat(rng.usize(1..60));
         d = d.user(text(rng));
         if rng.u8(0..4) == 0 {
@@ -43,7 +44,10 @@ fn random_dialog(rng: &mut fastrand::Rng) -> Dialog {
                     d = d.tool_result(format!("c{call}_{k}"), text(rng));
                 }
                 call += 1;
-                d = d.assistant(text(rng));
+                // An agent's request often ends with the tool results, awaiting the answer.
+                if turn + 1 < turns || rng.bool() {
+                    d = d.assistant(text(rng));
+                }
             }
             _ => {}
         }
@@ -147,6 +151,25 @@ fn trimming_never_exceeds_the_budget_and_never_breaks_the_dialog() {
         }
     }
     assert!(trimmed_some > 100, "the property test trimmed too rarely");
+}
+
+#[test]
+fn an_agents_request_ending_with_tool_results_keeps_them_with_their_call() {
+    let long = "word ".repeat(200);
+    let call = Message::assistant("").with_tool_call(ToolCall::new("c1", "lookup", "{}"));
+    let d = Dialog::new()
+        .system("s")
+        .user(&long)
+        .assistant(&long)
+        .user("look it up")
+        .message(call.clone())
+        .tool_result("c1", "found");
+    let t = trim(&d, 100, &Estimator, TrimStrategy::DropOldest).unwrap();
+    assert_eq!(t.dropped.len(), 2, "the old turn went");
+    let rows = t.dialog.messages();
+    assert_eq!(rows.len(), 4);
+    assert_eq!(rows[2], call);
+    assert_eq!(rows[3].tool_call_id.as_deref(), Some("c1"));
 }
 
 #[test]

@@ -160,13 +160,16 @@ fn usage_is_estimated_and_flagged_when_a_stream_reports_none() {
     });
 }
 
-/// Answers every plain call with text and reasoning, and no usage.
+/// Answers every plain call with text, reasoning and a tool call, and no usage.
 struct NoUsage;
 
 #[async_trait]
 impl LlmDriver for NoUsage {
     async fn chat(&self, _: ChatRequest) -> Result<ChatResponse, LlmError> {
-        let mut reply = ChatResponse::new(nova_llm_core::Message::assistant("twelve chars"));
+        let message = nova_llm_core::Message::assistant("twelve chars").with_tool_call(
+            nova_llm_core::ToolCall::new("call_1", "lookup", "{\"q\":1}"),
+        );
+        let mut reply = ChatResponse::new(message);
         reply.reasoning = Some("nine more".into());
         Ok(reply)
     }
@@ -182,8 +185,8 @@ fn a_plain_call_without_usage_is_estimated_from_the_text_of_every_part() {
         let p = Provider::new(NoUsage);
         let mut rx = p.subscribe();
         // Sent: "abcdefg" and "hijklmnop" joined by a newline, the image not counted:
-        // 17 characters, 5 tokens. Received: 12 characters of text and 9 of reasoning,
-        // 6 tokens.
+        // 17 characters, 5 tokens. Received: 12 characters of text, 9 of reasoning and
+        // 13 of the tool call's name and arguments: 34, 9 tokens.
         let row = nova_llm_core::Message::user_parts([
             ContentPart::text("abcdefg"),
             ContentPart::image_url("https://example.com/a.png"),
@@ -192,7 +195,7 @@ fn a_plain_call_without_usage_is_estimated_from_the_text_of_every_part() {
         let request = ChatRequest::new(nova_llm_core::Dialog::new().message(row)).model("gpt-4o");
         p.chat(request).await.unwrap();
         let c = completions(rx.drain());
-        assert_eq!(c[0].usage, Usage::new(5, 6).with_estimated(true));
+        assert_eq!(c[0].usage, Usage::new(5, 9).with_estimated(true));
     });
 }
 

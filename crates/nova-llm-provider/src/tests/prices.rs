@@ -38,8 +38,16 @@ fn cost_charges_cached_input_at_its_own_rate() {
 fn tables_can_be_emptied_overridden_and_labelled() {
     let t = PriceTable::empty();
     assert_eq!(t.cost("gpt-4o", &Usage::new(1, 1)), None);
+    assert_eq!(t.version(), "custom");
     let mut t = PriceTable::builtin().with_version("ours-2026-11");
     t.insert("gpt-4o", Price::per_million(1.0, 1.0));
     assert_eq!(t.cost("gpt-4o", &Usage::new(500_000, 500_000)), Some(1.0));
     assert_eq!(t.version(), "ours-2026-11");
+    // The events layer prices with the table it was given.
+    let layer = crate::events::EventsLayer::new(std::sync::Arc::new(t), false);
+    assert_eq!(layer.prices().version(), "ours-2026-11");
+    assert_eq!(
+        layer.prices().cost("gpt-4o", &Usage::new(500_000, 500_000)),
+        Some(1.0)
+    );
 }
