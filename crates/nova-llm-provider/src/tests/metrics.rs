@@ -160,6 +160,39 @@ fn usage_is_estimated_and_flagged_when_a_stream_reports_none() {
     });
 }
 
+#[test]
+fn a_stream_is_priced_by_the_model_that_answered_and_its_reasoning_counts() {
+    super::run(async {
+        let mock = MockDriver::new();
+        let p = Provider::new(mock.clone());
+        let mut rx = p.subscribe();
+        // Asked for gpt-4o, answered by gpt-4o-mini. 12 characters sent; 8 of reasoning
+        // and 4 of text received: 3 and 3 tokens.
+        mock.push_stream(
+            ScriptedStream::new()
+                .event(StreamEvent::start(nova_llm_core::StreamStart::new(
+                    "r1",
+                    "gpt-4o-mini",
+                )))
+                .reasoning("thinking")
+                .text("abcd")
+                .finish(FinishReason::Stop),
+        );
+        collect_stream(
+            p.chat_stream(req("twelve chars").model("gpt-4o"))
+                .await
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+        let c = completions(rx.drain());
+        assert_eq!(c[0].response_model, "gpt-4o-mini");
+        assert_eq!(c[0].usage, Usage::new(3, 3).with_estimated(true));
+        let want = (3.0 * 0.15 + 3.0 * 0.60) / 1e6;
+        assert!((c[0].cost_usd.unwrap() - want).abs() < 1e-15);
+    });
+}
+
 /// Answers every plain call with text, reasoning and a tool call, and no usage.
 struct NoUsage;
 
