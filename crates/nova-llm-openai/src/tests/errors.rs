@@ -206,6 +206,32 @@ async fn status_413_and_422_are_invalid_request() {
 }
 
 #[tokio::test]
+async fn every_error_body_shape_of_compatible_servers_gives_its_message() {
+    for (body, message) in [
+        // Ollama, LiteLLM.
+        (
+            json!({"error": "model 'llama9' not found"}),
+            "model 'llama9' not found",
+        ),
+        // FastAPI (vLLM's and many proxies' own errors).
+        (json!({"detail": "Not authenticated"}), "Not authenticated"),
+        (
+            json!({"detail": [{"loc": ["body"], "msg": "field required"}]}),
+            r#"[{"loc":["body"],"msg":"field required"}]"#,
+        ),
+        (json!({"message": "no such route"}), "no such route"),
+        (
+            json!({"error": {"code": "x"}}),
+            "the service gave no message",
+        ),
+    ] {
+        let e = status_error(404, body.clone()).await;
+        assert_eq!(e.kind(), ErrorKind::NotFound, "{body}");
+        assert_eq!(e.message(), message, "{body}");
+    }
+}
+
+#[tokio::test]
 async fn status_429_is_rate_limited_with_retry_after_seconds() {
     let e = error_for(
         ResponseTemplate::new(429)

@@ -187,7 +187,9 @@ async fn messages_of_every_kind_are_encoded_and_hidden_rows_skipped() {
         .message(Message::assistant("").with_tool_call(ToolCall::new("c1", "lookup", "{\"q\":1}")))
         .tool_result("c1", "42")
         .message(Message::user("scratch").with_hidden(true))
-        .message(Message::new("developer".into(), "dev note"));
+        .message(Message::new("developer".into(), "dev note"))
+        // An empty reply without tool calls is an empty string, not null.
+        .assistant("");
     let body = sent_body(ChatRequest::new(dialog)).await;
     assert_eq!(
         body["messages"],
@@ -202,7 +204,8 @@ async fn messages_of_every_kind_are_encoded_and_hidden_rows_skipped() {
                 {"id": "c1", "type": "function", "function": {"name": "lookup", "arguments": "{\"q\":1}"}}
             ]},
             {"role": "tool", "content": "42", "tool_call_id": "c1"},
-            {"role": "developer", "content": "dev note"}
+            {"role": "developer", "content": "dev note"},
+            {"role": "assistant", "content": ""}
         ])
     );
 }
