@@ -109,6 +109,14 @@ fn a_refusal_is_a_content_filter_finish_with_the_refusal_text() {
     assert_eq!(r.finish_reason, FinishReason::ContentFilter);
     assert_eq!(r.raw_finish_reason.as_deref(), Some("stop"));
     assert_eq!(r.message.metadata["refusal"], true);
+
+    // Content beside the refusal is kept as the text; the refusal still marks the reply.
+    let r = parse(choice(
+        json!({"role": "assistant", "content": "Partly:", "refusal": "not the rest"}),
+        json!("stop"),
+    ));
+    assert_eq!(r.text(), "Partly:");
+    assert_eq!(r.finish_reason, FinishReason::ContentFilter);
 }
 
 #[test]
