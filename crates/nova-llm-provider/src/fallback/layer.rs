@@ -72,7 +72,9 @@ impl Target {
 /// - Moves on after a retryable error; after another error only for the kinds given to
 ///   [`also_on`](Self::also_on). A context-length error goes to the
 ///   [`on_context_length`](Self::on_context_length) chain and a content-filter error to the
-///   [`on_content_filter`](Self::on_content_filter) chain, when they are set.
+///   [`on_content_filter`](Self::on_content_filter) chain, when they are set. Such a chain
+///   is tried in order (a driver that overflows too passes the call to the next, larger
+///   one) and entered at most once per call.
 /// - **Streams** switch drivers only before their first content event. A failure after
 ///   content has started ends the stream with a `StreamInterrupted` error carrying the
 ///   partial text, tool calls and usage: nothing already generated is lost.
@@ -189,22 +191,28 @@ impl FallbackLayer {
     }
 
     /// Where to go after `err` from the chain `current`: another chain, the next driver of
-    /// this one, or nowhere.
-    fn after(&self, err: &LlmError, current: Chain) -> Option<Chain> {
-        match err.kind() {
-            ErrorKind::ContextLengthExceeded
-                if current != Chain::ContextLength && !self.on_context_length.is_empty() =>
-            {
-                Some(Chain::ContextLength)
+    /// this one, or nowhere. Inside its own chain, a context-length (or content-filter)
+    /// error moves on to the chain's next driver; each of those two chains is entered at
+    /// most once per call (`entered`), so two drivers that send a call back and forth
+    /// between them cannot loop.
+    fn after(&self, err: &LlmError, current: Chain, entered: &[Chain]) -> Option<Chain> {
+        let kind = err.kind();
+        let own = match kind {
+            ErrorKind::ContextLengthExceeded => {
+                Some((Chain::ContextLength, &self.on_context_length))
             }
-            ErrorKind::ContentFiltered
-                if current != Chain::ContentFilter && !self.on_content_filter.is_empty() =>
-            {
-                Some(Chain::ContentFilter)
-            }
-            kind if err.is_retryable() || self.also_on.contains(&kind) => Some(current),
+            ErrorKind::ContentFiltered => Some((Chain::ContentFilter, &self.on_content_filter)),
             _ => None,
+        };
+        if let Some((chain, targets)) = own {
+            if current == chain {
+                return Some(current);
+            }
+            if !targets.is_empty() && !entered.contains(&chain) {
+                return Some(chain);
+            }
         }
+        (err.is_retryable() || self.also_on.contains(&kind)).then_some(current)
     }
 
     /// Tries the drivers in order, running the rest of the chain over each.
@@ -218,6 +226,8 @@ impl FallbackLayer {
         let primary = next.driver();
         let primary_name = primary.name().to_owned();
         let mut chain = Chain::Main;
+        // The error-specific chains this call went into.
+        let mut entered: Vec<Chain> = Vec::new();
         // Position in the current chain: `None` is the provider's own driver.
         let mut pos: Option<usize> = None;
         let mut last_err: Option<LlmError> = None;
@@ -292,12 +302,13 @@ impl FallbackLayer {
             if err.kind() != ErrorKind::Cancelled {
                 self.note(cx, breaker.as_deref(), name, !err.is_retryable());
             }
-            let Some(next_chain) = self.after(&err, chain) else {
+            let Some(next_chain) = self.after(&err, chain, &entered) else {
                 return Err(err);
             };
             let next_pos = if next_chain == chain {
                 pos.map_or(0, |i| i + 1)
             } else {
+                entered.push(next_chain);
                 0
             };
             if let Some(t) = self.list(next_chain).get(next_pos) {

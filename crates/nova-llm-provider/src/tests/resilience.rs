@@ -342,6 +342,69 @@ async fn a_stream_falls_back_before_its_first_content_and_not_after() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_context_length_chain_goes_on_to_its_next_larger_model() {
+    let primary = named("primary");
+    let big = named("big");
+    let bigger = named("bigger");
+    let p = Provider::builder(primary.clone())
+        .fallback(
+            FallbackLayer::new()
+                .on_context_length(Arc::new(big.clone()), Some("gpt-4.1"))
+                .on_context_length(Arc::new(bigger.clone()), Some("gemini-long")),
+        )
+        .build();
+    let mut rx = p.subscribe();
+    primary.push_error(err(ErrorKind::ContextLengthExceeded));
+    big.push_error(err(ErrorKind::ContextLengthExceeded));
+    assert_eq!(p.prompt("q").await.unwrap(), "f(q)");
+    assert_eq!((primary.calls(), big.calls(), bigger.calls()), (1, 1, 1));
+    assert_eq!(
+        kinds(&rx.drain()),
+        [
+            "fallback:big/gpt-4.1:ContextLengthExceeded",
+            "fallback:bigger/gemini-long:ContextLengthExceeded"
+        ]
+    );
+
+    // The last one overflows too: its error is the call's.
+    for d in [&primary, &big, &bigger] {
+        d.push_error(err(ErrorKind::ContextLengthExceeded));
+    }
+    assert_eq!(
+        p.prompt("q").await.unwrap_err().kind(),
+        ErrorKind::ContextLengthExceeded
+    );
+    assert_eq!((primary.calls(), big.calls(), bigger.calls()), (2, 2, 2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_context_and_content_chains_are_each_entered_once_per_call() {
+    // The larger model always filters, the lenient one always overflows: without a bound
+    // the call would go back and forth between the two chains for ever.
+    let primary = named("primary");
+    let big = named("big");
+    let lenient = named("lenient");
+    let p = Provider::builder(primary.clone())
+        .fallback(
+            FallbackLayer::new()
+                .on_context_length(Arc::new(big.clone()), None)
+                .on_content_filter(Arc::new(lenient.clone()), None),
+        )
+        .build();
+    primary.push_error(err(ErrorKind::ContextLengthExceeded));
+    for _ in 0..50 {
+        big.push_error(err(ErrorKind::ContentFiltered));
+        lenient.push_error(err(ErrorKind::ContextLengthExceeded));
+    }
+    let e = tokio::time::timeout(Duration::from_secs(60), p.prompt("q"))
+        .await
+        .expect("the call ends")
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::ContextLengthExceeded);
+    assert_eq!((primary.calls(), big.calls(), lenient.calls()), (1, 1, 1));
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_circuit_opens_probes_after_its_cooldown_and_closes() {
     let primary = named("primary");
     let backup = named("backup");
