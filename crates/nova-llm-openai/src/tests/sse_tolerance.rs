@@ -390,6 +390,19 @@ fn an_error_event_mid_stream_is_a_classified_error_item() {
     let err = items[0].as_ref().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Server);
     assert!(err.to_string().contains("upstream exploded"));
+    // An error given as a JSON string, as an event or inside a chunk: its text, unquoted.
+    for s in [
+        "event: error\ndata: \"quota gone\"\n\n",
+        "data: {\"error\": \"quota gone\"}\n\n",
+    ] {
+        let (items, _) = decode(&[s.as_bytes()]);
+        let err = items[0].as_ref().unwrap_err();
+        assert_eq!(
+            err.message(),
+            "the service reported an error mid-stream: quota gone",
+            "{s}"
+        );
+    }
 }
 
 #[test]
