@@ -459,14 +459,19 @@ async fn bodies_over_the_size_limit_are_decode_errors() {
         .respond_with(ResponseTemplate::new(200).set_body_json(big))
         .mount(&server)
         .await;
-    let d = OpenAiDriver::builder()
-        .base_url(format!("{}/v1", server.uri()))
-        .max_response_bytes(4096)
-        .build()
-        .unwrap();
+    let d = limited(format!("{}/v1", server.uri()));
     let e = d.prompt("q").await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Decode);
     assert!(e.to_string().contains("4096-byte limit"), "{e}");
+}
+
+/// A driver for `base` that reads bodies of at most 4096 bytes.
+fn limited(base: impl Into<String>) -> OpenAiDriver {
+    OpenAiDriver::builder()
+        .base_url(base)
+        .max_response_bytes(4096)
+        .build()
+        .unwrap()
 }
 
 /// A chat body of exactly `len` bytes (JSON padded with spaces).
@@ -483,11 +488,7 @@ async fn a_body_of_exactly_the_limit_is_read_with_or_without_a_declared_length()
         .respond_with(ResponseTemplate::new(200).set_body_raw(body_of(4096), "application/json"))
         .mount(&server)
         .await;
-    let declared = OpenAiDriver::builder()
-        .base_url(format!("{}/v1", server.uri()))
-        .max_response_bytes(4096)
-        .build()
-        .unwrap();
+    let declared = limited(format!("{}/v1", server.uri()));
     assert_eq!(declared.prompt("q").await.unwrap(), "ok");
 
     // No content-length: the body ends when the connection closes, read in two pieces.
@@ -501,11 +502,7 @@ async fn a_body_of_exactly_the_limit_is_read_with_or_without_a_declared_length()
         ],
         End::Close,
     );
-    let unsized_ = OpenAiDriver::builder()
-        .base_url(base)
-        .max_response_bytes(4096)
-        .build()
-        .unwrap();
+    let unsized_ = limited(base);
     assert_eq!(unsized_.prompt("q").await.unwrap(), "ok");
 }
 
@@ -517,11 +514,7 @@ async fn a_body_without_a_declared_length_is_cut_off_at_the_limit() {
         body.chunks(2000).map(|c| Step::Write(c.to_vec())).collect(),
         End::Close,
     );
-    let d = OpenAiDriver::builder()
-        .base_url(base)
-        .max_response_bytes(4096)
-        .build()
-        .unwrap();
+    let d = limited(base);
     let e = d.prompt("q").await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Decode);
     assert!(e.to_string().contains("4096-byte limit"), "{e}");

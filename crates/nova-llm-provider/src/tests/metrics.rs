@@ -131,30 +131,36 @@ async fn a_stream_dropped_half_way_counts_as_one_cancelled_request_without_token
     );
 }
 
+/// Streams `script` through a provider over the mock, asked for gpt-4o with 12 characters
+/// (no usage reported unless the script has some): the provider and the call's completion.
+async fn streamed_completion(script: ScriptedStream) -> (Provider, Completion) {
+    let mock = MockDriver::new();
+    let p = Provider::new(mock.clone());
+    let mut rx = p.subscribe();
+    mock.push_stream(script);
+    let s = p
+        .chat_stream(req("twelve chars").model("gpt-4o"))
+        .await
+        .unwrap();
+    collect_stream(s).await.unwrap();
+    let c = completions(rx.drain()).remove(0);
+    (p, c)
+}
+
 #[test]
 fn usage_is_estimated_and_flagged_when_a_stream_reports_none() {
     super::run(async {
-        let mock = MockDriver::new();
-        let p = Provider::new(mock.clone());
-        let mut rx = p.subscribe();
         // 12 characters sent, 9 received: 3 and 3 tokens at four characters a token.
-        mock.push_stream(
+        let (p, c) = streamed_completion(
             ScriptedStream::new()
                 .text("abcd")
                 .text("efghi")
                 .finish(FinishReason::Stop),
-        );
-        collect_stream(
-            p.chat_stream(req("twelve chars").model("gpt-4o"))
-                .await
-                .unwrap(),
         )
-        .await
-        .unwrap();
-        let c = completions(rx.drain());
-        assert_eq!(c[0].usage, Usage::new(3, 3).with_estimated(true));
+        .await;
+        assert_eq!(c.usage, Usage::new(3, 3).with_estimated(true));
         let want = (3.0 * 2.50 + 3.0 * 10.0) / 1e6;
-        assert!((c[0].cost_usd.unwrap() - want).abs() < 1e-15);
+        assert!((c.cost_usd.unwrap() - want).abs() < 1e-15);
         let m = p.metrics().unwrap().snapshot();
         assert_eq!(m.get("mock", "gpt-4o").unwrap().estimated_usage, 1);
     });
@@ -163,12 +169,9 @@ fn usage_is_estimated_and_flagged_when_a_stream_reports_none() {
 #[test]
 fn a_stream_is_priced_by_the_model_that_answered_and_its_reasoning_counts() {
     super::run(async {
-        let mock = MockDriver::new();
-        let p = Provider::new(mock.clone());
-        let mut rx = p.subscribe();
         // Asked for gpt-4o, answered by gpt-4o-mini. 12 characters sent; 8 of reasoning
         // and 4 of text received: 3 and 3 tokens.
-        mock.push_stream(
+        let (_, c) = streamed_completion(
             ScriptedStream::new()
                 .event(StreamEvent::start(nova_llm_core::StreamStart::new(
                     "r1",
@@ -177,19 +180,12 @@ fn a_stream_is_priced_by_the_model_that_answered_and_its_reasoning_counts() {
                 .reasoning("thinking")
                 .text("abcd")
                 .finish(FinishReason::Stop),
-        );
-        collect_stream(
-            p.chat_stream(req("twelve chars").model("gpt-4o"))
-                .await
-                .unwrap(),
         )
-        .await
-        .unwrap();
-        let c = completions(rx.drain());
-        assert_eq!(c[0].response_model, "gpt-4o-mini");
-        assert_eq!(c[0].usage, Usage::new(3, 3).with_estimated(true));
+        .await;
+        assert_eq!(c.response_model, "gpt-4o-mini");
+        assert_eq!(c.usage, Usage::new(3, 3).with_estimated(true));
         let want = (3.0 * 0.15 + 3.0 * 0.60) / 1e6;
-        assert!((c[0].cost_usd.unwrap() - want).abs() < 1e-15);
+        assert!((c.cost_usd.unwrap() - want).abs() < 1e-15);
     });
 }
 

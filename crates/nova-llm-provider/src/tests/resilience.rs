@@ -454,8 +454,9 @@ async fn a_circuit_opens_probes_after_its_cooldown_and_closes() {
     assert_eq!(k.last().map(String::as_str), Some("closed:primary"));
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_failure_ratio_opens_the_circuit_too() {
+/// A provider whose driver's circuit opens when half of the calls of the last 60 s failed
+/// (once there are 4), never on failures in a row.
+fn ratio_breaker() -> (MockDriver, FallbackLayer, Provider) {
     let primary = named("primary");
     let fallback = FallbackLayer::new().circuit_breaker(
         CircuitConfig::default()
@@ -465,6 +466,12 @@ async fn a_failure_ratio_opens_the_circuit_too() {
     let p = Provider::builder(primary.clone())
         .fallback(fallback.clone())
         .build();
+    (primary, fallback, p)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failure_ratio_opens_the_circuit_too() {
+    let (primary, fallback, p) = ratio_breaker();
     // ok, fail, ok, fail: the 4th call fills the window, and 2 of 4 failed.
     for i in 0..4 {
         if i % 2 == 1 {
@@ -477,15 +484,7 @@ async fn a_failure_ratio_opens_the_circuit_too() {
 
 #[tokio::test(start_paused = true)]
 async fn a_failure_ratio_under_the_threshold_leaves_the_circuit_closed() {
-    let primary = named("primary");
-    let fallback = FallbackLayer::new().circuit_breaker(
-        CircuitConfig::default()
-            .consecutive_failures(100)
-            .failure_ratio(0.5, Duration::from_secs(60), 4),
-    );
-    let p = Provider::builder(primary.clone())
-        .fallback(fallback.clone())
-        .build();
+    let (primary, fallback, p) = ratio_breaker();
     // ok, fail, ok, ok, ok, ok: never as many as half of the window failed.
     for i in 0..6 {
         if i == 1 {
@@ -498,15 +497,7 @@ async fn a_failure_ratio_under_the_threshold_leaves_the_circuit_closed() {
 
 #[tokio::test(start_paused = true)]
 async fn outcomes_older_than_the_window_no_longer_count() {
-    let primary = named("primary");
-    let fallback = FallbackLayer::new().circuit_breaker(
-        CircuitConfig::default()
-            .consecutive_failures(100)
-            .failure_ratio(0.5, Duration::from_secs(60), 4),
-    );
-    let p = Provider::builder(primary.clone())
-        .fallback(fallback.clone())
-        .build();
+    let (primary, fallback, p) = ratio_breaker();
     for _ in 0..2 {
         primary.push_error(err(ErrorKind::Server));
         p.prompt("q").await.unwrap_err();
