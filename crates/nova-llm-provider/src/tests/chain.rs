@@ -449,5 +449,12 @@ fn the_provider_is_a_driver_and_providers_nest() {
         assert_eq!(inner.get_ref().name(), "mock");
         assert_eq!(mock.calls(), 3);
         assert_eq!(Operation::CompletionStream.gen_ai_name(), "text_completion");
+
+        // Through any depth, a provider says what its driver can do.
+        let mut limited = nova_llm_core::Capabilities::all();
+        limited.tools = false;
+        let mock = MockDriver::builder().capabilities(limited).build();
+        let nested = Provider::new(Provider::new(mock));
+        assert_eq!(nested.capabilities(), limited);
     });
 }

@@ -1,6 +1,7 @@
 //! Metrics and cost against hand-computed figures (tokio's paused clock makes latencies
 //! exact), including streamed, estimated, cached, unpriced and dropped calls.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use nova_llm_core::{
@@ -10,8 +11,10 @@ use nova_llm_core::{
 use nova_llm_mock::{MockDriver, Reply, ScriptedStream};
 
 use super::req;
+use crate::cache::CacheLayer;
 use crate::{
-    CallContext, Completion, Event, EventKind, Middleware, Next, Price, PriceTable, Provider,
+    CallContext, Completion, Event, EventKind, Metrics, Middleware, Next, Price, PriceTable,
+    Provider,
 };
 
 fn completions(events: Vec<Event>) -> Vec<Completion> {
@@ -429,4 +432,85 @@ fn what_many_threads_record_adds_up_in_one_snapshot() {
     assert!(about(m.latency.max, 800), "{:?}", m.latency);
     metrics.reset();
     assert_eq!(metrics.snapshot().total_requests(), 0);
+}
+
+/// One thread's calls into `metrics`: a priced reply with cached input, the same again from
+/// the cache, an unpriced model, a failure, and a stream whose usage is estimated.
+fn calls_on_this_thread(metrics: &Metrics, t: usize) {
+    super::run(async {
+        let mock = MockDriver::new();
+        let p = Provider::builder(mock.clone())
+            .metrics_into(metrics.clone())
+            .cache(CacheLayer::in_memory(100, None))
+            .build();
+        let mut priced = ChatResponse::from_text("a");
+        priced.usage = Usage::new(10, 5).with_cached_input(4);
+        mock.push(Reply::response(priced));
+        for _ in 0..2 {
+            p.chat(req(&format!("q{t}")).model("gpt-4o")).await.unwrap();
+        }
+        p.chat(req("u").model("my-local")).await.unwrap();
+        mock.push_error(LlmError::new(ErrorKind::Server, "down"));
+        p.chat(req(&format!("f{t}")).model("gpt-4o"))
+            .await
+            .unwrap_err();
+        mock.push_stream(
+            ScriptedStream::new()
+                .text("abcd")
+                .finish(FinishReason::Stop),
+        );
+        let s = p
+            .chat_stream(req(&format!("s{t}")).model("gpt-4o"))
+            .await
+            .unwrap();
+        collect_stream(s).await.unwrap();
+    });
+}
+
+#[test]
+fn what_several_threads_record_adds_up() {
+    // Each thread records into a stripe of its own, and a snapshot adds them: the same
+    // calls on four threads at once give four times the figures of one thread.
+    let one = Metrics::new();
+    calls_on_this_thread(&one, 0);
+    let four = Metrics::new();
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let four = &four;
+            s.spawn(move || calls_on_this_thread(four, t));
+        }
+    });
+    let (one, four) = (one.snapshot(), four.snapshot());
+    let mine = one.get("mock", "gpt-4o").unwrap();
+    assert!(mine.errors > 0 && mine.from_cache > 0 && mine.cached_input_tokens > 0);
+    assert!(mine.estimated_usage > 0 && mine.cost_usd > 0.0);
+    assert!(mine.time_to_first_token.count > 0);
+    assert_eq!(one.get("mock", "my-local").unwrap().unpriced, 1);
+    assert_eq!(four.get("mock", "my-local").unwrap().unpriced, 4);
+    assert_eq!(one.models.len(), four.models.len());
+    for (a, b) in one.models.iter().zip(&four.models) {
+        assert_eq!((&b.driver, &b.model), (&a.driver, &a.model));
+        let times4 = |n: u64| 4 * n;
+        assert_eq!(b.requests, times4(a.requests));
+        assert_eq!(b.errors, times4(a.errors));
+        let by_kind: BTreeMap<_, _> = a.errors_by_kind.iter().map(|(k, n)| (*k, 4 * n)).collect();
+        assert_eq!(b.errors_by_kind, by_kind);
+        assert_eq!(b.from_cache, times4(a.from_cache));
+        assert_eq!(b.input_tokens, times4(a.input_tokens));
+        assert_eq!(b.output_tokens, times4(a.output_tokens));
+        assert_eq!(b.cached_input_tokens, times4(a.cached_input_tokens));
+        assert_eq!(b.estimated_usage, times4(a.estimated_usage));
+        assert_eq!(b.unpriced, times4(a.unpriced));
+        assert_eq!(b.latency.count, times4(a.latency.count));
+        assert_eq!(
+            b.time_to_first_token.count,
+            times4(a.time_to_first_token.count)
+        );
+        assert!((b.cost_usd - 4.0 * a.cost_usd).abs() < 1e-12);
+    }
+    assert!((four.total_cost_usd() - 4.0 * one.total_cost_usd()).abs() < 1e-12);
+    assert!(
+        (one.total_cost_usd() - mine.cost_usd).abs() < 1e-15,
+        "only gpt-4o is priced"
+    );
 }

@@ -192,6 +192,10 @@ async fn tokens_per_minute_are_estimated_then_corrected_with_real_usage() {
     let err = p.chat(req("q").max_tokens(5000)).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidRequest);
     assert!(err.message().contains("tokens per minute"), "{err}");
+    // One that needs the whole minute's tokens (1 + 999) can: it is the limit, not over it.
+    let driver = clock(Duration::ZERO, Some(Usage::new(10, 10)));
+    let p = over(&driver, limits());
+    p.chat(req("q").max_tokens(999)).await.unwrap();
 }
 
 #[tokio::test(start_paused = true)]
