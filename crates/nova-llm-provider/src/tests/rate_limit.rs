@@ -199,6 +199,37 @@ async fn tokens_per_minute_are_estimated_then_corrected_with_real_usage() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn calls_in_flight_together_each_correct_their_own_estimate() {
+    let driver = clock(Duration::from_secs(1), Some(Usage::new(10, 10)));
+    let p = over(
+        &driver,
+        RateLimitLayer::new()
+            .tokens_per_minute(1000)
+            .max_wait(Duration::from_secs(120)),
+    );
+    let request = || req("q").max_tokens(400);
+    let start = Instant::now();
+    let (a, b) = tokio::join!(p.chat(request()), p.chat(request()));
+    a.unwrap();
+    b.unwrap();
+    // Both estimates (401 each) were replaced by the real 20: two more fit at once
+    // (40 + 2 × 401 ≤ 1000), where one estimate left behind would make the last wait.
+    let (c, d) = tokio::join!(p.chat(request()), p.chat(request()));
+    c.unwrap();
+    d.unwrap();
+    assert_eq!(start.elapsed(), Duration::from_secs(2));
+}
+
+#[test]
+fn a_request_without_a_maximum_is_counted_with_the_default_output() {
+    // "q" is one token; the output is assumed to be 256 tokens unless told otherwise.
+    assert_eq!(RateLimitLayer::new().estimate_tokens(&req("q")), 257);
+    let layer = RateLimitLayer::new().default_output_tokens(10);
+    assert_eq!(layer.estimate_tokens(&req("q")), 11);
+    assert_eq!(layer.estimate_tokens(&req("q").max_tokens(40)), 41);
+}
+
+#[tokio::test(start_paused = true)]
 async fn streams_correct_their_tokens_from_the_usage_event() {
     // The layer's own windows (asked directly) and windows given as a backend (asked
     // through the trait) alike.
