@@ -106,6 +106,23 @@ async fn no_window_ever_holds_more_than_the_limit_with_1000_concurrent_tasks() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn fail_fast_refuses_a_call_over_the_in_flight_limit_at_once() {
+    let driver = clock(Duration::from_secs(1), None);
+    let p = over(&driver, RateLimitLayer::new().max_in_flight(1).fail_fast());
+    let start = Instant::now();
+    let (first, second) = tokio::join!(p.chat(req("a")), p.chat(req("b")));
+    first.unwrap();
+    let err = second.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::RateLimited);
+    assert!(
+        err.to_string().contains("too many calls in flight"),
+        "{err}"
+    );
+    assert_eq!(driver.arrivals.lock().unwrap().len(), 1);
+    assert_eq!(start.elapsed(), Duration::from_secs(1), "nobody waited");
+}
+
+#[tokio::test(start_paused = true)]
 async fn fail_fast_and_max_wait_reject_with_retry_after_and_an_event() {
     let driver = clock(Duration::ZERO, None);
     let p = over(
@@ -287,9 +304,51 @@ async fn a_call_the_service_refused_counts_no_tokens_plain_or_streamed() {
                 assert!(p.chat(request).await.is_err());
             }
         }
-        p.chat(req("q").max_tokens(400)).await.unwrap();
-        assert_eq!(start.elapsed(), Duration::ZERO, "streamed: {streamed}");
+        // Both estimates given back: two more fit together (one left would make one wait).
+        for _ in 0..2 {
+            mock.push(Reply::text("ok").delayed(Duration::from_secs(1)));
+        }
+        let (a, b) = tokio::join!(
+            p.chat(req("q").max_tokens(400)),
+            p.chat(req("q").max_tokens(400))
+        );
+        a.unwrap();
+        b.unwrap();
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_secs(1),
+            "streamed: {streamed}"
+        );
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_that_failed_otherwise_keeps_its_estimate() {
+    // A server error may come after the model did the work: its 401 tokens stay counted,
+    // so of two more calls together one waits for that estimate to leave the minute.
+    let mock = MockDriver::new();
+    let p = Provider::builder(mock.clone())
+        .rate_limit(
+            RateLimitLayer::new()
+                .tokens_per_minute(1000)
+                .adaptive(false)
+                .max_wait(Duration::from_secs(120)),
+        )
+        .build();
+    mock.push_error(LlmError::new(ErrorKind::Server, "oops").with_status(500));
+    let start = Instant::now();
+    assert!(p.chat(req("q").max_tokens(400)).await.is_err());
+    for _ in 0..2 {
+        mock.push(Reply::text("ok").delayed(Duration::from_secs(1)));
+    }
+    let (a, b) = tokio::join!(
+        p.chat(req("q").max_tokens(400)),
+        p.chat(req("q").max_tokens(400))
+    );
+    a.unwrap();
+    b.unwrap();
+    // One went at once; the other at 60 s, when the estimate left the minute, and took 1 s.
+    assert_eq!(start.elapsed(), Duration::from_secs(61));
 }
 
 #[tokio::test(start_paused = true)]
