@@ -532,6 +532,21 @@ async fn limits_can_be_per_model_and_adaptive_behaviour_off() {
     p.chat(req("c").model("m1")).await.unwrap();
     assert_eq!(start.elapsed(), Duration::from_secs(60));
 
+    // Each model has its own waiting line: a call waiting for m1 holds up no call to m3.
+    let start = Instant::now();
+    let (waited, other) = tokio::join!(
+        async {
+            p.chat(req("d").model("m1")).await.unwrap();
+            start.elapsed()
+        },
+        async {
+            tokio::task::yield_now().await;
+            p.chat(req("e").model("m3")).await.unwrap();
+            start.elapsed()
+        }
+    );
+    assert_eq!((waited, other), (Duration::from_secs(60), Duration::ZERO));
+
     let mock = MockDriver::new();
     let p = Provider::builder(mock.clone())
         .rate_limit(RateLimitLayer::new().adaptive(false))
