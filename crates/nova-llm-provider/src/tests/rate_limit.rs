@@ -478,6 +478,22 @@ async fn the_services_headers_and_retry_after_hold_calls_back() {
     let start = Instant::now();
     p.chat(req("g")).await.unwrap();
     assert_eq!(start.elapsed(), Duration::ZERO);
+
+    // Few left (1 of 100) for 4 s more: spaced 2 s apart, but only until the window ends.
+    mock.push(with_headers(
+        RateLimitSnapshot::new()
+            .with_requests(Some(100), Some(1))
+            .with_resets(Some(Duration::from_secs(4)), None),
+    ));
+    p.chat(req("h")).await.unwrap();
+    let start = Instant::now();
+    p.chat(req("i")).await.unwrap();
+    assert_eq!(start.elapsed(), Duration::from_secs(2));
+    tokio::time::advance(Duration::from_secs(3)).await;
+    let start = Instant::now();
+    p.chat(req("j")).await.unwrap();
+    p.chat(req("k")).await.unwrap();
+    assert_eq!(start.elapsed(), Duration::ZERO, "the window ended");
 }
 
 /// A driver whose streams carry rate-limit headers on their `Start`.
