@@ -237,6 +237,45 @@ async fn calls_in_flight_together_each_correct_their_own_estimate() {
     assert_eq!(start.elapsed(), Duration::from_secs(2));
 }
 
+#[tokio::test(start_paused = true)]
+async fn the_real_count_is_input_plus_output_tokens() {
+    // Each reply reports 300 + 200 tokens, plain or streamed. A call estimated at 500
+    // (1 + 499) fits beside the first reply exactly; then the minute holds 1,000 and the
+    // smallest call waits for it to pass.
+    for streamed in [false, true] {
+        let driver = clock(Duration::ZERO, Some(Usage::new(300, 200)));
+        let p = over(
+            &driver,
+            RateLimitLayer::new()
+                .tokens_per_minute(1000)
+                .max_wait(Duration::from_secs(120)),
+        );
+        let call = |max_tokens: u32| {
+            let p = p.clone();
+            async move {
+                let r = req("q").max_tokens(max_tokens);
+                if streamed {
+                    collect_stream(p.chat_stream(r).await.unwrap())
+                        .await
+                        .unwrap();
+                } else {
+                    p.chat(r).await.unwrap();
+                }
+            }
+        };
+        let start = Instant::now();
+        call(10).await;
+        call(499).await;
+        assert_eq!(start.elapsed(), Duration::ZERO, "streamed: {streamed}");
+        call(0).await;
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_secs(60),
+            "streamed: {streamed}"
+        );
+    }
+}
+
 #[test]
 fn a_request_without_a_maximum_is_counted_with_the_default_output() {
     // "q" is one token; the output is assumed to be 256 tokens unless told otherwise.
