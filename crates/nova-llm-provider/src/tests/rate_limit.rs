@@ -317,6 +317,31 @@ async fn streams_correct_their_tokens_from_the_usage_event() {
     }
 }
 
+/// A provider over `mock` allowing 1,000 tokens a minute, the service's signals ignored.
+fn thousand_tokens_a_minute(mock: &MockDriver) -> Provider {
+    Provider::builder(mock.clone())
+        .rate_limit(
+            RateLimitLayer::new()
+                .tokens_per_minute(1000)
+                .adaptive(false)
+                .max_wait(Duration::from_secs(120)),
+        )
+        .build()
+}
+
+/// Two calls of about 401 tokens each at once, each answered after 1 s.
+async fn two_together(p: &Provider, mock: &MockDriver) {
+    for _ in 0..2 {
+        mock.push(Reply::text("ok").delayed(Duration::from_secs(1)));
+    }
+    let (a, b) = tokio::join!(
+        p.chat(req("q").max_tokens(400)),
+        p.chat(req("q").max_tokens(400))
+    );
+    a.unwrap();
+    b.unwrap();
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_call_the_service_refused_counts_no_tokens_plain_or_streamed() {
     // 1,000 tokens a minute, about 401 estimated a call: two refused calls (429, 400) must
@@ -324,14 +349,7 @@ async fn a_call_the_service_refused_counts_no_tokens_plain_or_streamed() {
     // so the 429 itself holds nothing back.
     for streamed in [false, true] {
         let mock = MockDriver::new();
-        let p = Provider::builder(mock.clone())
-            .rate_limit(
-                RateLimitLayer::new()
-                    .tokens_per_minute(1000)
-                    .adaptive(false)
-                    .max_wait(Duration::from_secs(120)),
-            )
-            .build();
+        let p = thousand_tokens_a_minute(&mock);
         mock.push_error(LlmError::new(ErrorKind::RateLimited, "slow down").with_status(429));
         mock.push_error(LlmError::new(ErrorKind::InvalidRequest, "bad").with_status(400));
         let start = Instant::now();
@@ -344,15 +362,7 @@ async fn a_call_the_service_refused_counts_no_tokens_plain_or_streamed() {
             }
         }
         // Both estimates given back: two more fit together (one left would make one wait).
-        for _ in 0..2 {
-            mock.push(Reply::text("ok").delayed(Duration::from_secs(1)));
-        }
-        let (a, b) = tokio::join!(
-            p.chat(req("q").max_tokens(400)),
-            p.chat(req("q").max_tokens(400))
-        );
-        a.unwrap();
-        b.unwrap();
+        two_together(&p, &mock).await;
         assert_eq!(
             start.elapsed(),
             Duration::from_secs(1),
@@ -366,26 +376,11 @@ async fn a_call_that_failed_otherwise_keeps_its_estimate() {
     // A server error may come after the model did the work: its 401 tokens stay counted,
     // so of two more calls together one waits for that estimate to leave the minute.
     let mock = MockDriver::new();
-    let p = Provider::builder(mock.clone())
-        .rate_limit(
-            RateLimitLayer::new()
-                .tokens_per_minute(1000)
-                .adaptive(false)
-                .max_wait(Duration::from_secs(120)),
-        )
-        .build();
+    let p = thousand_tokens_a_minute(&mock);
     mock.push_error(LlmError::new(ErrorKind::Server, "oops").with_status(500));
     let start = Instant::now();
     assert!(p.chat(req("q").max_tokens(400)).await.is_err());
-    for _ in 0..2 {
-        mock.push(Reply::text("ok").delayed(Duration::from_secs(1)));
-    }
-    let (a, b) = tokio::join!(
-        p.chat(req("q").max_tokens(400)),
-        p.chat(req("q").max_tokens(400))
-    );
-    a.unwrap();
-    b.unwrap();
+    two_together(&p, &mock).await;
     // One went at once; the other at 60 s, when the estimate left the minute, and took 1 s.
     assert_eq!(start.elapsed(), Duration::from_secs(61));
 }
