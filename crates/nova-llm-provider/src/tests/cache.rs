@@ -503,6 +503,8 @@ async fn the_memory_store_counts_weighs_and_clears_its_entries() {
     let small = CachedReply::from_response(&ChatResponse::from_text("a"));
     let big = CachedReply::from_response(&ChatResponse::from_text("x".repeat(1000)));
     assert!(!small.is_empty() && !big.is_empty());
+    assert_ne!(small, big);
+    assert_eq!(small, small.clone());
     let keys: Vec<_> = (0..3).map(|i| key(&req(&format!("q{i}")))).collect();
 
     let by_count = MemoryStore::new(10, None);
