@@ -75,6 +75,16 @@ pub(crate) async fn stack() -> Stack {
     }
 }
 
+/// A fresh test server and the OpenAI driver alone over it, with its defaults.
+async fn bare_driver() -> (TestServer, OpenAiDriver) {
+    let server = TestServer::start().await.unwrap();
+    let driver = OpenAiDriver::builder()
+        .base_url(server.base_url())
+        .build()
+        .unwrap();
+    (server, driver)
+}
+
 /// A request carrying a scenario for the test server.
 pub(crate) fn request(name: &str, scenario: Value) -> ChatRequest {
     let mut r = ChatRequest::new(Dialog::new().user(name)).model("primary");
@@ -370,11 +380,7 @@ async fn every_fault_recovers_or_fails_with_the_right_kind() {
 #[tokio::test]
 async fn a_reply_cut_inside_its_body_is_a_connection_error_that_a_retry_recovers() {
     // In the matrix a fallback hides which error it was; here there is none to hide it.
-    let server = TestServer::start().await.unwrap();
-    let driver = OpenAiDriver::builder()
-        .base_url(server.base_url())
-        .build()
-        .unwrap();
+    let (_server, driver) = bare_driver().await;
     let cut = |key: &str, every: u64| {
         request(
             key,
@@ -453,11 +459,7 @@ async fn shapes_the_server_can_send_all_arrive_whole() {
 /// chooses the chunk count, a service time and a pace through the model name.
 #[tokio::test]
 async fn a_model_name_chooses_the_chunks_the_service_time_and_the_pace() {
-    let server = TestServer::start().await.unwrap();
-    let driver = OpenAiDriver::builder()
-        .base_url(server.base_url())
-        .build()
-        .unwrap();
+    let (_server, driver) = bare_driver().await;
     let ask = |model: &str| ChatRequest::new(Dialog::new().user("hi")).model(model);
     for stream in [false, true] {
         let started = std::time::Instant::now();
