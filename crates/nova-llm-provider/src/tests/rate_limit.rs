@@ -15,8 +15,10 @@ use nova_llm_mock::{MockDriver, Reply, ScriptedStream};
 use tokio::time::Instant;
 
 use super::req;
-use crate::rate_limit::{MemoryWindows, RateLimitLayer};
-use crate::{EventKind, Provider};
+use crate::rate_limit::{
+    Acquire, MemoryWindows, RateLimitBackend, RateLimitLayer, Ticket, WindowLimits,
+};
+use crate::{CallContext, EventKind, Provider};
 
 /// A driver that notes when each call arrived and how many ran at once.
 #[derive(Debug, Default)]
@@ -732,4 +734,116 @@ async fn a_limit_of_zero_requests_is_a_clear_error() {
     assert_eq!(err.kind(), ErrorKind::InvalidRequest);
     assert!(err.message().contains("limit of 0 requests"), "{err}");
     assert!(driver.arrivals.lock().unwrap().is_empty());
+}
+
+/// A backend that takes `lag` to answer, as a shared store does: while one call awaits it,
+/// others arrive. Counts the questions it was asked.
+#[derive(Debug)]
+struct Lagging {
+    windows: MemoryWindows,
+    lag: Duration,
+    asked: AtomicUsize,
+}
+
+fn lagging(lag: Duration) -> Arc<Lagging> {
+    Arc::new(Lagging {
+        windows: MemoryWindows::new(),
+        lag,
+        asked: AtomicUsize::new(0),
+    })
+}
+
+#[async_trait]
+impl RateLimitBackend for Lagging {
+    async fn try_acquire(
+        &self,
+        scope: &str,
+        tokens: u64,
+        limits: WindowLimits,
+        cx: &CallContext,
+    ) -> Result<Acquire, LlmError> {
+        self.asked.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(self.lag).await;
+        self.windows.try_acquire(scope, tokens, limits, cx).await
+    }
+
+    async fn reconcile(&self, scope: &str, ticket: Ticket, actual: u64) -> Result<(), LlmError> {
+        tokio::time::sleep(self.lag).await;
+        self.windows.reconcile(scope, ticket, actual).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_large_request_in_line_is_not_overtaken_by_a_small_one_that_would_fit() {
+    // 1,000 tokens a minute. "a" (about 701) goes at once; "b" (about 601) must wait for
+    // it to leave the minute; "c" (about 101) would fit beside "a" now, but "b" came
+    // first: first come, first served, so "c" goes after "b". With a backend in memory
+    // and with one that takes time to answer.
+    for lag in [None, Some(Duration::from_millis(10))] {
+        let driver = clock(Duration::from_secs(1), None);
+        let mut limits = RateLimitLayer::new()
+            .tokens_per_minute(1000)
+            .adaptive(false)
+            .max_wait(Duration::from_secs(120));
+        if let Some(lag) = lag {
+            limits = limits.backend(lagging(lag));
+        }
+        let p = over(&driver, limits);
+        let start = Instant::now();
+        let at = |after_ms: u64, text: &'static str, max_tokens: u32| {
+            let p = p.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(after_ms)).await;
+                p.chat(req(text).max_tokens(max_tokens)).await
+            })
+        };
+        let calls = [at(0, "a", 700), at(100, "b", 600), at(200, "c", 100)];
+        for call in calls {
+            call.await.unwrap().unwrap();
+        }
+        let arrivals = driver.arrivals.lock().unwrap();
+        let order: Vec<&str> = arrivals.iter().map(|a| a.1.as_str()).collect();
+        assert_eq!(order, ["a", "b", "c"], "lag {lag:?}");
+        // "b" and "c" both went once "a" left the minute.
+        assert!(
+            arrivals[2].0 - start >= Duration::from_secs(60),
+            "lag {lag:?}: c went at {:?}",
+            arrivals[2].0 - start
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn fail_fast_refuses_at_once_a_call_that_finds_another_in_line() {
+    // A backend that takes 10 ms to answer, one request a minute, fail-fast. After "a",
+    // "b" is refused by the backend's answer (twice asked: the fast path, then in line),
+    // and "c", arriving while "b" is in line, is refused at once without asking.
+    let backend = lagging(Duration::from_millis(10));
+    let driver = clock(Duration::ZERO, None);
+    let p = over(
+        &driver,
+        RateLimitLayer::new()
+            .requests_per_minute(1)
+            .fail_fast()
+            .backend(backend.clone()),
+    );
+    p.chat(req("a")).await.unwrap();
+    assert_eq!(backend.asked.load(Ordering::SeqCst), 1);
+    let (b, c) = tokio::join!(p.chat(req("b")), async {
+        tokio::time::sleep(Duration::from_millis(15)).await;
+        let start = Instant::now();
+        let c = p.chat(req("c")).await;
+        (c, start.elapsed())
+    });
+    let b = b.unwrap_err();
+    assert!(b.message().contains("the limit is reached"), "{b}");
+    // "a" leaves the minute 60 s after it was counted, 20 ms before "b" was refused.
+    assert_eq!(b.retry_after(), Some(Duration::from_millis(59_980)));
+    let (c, took) = c;
+    let c = c.unwrap_err();
+    assert_eq!(c.kind(), ErrorKind::RateLimited);
+    assert!(c.message().contains("other calls are waiting"), "{c}");
+    assert_eq!(took, Duration::ZERO, "refused at once");
+    assert_eq!(backend.asked.load(Ordering::SeqCst), 3, "c asked nothing");
+    assert_eq!(driver.arrivals.lock().unwrap().len(), 1);
 }
