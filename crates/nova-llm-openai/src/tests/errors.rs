@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use nova_llm_core::{ChatRequest, Dialog, ErrorKind, LlmDriver, LlmError};
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -426,6 +427,59 @@ async fn a_connection_cut_inside_the_body_is_a_retryable_connection_error() {
         "the connection broke while the response was read"
     );
     assert!(e.is_retryable());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_body_that_stops_coming_is_a_retryable_timeout() {
+    // A server in this runtime, so that on the paused clock time moves only once both
+    // sides wait: the head and part of the body arrive, then nothing more, and the
+    // request's timeout ends the read of the body.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/v1", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        let (mut sock, _) = listener.accept().await.unwrap();
+        read_request_async(&mut sock).await;
+        let reply = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 400\r\n\r\n{\"choices\": [";
+        sock.write_all(reply.as_bytes()).await.unwrap();
+        // Then silence, until the client hangs up.
+        let mut buf = [0u8; 256];
+        while sock.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+    });
+    let d = OpenAiDriver::builder()
+        .base_url(base)
+        .request_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let start = tokio::time::Instant::now();
+    let e = d.prompt("q").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    assert_eq!(e.message(), "reading the response timed out");
+    assert!(e.is_retryable());
+    assert_eq!(start.elapsed(), Duration::from_secs(5));
+    // The driver let go of the connection.
+    server.await.unwrap();
+}
+
+/// Reads one request (head and a body of its `content-length`) from `sock`.
+async fn read_request_async(sock: &mut tokio::net::TcpStream) {
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = sock.read(&mut buf).await.unwrap();
+        assert!(n > 0, "the client closed before its request was complete");
+        data.extend_from_slice(&buf[..n]);
+        let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        let head = String::from_utf8_lossy(&data[..end]).to_lowercase();
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .map_or(0, |v| v.trim().parse().unwrap());
+        if data.len() >= end + 4 + len {
+            return;
+        }
+    }
 }
 
 #[tokio::test(start_paused = true)]
