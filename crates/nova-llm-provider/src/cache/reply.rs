@@ -400,7 +400,7 @@ impl EventLog {
     }
 
     /// Lets go of the first `n` events. Their space is given back in bulk, once they are at
-    /// least half of what is held.
+    /// least half of what is held and at least 64 events (at once when nothing is left).
     pub(crate) fn drop_front(&mut self, n: usize) {
         let held = &mut self.events;
         self.trimmed |= n > 0;
@@ -585,6 +585,60 @@ mod tests {
             serde_json::json!({ "events": ChatResponse::from_text("hi").to_events() })
         );
         assert_eq!(serde_json::from_value::<CachedReply>(json).unwrap(), plain);
+    }
+
+    /// The events the log holds space for (let go of or not), its text bytes and its other
+    /// events.
+    fn held(log: &EventLog) -> (usize, usize, usize) {
+        let e = &log.events;
+        (e.slots.len(), e.text.len(), e.others.len())
+    }
+
+    /// A log of `n` events: four bytes of text each, every tenth a usage event instead.
+    fn log_of(n: u64) -> EventLog {
+        let mut log = EventLog::default();
+        for i in 0..n {
+            if i % 10 == 9 {
+                log.push(&StreamEvent::Usage(Usage::new(i, i)));
+            } else {
+                log.push(&StreamEvent::text(format!("{i:04}")));
+            }
+        }
+        log
+    }
+
+    #[test]
+    fn the_log_gives_space_back_once_half_of_it_and_at_least_64_events_are_let_go_of() {
+        // 128 events: 63 let go of keep their space (fewer than 64)...
+        let mut log = log_of(128);
+        assert_eq!(held(&log), (128, 116 * 4, 12));
+        log.drop_front(63);
+        assert_eq!(held(&log), (128, 116 * 4, 12));
+        // ...the 64th is half of what is held: the space of all 64 is given back.
+        log.drop_front(1);
+        assert_eq!(held(&log), (64, 58 * 4, 6));
+        assert_eq!(log.len(), 64);
+        assert_eq!(log.iter().next(), Some(StreamEvent::text("0064")));
+
+        // 129 events: 64 let go of are less than half; 65 are more.
+        let mut log = log_of(129);
+        log.drop_front(64);
+        assert_eq!(held(&log).0, 129);
+        log.drop_front(1);
+        assert_eq!(held(&log), (64, 58 * 4, 6));
+        assert_eq!(log.iter().next(), Some(StreamEvent::text("0065")));
+
+        // 100 events: 60 let go of are more than half, but fewer than 64: kept in place.
+        let mut log = log_of(100);
+        log.drop_front(60);
+        assert_eq!(held(&log).0, 100);
+        // All of them: everything is given back at once.
+        log.drop_front(40);
+        assert_eq!(held(&log), (0, 0, 0));
+        // Past the end is the same as all.
+        let mut log = log_of(10);
+        log.drop_front(11);
+        assert_eq!((log.len(), held(&log)), (0, (0, 0, 0)));
     }
 
     #[test]
