@@ -1088,6 +1088,8 @@ impl Drop for Waiter {
 mod tests {
     use std::collections::VecDeque;
 
+    use std::task::Waker;
+
     use nova_llm_core::{FinishReason, StreamEvent};
 
     use super::FlightState;
@@ -1189,6 +1191,31 @@ mod tests {
             s.read_into(3, &mut read, &mut VecDeque::new()),
             Some(Some(Err(_)))
         ));
+    }
+
+    #[test]
+    fn a_caller_that_leaves_lets_go_of_what_only_it_still_needed() {
+        let mut s = flight(8, 8, &[(1, 8), (2, 2), (3, 5)]);
+        s.overflowed = true;
+        s.wakers = vec![(2, Waker::noop().clone()), (3, Waker::noop().clone())];
+        s.trim();
+        assert_eq!((s.base, s.log.len()), (2, 6), "caller 2 still needs 2..8");
+        // Caller 2 leaves: its waker goes with it, and the log keeps only what 3 needs.
+        s.remove_reader(2);
+        assert_eq!(s.readers, [(1, 8), (3, 5)]);
+        assert_eq!(s.wakers.iter().map(|w| w.0).collect::<Vec<_>>(), [3]);
+        s.trim();
+        assert_eq!((s.base, s.log.len()), (5, 3));
+        // Once the flight is open to new callers, nothing is let go of: one may join and
+        // read from the start.
+        let mut s = flight(8, 8, &[(1, 8)]);
+        s.trim();
+        assert_eq!((s.base, s.log.len()), (0, 8));
+        // Closed with every caller gone, everything goes.
+        s.end = Some(Ok(()));
+        s.remove_reader(1);
+        s.trim();
+        assert_eq!((s.base, s.log.len()), (8, 0));
     }
 
     #[test]
