@@ -67,8 +67,9 @@ pub enum Mode {
 /// - **Adaptive** (on by default): the rate-limit headers of every reply and error
 ///   (remaining requests and tokens, reset times) and the `Retry-After` of a 429 hold new
 ///   calls back until the service's window resets, and calls are spaced out when less
-///   than a tenth of the service's requests are left, so the service does not have to say
-///   no.
+///   than a tenth of the service's requests are left (what is left spread evenly over
+///   what is left of the window, never past its end), so the service does not have to
+///   say no.
 /// - Limits apply to the whole provider, or to each model with
 ///   [`per_model`](Self::per_model).
 /// - Cancellation safe: a call dropped while waiting leaves the queue; a dropped call or
@@ -478,8 +479,9 @@ impl Signals {
         let s = map.get(scope)?;
         let blocked = s.blocked_until.filter(|t| *t > now);
         let spaced = match (s.spacing, s.last_admit) {
+            // A gap ends with the window at the latest: the service's count starts again.
             (Some((gap, until)), Some(last)) if until > now => {
-                Some(last + gap).filter(|t| *t > now)
+                Some((last + gap).min(until)).filter(|t| *t > now)
             }
             _ => None,
         };

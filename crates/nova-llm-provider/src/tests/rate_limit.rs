@@ -530,6 +530,22 @@ async fn the_services_headers_and_retry_after_hold_calls_back() {
     p.chat(req("j")).await.unwrap();
     p.chat(req("k")).await.unwrap();
     assert_eq!(start.elapsed(), Duration::ZERO, "the window ended");
+
+    // A gap never runs past the window's end, where the service's count starts again:
+    // "l" at T sets 2 s gaps until T + 4 s; "m" at T + 3.5 s goes at once; "n" would be due
+    // at T + 5.5 s, but goes when the window ends, at T + 4 s.
+    mock.push(with_headers(
+        RateLimitSnapshot::new()
+            .with_requests(Some(100), Some(1))
+            .with_resets(Some(Duration::from_secs(4)), None),
+    ));
+    p.chat(req("l")).await.unwrap();
+    tokio::time::advance(Duration::from_millis(3_500)).await;
+    let start = Instant::now();
+    p.chat(req("m")).await.unwrap();
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    p.chat(req("n")).await.unwrap();
+    assert_eq!(start.elapsed(), Duration::from_millis(500));
 }
 
 /// A driver whose streams carry rate-limit headers on their `Start`.
