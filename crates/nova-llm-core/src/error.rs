@@ -427,7 +427,9 @@ mod tests {
             .with_request_id("req_123")
             .with_rate_limit(snap.clone());
         assert_eq!(err.kind(), ErrorKind::QuotaExceeded);
+        assert_eq!(err.message(), "you exceeded your current quota");
         assert!(!err.is_retryable());
+        assert!(!err.is_timeout());
         assert_eq!(err.status(), Some(429));
         assert_eq!(err.code(), Some("insufficient_quota"));
         assert_eq!(err.error_type(), Some("insufficient_quota"));
@@ -438,6 +440,22 @@ mod tests {
         assert!(err.partial().is_none());
         let dbg = format!("{err:?}");
         assert!(dbg.contains("QuotaExceeded") && dbg.contains("req_123"));
+
+        let slow = LlmError::new(ErrorKind::Timeout, "no reply")
+            .with_retry_after(std::time::Duration::from_secs(2));
+        assert!(slow.is_timeout());
+        assert_eq!(slow.retry_after(), Some(std::time::Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn a_kind_displays_as_its_short_description() {
+        for kind in [ErrorKind::RateLimited, ErrorKind::Timeout, ErrorKind::Other] {
+            assert_eq!(kind.to_string(), kind.as_str());
+        }
+        assert_eq!(
+            ErrorKind::ContextLengthExceeded.to_string(),
+            "context length exceeded"
+        );
     }
 
     #[test]

@@ -489,6 +489,12 @@ mod tests {
     }
 
     #[test]
+    fn a_finish_reason_displays_as_its_wire_name() {
+        assert_eq!(FinishReason::ToolCalls.to_string(), "tool_calls");
+        assert_eq!(FinishReason::Other("eos_x".into()).to_string(), "eos_x");
+    }
+
+    #[test]
     fn raw_finish_reason_is_kept_beside_the_normalized_one() {
         let r = ChatResponse::from_text("x").with_raw_finish_reason("eos");
         assert_eq!(r.finish_reason, FinishReason::Stop);
@@ -499,6 +505,7 @@ mod tests {
     fn usage_adds_and_flags_estimates() {
         let a = Usage::new(10, 5).with_cached_input(4);
         let b = Usage::new(1, 2)
+            .with_cached_input(1)
             .with_reasoning_output(1)
             .with_estimated(true);
         let sum = a + b;
@@ -511,7 +518,7 @@ mod tests {
         );
         assert_eq!(
             (sum.cached_input_tokens, sum.reasoning_output_tokens),
-            (4, 1)
+            (5, 1)
         );
         assert!(sum.estimated);
         assert!(!a.estimated);
@@ -535,6 +542,16 @@ mod tests {
                     ),
             );
         assert_eq!(r.finish_reason, FinishReason::ToolCalls);
+        assert_eq!(r.metadata.request_id.as_deref(), Some("req"));
+        let snap = r.metadata.rate_limit.as_ref().unwrap();
+        assert_eq!(
+            (snap.limit_requests, snap.remaining_requests),
+            (Some(100), Some(99))
+        );
+        assert_eq!(
+            (snap.limit_tokens, snap.remaining_tokens),
+            (Some(1000), Some(900))
+        );
         let json = serde_json::to_string(&r).unwrap();
         assert_eq!(serde_json::from_str::<ChatResponse>(&json).unwrap(), r);
         assert!(!r.metadata.rate_limit.as_ref().unwrap().is_empty());
@@ -549,6 +566,10 @@ mod tests {
         let c = CompletionResponse::from(chat.clone());
         assert_eq!(c.text, "done");
         assert_eq!(c.usage, chat.usage);
+        let built = CompletionResponse::new("done")
+            .with_usage(Usage::new(1, 1))
+            .with_model("m");
+        assert_eq!((built.usage, built.model.as_str()), (chat.usage, "m"));
         let back = ChatResponse::from(c);
         assert_eq!(back.text(), "done");
         assert_eq!(back.model, "m");

@@ -512,18 +512,31 @@ mod tests {
     #[test]
     fn text_deltas_accumulate_into_the_reply() {
         let mut acc = StreamAccumulator::new();
-        for e in [
-            StreamEvent::start(StreamStart::new("id1", "m1")),
+        let metadata = ResponseMetadata::new().with_request_id("req_1");
+        let events = [
+            StreamEvent::start(StreamStart::new("id1", "m1").with_metadata(metadata.clone())),
             StreamEvent::reasoning("think "),
             StreamEvent::reasoning("hard"),
             StreamEvent::text("Hello, "),
             StreamEvent::text("world"),
             StreamEvent::finish_raw("stop"),
             StreamEvent::Usage(Usage::new(5, 2)),
-        ] {
-            acc.push(&e);
+        ];
+        // What it says at each step, before the end.
+        acc.push(&events[0]);
+        assert!(!acc.saw_content() && !acc.is_finished());
+        assert_eq!((acc.text(), acc.usage()), ("", None));
+        for e in &events[1..4] {
+            acc.push(e);
+        }
+        assert!(acc.saw_content() && !acc.is_finished());
+        assert_eq!(acc.text(), "Hello, ");
+        for e in &events[4..] {
+            acc.push(e);
         }
         assert!(acc.saw_content() && acc.is_finished());
+        assert_eq!(acc.text(), "Hello, world");
+        assert_eq!(acc.usage(), Some(Usage::new(5, 2)));
         let r = acc.finish().unwrap();
         assert_eq!(r.text(), "Hello, world");
         assert_eq!(r.reasoning.as_deref(), Some("think hard"));
@@ -531,6 +544,7 @@ mod tests {
         assert_eq!(r.usage, Usage::new(5, 2));
         assert_eq!(r.finish_reason, FinishReason::Stop);
         assert_eq!(r.raw_finish_reason.as_deref(), Some("stop"));
+        assert_eq!(r.metadata, metadata);
     }
 
     #[test]
@@ -619,6 +633,29 @@ mod tests {
         let err = block_on(collect_stream(stream_from_items(before))).unwrap_err();
         assert!(err.partial().is_none());
         assert!(!err.is_mid_stream());
+
+        // An empty partial output is not content: the error is not mid-stream.
+        assert!(PartialOutput::default().is_empty());
+        let empty = LlmError::new(ErrorKind::Server, "boom").with_partial(PartialOutput::default());
+        assert!(!empty.is_mid_stream());
+        let thought = PartialOutput {
+            reasoning: "hm".into(),
+            ..PartialOutput::default()
+        };
+        assert!(!thought.is_empty());
+        assert!(
+            LlmError::new(ErrorKind::Server, "boom")
+                .with_partial(thought)
+                .is_mid_stream()
+        );
+    }
+
+    #[test]
+    fn a_stream_of_items_knows_how_many_are_left() {
+        let mut s = stream_from_events(vec![StreamEvent::text("a"), StreamEvent::text("b")]);
+        assert_eq!(s.size_hint(), (2, Some(2)));
+        block_on(next_event(&mut s));
+        assert_eq!(s.size_hint(), (1, Some(1)));
     }
 
     #[test]
