@@ -1194,6 +1194,24 @@ mod tests {
     }
 
     #[test]
+    fn once_closed_a_read_that_finds_nothing_new_still_lets_go_of_what_was_read() {
+        // Both callers read everything while the flight was open to new callers, so the
+        // log kept it all (one may join and read from the start).
+        let mut s = flight(8, 8, &[(1, 0), (2, 0)]);
+        let (mut r1, mut r2) = (0, 0);
+        assert_eq!(read_all(&mut s, 1, &mut r1).len(), 8);
+        assert_eq!(read_all(&mut s, 2, &mut r2).len(), 8);
+        assert_eq!((s.base, s.log.len()), (0, 8));
+        // Closed (past the size cap). Nothing new comes, but each caller's next read says
+        // where it is, and once both have, the log lets go of everything.
+        s.overflowed = true;
+        assert!(s.read_into(1, &mut r1, &mut VecDeque::new()).is_none());
+        assert_eq!((s.base, s.log.len()), (0, 8), "caller 2 has not read since");
+        assert!(s.read_into(2, &mut r2, &mut VecDeque::new()).is_none());
+        assert_eq!((s.base, s.log.len()), (8, 0));
+    }
+
+    #[test]
     fn a_caller_that_leaves_lets_go_of_what_only_it_still_needed() {
         let mut s = flight(8, 8, &[(1, 8), (2, 2), (3, 5)]);
         s.overflowed = true;
