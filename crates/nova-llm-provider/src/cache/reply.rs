@@ -687,9 +687,11 @@ mod tests {
         // Emptied, it starts again from nothing.
         log.push(&all[0]);
         assert_eq!(log.iter().collect::<Vec<_>>(), all[..1]);
-        // A log that let go of nothing becomes a reply whole.
+        // A log that let go of nothing (letting go of none counts as nothing) becomes a
+        // reply whole.
         let mut log = EventLog::default();
         log.push(&all[0]);
+        log.drop_front(0);
         log.push(&all[1]);
         let reply = log
             .take_reply(StreamEvent::finish(FinishReason::Stop))
