@@ -308,6 +308,56 @@ mod tests {
     }
 
     #[test]
+    fn types_are_inferred_and_exclusive_minimums_kept_out_of() {
+        let s = json!({"type": "object", "properties": {
+            "implied_object": {"properties": {"a": {"type": "string"}}},
+            "implied_array": {"items": {"type": "boolean"}},
+            "nothing": {"type": "null"},
+            "above": {"type": "integer", "exclusiveMinimum": 3},
+            "above_x": {"type": "number", "exclusiveMinimum": 0.5}
+        }});
+        assert_eq!(
+            v(s),
+            json!({"implied_object": {"a": "f(x).implied_object.a"}, "implied_array": [true],
+                   "nothing": null, "above": 4, "above_x": 1.5})
+        );
+    }
+
+    /// `levels` schemas, each inside the next with `wrap`, around a boolean.
+    fn nested(levels: usize, wrap: impl Fn(Value) -> Value) -> Value {
+        (0..levels).fold(json!({"type": "boolean"}), |inner, _| wrap(inner))
+    }
+
+    /// The value `levels` steps down from `value` (into an object's `a` or an array's first
+    /// item).
+    fn down(mut value: &Value, levels: usize) -> &Value {
+        for _ in 0..levels {
+            value = value
+                .get("a")
+                .or_else(|| value.get(0))
+                .unwrap_or(&Value::Null);
+        }
+        value
+    }
+
+    #[test]
+    fn schemas_nested_past_16_levels_are_cut_with_null() {
+        // 16 levels of nesting are followed; the 17th is cut, whatever nests it.
+        let in_object = |inner| json!({"type": "object", "properties": {"a": inner}});
+        let in_array = |inner| json!({"type": "array", "items": inner});
+        let in_any_of = |inner| json!({"anyOf": [inner]});
+        assert_eq!(down(&v(nested(16, in_object)), 16), &json!(true));
+        assert_eq!(down(&v(nested(17, in_object)), 17), &Value::Null);
+        assert!(down(&v(nested(17, in_object)), 16).is_object());
+        assert_eq!(down(&v(nested(16, in_array)), 16), &json!(true));
+        assert_eq!(down(&v(nested(17, in_array)), 17), &Value::Null);
+        assert_eq!(v(nested(16, in_any_of)), json!(true));
+        assert_eq!(v(nested(17, in_any_of)), Value::Null);
+        // A schema that refers to itself and nothing else ends too.
+        assert_eq!(v(json!({"$ref": "#"})), Value::Null);
+    }
+
+    #[test]
     fn word_counts_are_never_zero() {
         assert_eq!(words(""), 1);
         assert_eq!(words("a b  c"), 3);

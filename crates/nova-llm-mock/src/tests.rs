@@ -369,6 +369,64 @@ async fn a_scripted_stream_without_finish_is_a_truncation() {
     let items = drain(mock.chat_stream(user("x")).await.unwrap()).await;
     assert_eq!(items.len(), 2);
     assert!(items[1].as_ref().unwrap_err().is_timeout());
+    // And in a plain call, even when the events before it finished the reply.
+    mock.push_stream(
+        ScriptedStream::new()
+            .text("a")
+            .finish(FinishReason::Stop)
+            .fail_after(2, LlmError::new(ErrorKind::Timeout, "stalled")),
+    );
+    let err = mock.chat(user("x")).await.unwrap_err();
+    assert!(err.is_timeout());
+    assert_eq!(err.partial().unwrap().text, "a");
+}
+
+#[tokio::test]
+async fn a_scripted_stream_built_from_a_response_plays_it_back() {
+    let reply = ChatResponse::from_text("one two three")
+        .with_reasoning("hm")
+        .with_id("r1")
+        .with_model("m")
+        .with_usage(Usage::new(2, 3));
+    let script = ScriptedStream::from_response(&reply, Chunking::Words);
+    // Start, one reasoning delta, three words, usage, finish.
+    assert_eq!(script.len(), 7);
+    assert!(!script.is_empty());
+    assert!(ScriptedStream::new().is_empty());
+    let mock = MockDriver::new();
+    mock.push_stream(script.reasoning(" more"));
+    let items = drain(mock.chat_stream(user("x")).await.unwrap()).await;
+    assert_eq!(texts(&items), ["one ", "two ", "three"]);
+    assert!(matches!(
+        items.last(),
+        Some(Ok(StreamEvent::ReasoningDelta { text })) if text == " more"
+    ));
+}
+
+#[tokio::test]
+async fn scripted_finish_reasons_are_kept_and_tool_calls_get_theirs() {
+    let mock = MockDriver::new();
+    // Set without a raw reason: kept.
+    let mut cut = ChatResponse::from_text("cut sh");
+    cut.finish_reason = FinishReason::Length;
+    mock.push(cut);
+    assert_eq!(
+        mock.chat(user("x")).await.unwrap().finish_reason,
+        FinishReason::Length
+    );
+    // Not set: a reply of tool calls finishes with `tool_calls`, text with `stop`.
+    mock.push(ChatResponse::from_tool_calls([ToolCall::new(
+        "c", "f", "{}",
+    )]));
+    mock.push_text("done");
+    assert_eq!(
+        mock.chat(user("x")).await.unwrap().finish_reason,
+        FinishReason::ToolCalls
+    );
+    assert_eq!(
+        mock.chat(user("x")).await.unwrap().finish_reason,
+        FinishReason::Stop
+    );
 }
 
 #[tokio::test]
@@ -424,6 +482,7 @@ async fn stream_gaps_follow_tokio_time() {
 #[tokio::test]
 async fn requests_are_recorded_and_reset_clears_everything() {
     let mock = MockDriver::new();
+    assert!(mock.last_chat_request().is_none());
     mock.chat(user("a")).await.unwrap();
     drain(mock.chat_stream(user("b")).await.unwrap()).await;
     mock.complete(CompletionRequest::new("c")).await.unwrap();
@@ -436,7 +495,7 @@ async fn requests_are_recorded_and_reset_clears_everything() {
     let _ = mock.chat(ChatRequest::new(Dialog::new())).await; // invalid, still recorded
     assert_eq!(mock.calls(), 5);
     let rec = mock.requests();
-    assert!(matches!(rec[0], Recorded::Chat(_)));
+    assert!(matches!(rec[0], Recorded::Chat(_)) && !rec[0].is_stream());
     assert!(rec[1].is_stream() && rec[1].chat_request().is_some());
     assert_eq!(rec[2].completion_request().unwrap().prompt, "c");
     assert!(rec[3].is_stream() && rec[3].completion_request().is_some());
