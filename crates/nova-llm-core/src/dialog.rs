@@ -440,6 +440,25 @@ mod tests {
     }
 
     #[test]
+    fn a_dialog_is_built_grown_and_taken_apart_like_a_vec() {
+        let rows = vec![Message::user("a"), Message::assistant("b")];
+        let d = Dialog::from(rows.clone());
+        assert_eq!(d.messages(), rows.as_slice());
+        let collected: Dialog = rows.iter().cloned().collect();
+        assert_eq!(collected, d);
+        let mut grown = Dialog::new();
+        assert!(grown.is_empty());
+        grown.push(Message::user("a"));
+        assert!(!grown.is_empty());
+        grown.extend([Message::assistant("b")]);
+        assert_eq!(grown, d);
+        grown.messages_mut().push(Message::user("c"));
+        let texts: Vec<String> = (&grown).into_iter().map(Message::text).collect();
+        assert_eq!(texts, ["a", "b", "c"]);
+        assert_eq!(grown.into_messages()[2].text(), "c");
+    }
+
+    #[test]
     fn hidden_rows_are_kept_but_not_visible() {
         let d = Dialog::new()
             .user("first")
@@ -464,6 +483,7 @@ mod tests {
         ]);
         assert_eq!(m.text(), "look at this\nwhat is it?");
         assert!(m.has_image());
+        assert!(!Message::user("words only").has_image());
         assert_eq!(Message::assistant("").text(), "");
         assert!(Message::assistant("").content.is_empty());
     }
@@ -476,6 +496,9 @@ mod tests {
         let r: Role = serde_json::from_str("\"assistant\"").unwrap();
         assert_eq!(r, Role::Assistant);
         assert_eq!(Role::Tool.to_string(), "tool");
+        for role in [Role::System, Role::User, Role::Assistant, Role::Tool] {
+            assert_eq!(Role::from(role.to_string()), role);
+        }
     }
 
     #[test]

@@ -501,6 +501,13 @@ mod tests {
         assert!(as_dyn.name().ends_with("Fixed"));
         assert_eq!(as_dyn.capabilities(), Capabilities::none());
         assert!(Capabilities::all().with_images(false).streaming);
+        let each = Capabilities::none()
+            .with_streaming(true)
+            .with_tools(true)
+            .with_structured_output(true)
+            .with_images(true)
+            .with_completions(true);
+        assert_eq!(each, Capabilities::all());
     }
 
     #[test]

@@ -603,6 +603,26 @@ mod tests {
     }
 
     #[test]
+    fn parameters_are_replaced_whole_and_a_dialog_is_a_request() {
+        let params = ModelParams {
+            temperature: Some(0.5),
+            max_tokens: Some(9),
+            ..ModelParams::default()
+        };
+        let chat = ChatRequest::from(Dialog::new().user("q")).params(params.clone());
+        assert_eq!(chat.dialog.messages()[0].text(), "q");
+        assert_eq!(chat.params, params);
+        assert_eq!(
+            CompletionRequest::new("p").params(params.clone()).params,
+            params
+        );
+        // A schema format read without `strict` is strict.
+        let f: JsonSchemaFormat =
+            serde_json::from_value(serde_json::json!({"name": "n", "schema": {}})).unwrap();
+        assert!(f.strict);
+    }
+
+    #[test]
     fn completion_becomes_a_one_row_chat() {
         let c = CompletionRequest::new("once upon")
             .model("m")
