@@ -8,9 +8,10 @@ pub trait TokenCounter: Send + Sync + 'static {
     /// Tokens of `text`.
     fn count_text(&self, text: &str) -> usize;
 
-    /// Tokens a row costs when sent: its text parts, name, tool calls, plus a fixed
-    /// overhead per row (4, as OpenAI's chat format adds) and per image (85, a low-detail
-    /// image). Hidden rows cost nothing: they are never sent.
+    /// Tokens a row costs when sent: its text parts, name (plus 1), tool calls (name and
+    /// arguments, plus 3 each), plus a fixed overhead per row (4, as OpenAI's chat format
+    /// adds) and per image (85, a low-detail image). Hidden rows cost nothing: they are
+    /// never sent.
     fn count_message(&self, m: &Message) -> usize {
         if m.hidden {
             return 0;

@@ -270,6 +270,83 @@ async fn the_middleware_trims_to_the_models_window_and_says_so() {
     );
 }
 
+#[test]
+fn a_row_costs_its_parts_its_name_and_its_tool_calls() {
+    let e = Estimator;
+    // "hello": 2 tokens, and 4 for the row.
+    assert_eq!(e.count_message(&Message::user("hello")), 6);
+    // A name: its tokens and one more.
+    assert_eq!(e.count_message(&Message::user("hello").with_name("bob")), 8);
+    // A tool call: its name (2) and arguments (4), and 3 more; two calls, twice that.
+    let call = || ToolCall::new("c1", "lookup", r#"{"query":"abc"}"#);
+    let one = Message::assistant("").with_tool_call(call());
+    assert_eq!(e.count_message(&one), 4 + 9);
+    assert_eq!(e.count_message(&one.clone().with_tool_call(call())), 4 + 18);
+    // An image: 85.
+    let seen = Message::user("hello").with_part(nova_llm_core::ContentPart::image_url("u"));
+    assert_eq!(e.count_message(&seen), 6 + 85);
+    // Hidden: never sent, so nothing.
+    assert_eq!(e.count_message(&seen.with_hidden(true)), 0);
+}
+
+/// Counts every text as 1,000 tokens.
+struct Heavy;
+
+impl TokenCounter for Heavy {
+    fn count_text(&self, _: &str) -> usize {
+        1_000
+    }
+}
+
+#[tokio::test]
+async fn the_middleware_counts_and_trims_as_it_is_told() {
+    let mock = MockDriver::new();
+    let window = || ContextWindows::empty().with("small", 3_000);
+    // Four rows of about 250 tokens fit 3,000 by the estimator, not at 1,000 a text:
+    // the old turn goes.
+    let p = Provider::builder(mock.clone())
+        .context(
+            ContextLayer::new()
+                .windows(window())
+                .reply_room(0)
+                .counter(Heavy),
+        )
+        .build();
+    p.chat(long_request("small", 1)).await.unwrap();
+    let sent = mock.last_chat_request().unwrap();
+    assert_eq!(
+        sent.dialog.len(),
+        2,
+        "the system row and the latest question"
+    );
+
+    // Keeping the first turn drops later ones instead of it.
+    let keep_first = Provider::builder(mock.clone())
+        .context(
+            ContextLayer::new()
+                .windows(window())
+                .strategy(TrimStrategy::KeepEnds { first: 1, last: 0 }),
+        )
+        .build();
+    assert_eq!(first_turn_sent(&keep_first, &mock).await, "question 0");
+    let drop_oldest = Provider::builder(mock.clone())
+        .context(ContextLayer::new().windows(window()))
+        .build();
+    assert_ne!(first_turn_sent(&drop_oldest, &mock).await, "question 0");
+}
+
+/// The first two words of the first turn `p` sends of a 20-turn request.
+async fn first_turn_sent(p: &Provider, mock: &MockDriver) -> String {
+    p.chat(long_request("small", 20)).await.unwrap();
+    let sent = mock.last_chat_request().unwrap();
+    sent.dialog.messages()[1]
+        .text()
+        .split(' ')
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[tokio::test]
 async fn dropped_turns_can_be_replaced_by_a_summary() {
     let mock = MockDriver::new();
