@@ -302,3 +302,42 @@ impl CallContext {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Extensions, Operation, RequestId};
+
+    #[test]
+    fn operations_say_whether_they_stream() {
+        assert!(Operation::ChatStream.is_stream() && Operation::CompletionStream.is_stream());
+        assert!(!Operation::Chat.is_stream() && !Operation::Completion.is_stream());
+    }
+
+    #[test]
+    fn request_ids_are_new_numbers_shown_with_a_prefix() {
+        let (a, b) = (RequestId::next(), RequestId::next());
+        assert!(b.get() > a.get());
+        assert_eq!(a.to_string(), format!("nova-{}", a.get()));
+    }
+
+    #[test]
+    fn extensions_hold_one_value_per_type() {
+        let mut ext = Extensions::default();
+        assert!(ext.is_empty());
+        ext.insert(1u32);
+        ext.insert("tag");
+        ext.insert(2u32);
+        assert_eq!((ext.len(), ext.get::<u32>()), (2, Some(&2)));
+        assert!(!ext.is_empty());
+        *ext.get_mut::<u32>().unwrap() += 1;
+        assert_eq!(ext.get::<u32>(), Some(&3));
+        // Shared with a clone: not changed in place.
+        let shared = ext.clone();
+        assert!(ext.get_mut::<u32>().is_none());
+        drop(shared);
+        assert!(ext.remove::<u32>());
+        assert!(!ext.remove::<u32>());
+        assert_eq!((ext.len(), ext.get::<u32>()), (1, None));
+        assert!(format!("{ext:?}").contains("len: 1"));
+    }
+}
