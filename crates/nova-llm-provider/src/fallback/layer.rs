@@ -282,7 +282,7 @@ impl FallbackLayer {
             };
             let result = if stream {
                 match rest.chat_stream(req, cx).await {
-                    Ok(s) => until_first_content(s, None).await.map(Outcome::Stream),
+                    Ok(s) => until_first_content(s).await.map(Outcome::Stream),
                     Err(e) => Err(e),
                 }
             } else {

@@ -2,7 +2,6 @@
 //! first content event, then commit to the stream.
 
 use std::collections::VecDeque;
-use std::time::Duration;
 
 use futures_util::StreamExt;
 use nova_llm_core::{
@@ -40,31 +39,13 @@ impl Outcome {
 /// `Ok` returns a stream that replays what was read and then goes on; from then on the
 /// call is committed: a later error item becomes a `StreamInterrupted` error carrying the
 /// partial output (text, tool calls, usage), the original error as its source. `Err` means
-/// nothing was shown yet, so the caller may try again or elsewhere: an error item, a stream
-/// that ended early, or no content within `first_chunk` (a timeout).
-pub(crate) async fn until_first_content(
-    mut stream: ChatStream,
-    first_chunk: Option<Duration>,
-) -> Result<ChatStream, LlmError> {
+/// nothing was shown yet, so the caller may try again or elsewhere: an error item, or a
+/// stream that ended early. (A limit on the wait is the caller's: the timeout layer puts
+/// one around this.)
+pub(crate) async fn until_first_content(mut stream: ChatStream) -> Result<ChatStream, LlmError> {
     let mut buffered = VecDeque::new();
-    let deadline = first_chunk.map(|d| tokio::time::Instant::now() + d);
     loop {
-        let next = match deadline {
-            Some(d) => match tokio::time::timeout_at(d, stream.next()).await {
-                Ok(item) => item,
-                Err(_) => {
-                    return Err(LlmError::new(
-                        ErrorKind::Timeout,
-                        format!(
-                            "no content within {:?} (time to first chunk)",
-                            first_chunk.unwrap_or_default()
-                        ),
-                    ));
-                }
-            },
-            None => stream.next().await,
-        };
-        match next {
+        match stream.next().await {
             Some(Ok(event)) => {
                 let commit = event.is_content() || matches!(event, StreamEvent::Finish { .. });
                 buffered.push_back(event);

@@ -185,7 +185,7 @@ impl RetryLayer {
             let call = async {
                 if stream {
                     let s = next.chat_stream(request.clone(), cx).await?;
-                    until_first_content(s, None).await.map(Outcome::Stream)
+                    until_first_content(s).await.map(Outcome::Stream)
                 } else {
                     let reply = next.chat(request.clone(), cx).await?;
                     Ok(Outcome::Reply(Box::new(reply)))

@@ -113,7 +113,7 @@ impl Middleware for TimeoutLayer {
         let first = earliest(end, self.first_chunk.map(|f| start + f));
         let opened = async {
             let stream = next.chat_stream(request, cx).await?;
-            until_first_content(stream, None).await
+            until_first_content(stream).await
         };
         let stream = match first {
             Some(limit) => tokio::time::timeout_at(limit, opened)
