@@ -411,6 +411,124 @@ fn completions_reach_the_drivers_own_completion_method_unless_a_layer_made_a_dia
     });
 }
 
+/// A change to a request.
+type Edit = fn(&mut ChatRequest);
+
+/// Changes the request of every call on its way to the driver, and nothing else.
+struct Rewriting(Edit);
+
+impl std::fmt::Debug for Rewriting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Rewriting")
+    }
+}
+
+#[async_trait]
+impl Middleware for Rewriting {
+    fn name(&self) -> &str {
+        "rewriting"
+    }
+
+    async fn chat(
+        &self,
+        mut request: ChatRequest,
+        cx: &mut CallContext,
+        next: Next<'_>,
+    ) -> Result<ChatResponse, LlmError> {
+        (self.0)(&mut request);
+        next.chat(request, cx).await
+    }
+}
+
+#[test]
+fn a_completion_stays_one_only_while_it_is_one_plain_user_row() {
+    run(async {
+        let rewrites: [(&str, Edit); 6] = [
+            ("a second row", |r| r.dialog.push(Message::user("more"))),
+            ("a system row", |r| {
+                r.dialog.messages_mut()[0].role = nova_llm_core::Role::System;
+            }),
+            ("a name", |r| {
+                r.dialog.messages_mut()[0].name = Some("bob".into())
+            }),
+            ("an image", |r| {
+                r.dialog.messages_mut()[0]
+                    .content
+                    .push(nova_llm_core::ContentPart::image_url("u"));
+            }),
+            ("a tool", |r| {
+                r.tools.push(nova_llm_core::Tool::new(
+                    "f",
+                    serde_json::json!({"type": "object"}),
+                ));
+            }),
+            ("a JSON reply", |r| {
+                r.response_format = nova_llm_core::ResponseFormat::JsonObject;
+            }),
+        ];
+        for (what, rewrite) in rewrites {
+            let driver = Arc::new(Native::default());
+            let p = Provider::builder_shared(driver.clone())
+                .layer(Rewriting(rewrite))
+                .build();
+            p.complete(CompletionRequest::new("once upon"))
+                .await
+                .unwrap();
+            assert_eq!(
+                (
+                    *driver.chats.lock().unwrap(),
+                    *driver.completes.lock().unwrap()
+                ),
+                (1, 0),
+                "{what}: a chat now"
+            );
+        }
+        // Parameters and extras are no reason: still a completion, and they go with it.
+        let driver = Arc::new(Native::default());
+        let p = Provider::builder_shared(driver.clone())
+            .layer(Rewriting(|r| r.params.max_tokens = Some(7)))
+            .build();
+        p.complete(CompletionRequest::new("once upon"))
+            .await
+            .unwrap();
+        assert_eq!(*driver.completes.lock().unwrap(), 1);
+    });
+}
+
+/// Overrides nothing.
+#[derive(Debug)]
+struct Bare;
+
+impl Middleware for Bare {
+    fn name(&self) -> &str {
+        "bare"
+    }
+}
+
+#[test]
+fn a_middleware_that_overrides_nothing_passes_every_call_through() {
+    run(async {
+        let mock = MockDriver::new();
+        let p = Provider::builder(mock.clone()).layer(Bare).build();
+        assert_eq!(p.prompt("x").await.unwrap(), "f(x)");
+        let s = p.chat_stream(req("y")).await.unwrap();
+        assert_eq!(collect_stream(s).await.unwrap().text(), "f(y)");
+        // Streamed completions reach the driver's own streamed completion, and streamed
+        // chats its streamed chat.
+        let s = p
+            .complete_stream(CompletionRequest::new("z"))
+            .await
+            .unwrap();
+        collect_stream(s).await.unwrap();
+        let kinds: Vec<_> = mock
+            .requests()
+            .iter()
+            .map(|r| (r.is_stream(), r.completion_request().is_some()))
+            .collect();
+        assert_eq!(kinds, [(false, false), (true, false), (true, true)]);
+    });
+}
+
 #[test]
 fn the_provider_is_a_driver_and_providers_nest() {
     run(async {
