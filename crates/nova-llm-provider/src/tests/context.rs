@@ -312,6 +312,8 @@ async fn the_middleware_counts_and_trims_as_it_is_told() {
                 .counter(Heavy),
         )
         .build();
+    // It sits under its name, where the documented order puts it.
+    assert_eq!(p.layers(), ["events", "context"]);
     p.chat(long_request("small", 1)).await.unwrap();
     let sent = mock.last_chat_request().unwrap();
     assert_eq!(
