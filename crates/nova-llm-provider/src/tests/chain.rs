@@ -299,6 +299,11 @@ impl Middleware for Inspect {
             tenant
         ));
         cx.extensions_mut().insert(7_u32);
+        assert_eq!(
+            cx.extensions().get::<u32>(),
+            Some(&7),
+            "kept for the layers inside"
+        );
         assert!(cx.request_id().get() > 0);
         next.chat(request, cx).await
     }

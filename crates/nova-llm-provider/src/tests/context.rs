@@ -337,10 +337,11 @@ async fn the_middleware_counts_and_trims_as_it_is_told() {
     assert_ne!(first_turn_sent(&drop_oldest, &mock).await, "question 0");
 }
 
-/// The first two words of the first turn `p` sends of a 20-turn request.
+/// The first two words of the first turn `p` sends of a 20-turn request (trimmed).
 async fn first_turn_sent(p: &Provider, mock: &MockDriver) -> String {
     p.chat(long_request("small", 20)).await.unwrap();
     let sent = mock.last_chat_request().unwrap();
+    assert!(sent.dialog.len() < 42, "trimmed");
     sent.dialog.messages()[1]
         .text()
         .split(' ')
