@@ -313,13 +313,14 @@ mod tests {
             "implied_object": {"properties": {"a": {"type": "string"}}},
             "implied_array": {"items": {"type": "boolean"}},
             "nothing": {"type": "null"},
+            "untyped": {"description": "free text"},
             "above": {"type": "integer", "exclusiveMinimum": 3},
             "above_x": {"type": "number", "exclusiveMinimum": 0.5}
         }});
         assert_eq!(
             v(s),
             json!({"implied_object": {"a": "f(x).implied_object.a"}, "implied_array": [true],
-                   "nothing": null, "above": 4, "above_x": 1.5})
+                   "nothing": null, "untyped": "f(x).untyped", "above": 4, "above_x": 1.5})
         );
     }
 

@@ -415,9 +415,10 @@ async fn scripted_finish_reasons_are_kept_and_tool_calls_get_theirs() {
         FinishReason::Length
     );
     // Not set: a reply of tool calls finishes with `tool_calls`, text with `stop`.
-    mock.push(ChatResponse::from_tool_calls([ToolCall::new(
-        "c", "f", "{}",
-    )]));
+    let mut calls = ChatResponse::from_text("");
+    calls.message.tool_calls.push(ToolCall::new("c", "f", "{}"));
+    assert_eq!(calls.finish_reason, FinishReason::Stop, "as built");
+    mock.push(calls);
     mock.push_text("done");
     assert_eq!(
         mock.chat(user("x")).await.unwrap().finish_reason,
