@@ -136,3 +136,25 @@ fn ping(port: u16) -> bool {
     let mut buf = [0_u8; 7];
     s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_started_server_answers_and_is_gone_once_dropped() {
+        let Some(server) = RedisServer::start() else {
+            assert!(std::env::var("CI").is_err(), "CI must have a Redis");
+            return;
+        };
+        let from_env = std::env::var("REDIS_URL").is_ok();
+        assert_eq!(server.is_owned(), !from_env);
+        let Some(port) = server.port else {
+            return; // a REDIS_URL server is not ours to stop
+        };
+        assert_eq!(server.url(), format!("redis://127.0.0.1:{port}/"));
+        assert!(ping(port));
+        drop(server);
+        assert!(!ping(port), "the server outlived its harness");
+    }
+}

@@ -466,10 +466,429 @@ async fn backends_are_trait_objects() {
         RedisConnection::new("not a url").unwrap_err().kind(),
         ErrorKind::InvalidRequest
     );
-    let shown = format!(
-        "{:?}",
-        RedisConnection::new("redis://user:secret@127.0.0.1:6379/").unwrap()
-    );
+    let secret = RedisConnection::new("redis://user:secret@127.0.0.1:6379/").unwrap();
+    let shown = format!("{secret:?}");
     assert!(!shown.contains("secret"), "{shown}");
+    assert!(shown.contains("127.0.0.1:6379/"), "{shown}");
+    assert_eq!(secret.timeout(), Duration::from_millis(100));
+    assert_eq!(unreachable().timeout(), Duration::from_millis(200));
     let _ = MockDriver::new().name();
+}
+
+// Redis's own clock decides the windows and leases below, so where these tests wait they
+// wait in real time (tokio's paused clock cannot move Redis's, and would fire the
+// connection's timeouts while Redis answers); they assert what happened, never how long
+// it took.
+
+/// A connection to a port where nothing listens.
+fn unreachable() -> RedisConnection {
+    RedisConnection::with_timeout("redis://127.0.0.1:1/", Duration::from_millis(200)).unwrap()
+}
+
+#[tokio::test]
+async fn counting_in_this_process_gets_its_token_corrections_while_redis_is_down() {
+    // No server needed: nothing listens on port 1.
+    let mock = MockDriver::new();
+    let p = Provider::builder(mock.clone())
+        .rate_limit(
+            RateLimitLayer::new()
+                .tokens_per_minute(1000)
+                .fail_fast()
+                .backend(Arc::new(
+                    RedisWindows::new(unreachable()).on_failure(OnFailure::Local),
+                )),
+        )
+        .build();
+    let mut rx = p.subscribe();
+    let request =
+        || nova_llm_core::ChatRequest::new(nova_llm_core::Dialog::new().user("q")).max_tokens(400);
+    // Each is estimated at 401 and corrected to 2 in the local windows: without the
+    // corrections reaching them, the third would be refused.
+    for _ in 0..5 {
+        p.chat(request()).await.unwrap();
+    }
+    assert_eq!(mock.calls(), 5);
+    let d = degraded(&rx.drain());
+    assert_eq!(d.len(), 5, "{d:?}");
+    assert!(
+        d.iter()
+            .all(|x| *x == ("rate limiter".into(), "counted in this process".into())),
+        "{d:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_token_window_refuses_what_would_not_fit_and_says_when_it_frees() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let mock = MockDriver::new();
+    let limits = RateLimitLayer::new().tokens_per_minute(1000).fail_fast();
+    let request = |max: u32| {
+        nova_llm_core::ChatRequest::new(nova_llm_core::Dialog::new().user("q")).max_tokens(max)
+    };
+    let estimate = |max: u32| limits.estimate_tokens(&request(max));
+    let p = Provider::builder(mock.clone())
+        .rate_limit(limits.clone().backend(Arc::new(
+            RedisWindows::new(conn(&server)).prefix(prefix("token-window")),
+        )))
+        .build();
+    // Corrected to what the mock reports once done.
+    let u = p.chat(request(600)).await.unwrap().usage;
+    let used = u.input_tokens + u.output_tokens;
+    assert!(used < 10, "{used}");
+    // Fits only because the first was corrected (601 + 901 would not).
+    assert!(estimate(600) + estimate(900) > 1000);
+    assert!(2 * used + estimate(900) <= 1000);
+    p.chat(request(900)).await.unwrap();
+    // The largest request that still fits is admitted; one token more is refused, with a
+    // wait until the oldest counted tokens leave the minute.
+    let room = 1000 - 2 * used;
+    let max = (1..=1000).rev().find(|m| estimate(*m) <= room).unwrap();
+    assert_eq!(
+        estimate(max),
+        room,
+        "the estimate moves one token at a time"
+    );
+    let e = p.chat(request(max + 1)).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::RateLimited, "{e}");
+    let wait = e.retry_after().unwrap();
+    assert!(
+        wait > Duration::from_secs(55) && wait <= Duration::from_secs(60),
+        "{wait:?}"
+    );
+    p.chat(request(max)).await.unwrap();
+    assert_eq!(mock.calls(), 3);
+
+    // Until it is corrected, a call counts at its estimate: a stream still open holds
+    // its 601 tokens, so 501 more do not fit.
+    let held = Provider::builder(mock.clone())
+        .rate_limit(limits.clone().backend(Arc::new(
+            RedisWindows::new(conn(&server)).prefix(prefix("token-held")),
+        )))
+        .build();
+    let stream = held.chat_stream(request(600)).await.unwrap();
+    assert!(estimate(600) + estimate(500) > 1000);
+    let e = held.chat(request(500)).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::RateLimited, "{e}");
+    drop(stream);
+}
+
+#[tokio::test]
+async fn the_limiters_keys_expire_with_their_windows() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let pre = prefix("expiry");
+    let p = Provider::builder(MockDriver::new())
+        .rate_limit(
+            RateLimitLayer::new()
+                .requests(5, Duration::from_secs(7))
+                .tokens_per_minute(10_000)
+                .backend(Arc::new(
+                    RedisWindows::new(conn(&server)).prefix(pre.clone()),
+                )),
+        )
+        .layer(
+            RedisConcurrencyLayer::new(conn(&server), format!("{pre}leases"), 2)
+                .lease(Duration::from_secs(9)),
+        )
+        .build();
+    // A stream holds its lease until it is dropped.
+    let stream = p
+        .chat_stream(nova_llm_core::ChatRequest::new(
+            nova_llm_core::Dialog::new().user("q"),
+        ))
+        .await
+        .unwrap();
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{pre}*"))
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let mut ttls = Vec::new();
+    for k in &keys {
+        let ms: i64 = redis::cmd("PTTL").arg(k).query_async(&mut c).await.unwrap();
+        ttls.push((k.strip_prefix(&pre).unwrap().to_owned(), ms));
+    }
+    ttls.sort();
+    let ttl = |suffix: &str| {
+        ttls.iter()
+            .find(|(k, _)| k.ends_with(suffix))
+            .map(|(_, ms)| *ms)
+            .unwrap_or_else(|| panic!("no key ending in {suffix}: {ttls:?}"))
+    };
+    // Each window's set lives as long as its window; the lease set as long as a lease;
+    // only the ticket counter stays (one small key).
+    assert!((6_000..=7_000).contains(&ttl(":requests")), "{ttls:?}");
+    assert!((59_000..=60_000).contains(&ttl(":tokens")), "{ttls:?}");
+    assert!((8_000..=9_000).contains(&ttl("leases")), "{ttls:?}");
+    assert_eq!(ttl("tickets"), -1, "{ttls:?}");
+    assert_eq!(ttls.len(), 4, "{ttls:?}");
+    drop(stream);
+}
+
+#[tokio::test]
+async fn leases_are_renewed_while_a_call_lasts_and_given_back_when_it_ends() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let key = format!("{}leases", prefix("renewal"));
+    let probe = |max_wait: Duration| {
+        Provider::builder(MockDriver::new())
+            .layer(RedisConcurrencyLayer::new(conn(&server), key.clone(), 1).max_wait(max_wait))
+            .build()
+    };
+    // Holds the one lease for as long as its call lasts (until aborted).
+    let hold = |lease: Duration| {
+        let mock = MockDriver::new();
+        mock.push(nova_llm_mock::Reply::delay(Duration::from_secs(600)));
+        let p = Provider::builder(mock.clone())
+            .layer(RedisConcurrencyLayer::new(conn(&server), key.clone(), 1).lease(lease))
+            .build();
+        let task = tokio::spawn(async move { p.prompt("held").await });
+        (mock, task)
+    };
+    let started = |mock: MockDriver| async move {
+        // The driver sees the call only once the lease is taken.
+        for _ in 0..2000 {
+            if mock.calls() > 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("the holder never got its lease");
+    };
+
+    // A lease of 600 ms, renewed every 200 ms: still held after 1.5 s.
+    let (mock, holder) = hold(Duration::from_millis(600));
+    started(mock).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let e = probe(Duration::ZERO).prompt("q").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::RateLimited, "{e}");
+    assert!(
+        e.message()
+            .contains("1 calls are already in flight across processes"),
+        "{e}"
+    );
+    // The held lease has at least 400 ms left (renewed every 200 ms); a caller is told to
+    // look again in at most 100 ms, since leases can end early.
+    assert_eq!(e.retry_after(), Some(Duration::from_millis(100)));
+    holder.abort();
+    let _ = holder.await;
+
+    // A lease of 30 s: once its call ends (here: is dropped), the lease is given back at
+    // once rather than left to expire.
+    let (mock, holder) = hold(Duration::from_secs(30));
+    started(mock).await;
+    assert!(probe(Duration::ZERO).prompt("q").await.is_err());
+    holder.abort();
+    let _ = holder.await;
+    let p = probe(Duration::from_secs(5));
+    assert_eq!(p.layers().last(), Some(&RedisConcurrencyLayer::NAME));
+    assert_eq!(RedisConcurrencyLayer::NAME, "concurrency");
+    assert_eq!(p.prompt("q").await.unwrap(), "f(q)");
+}
+
+#[tokio::test]
+async fn expired_leases_do_not_count_and_are_not_brought_back() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let key = format!("{}leases", prefix("expired"));
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let card = |mut c: redis::aio::MultiplexedConnection, key: String| async move {
+        redis::cmd("ZCARD")
+            .arg(key)
+            .query_async::<u64>(&mut c)
+            .await
+            .unwrap()
+    };
+    // A lease that ran out a second ago (its process died), in a set that still lives.
+    let now = redis_now(&mut c).await;
+    redis::cmd("ZADD")
+        .arg(&key)
+        .arg(now - 1000)
+        .arg("dead")
+        .query_async::<()>(&mut c)
+        .await
+        .unwrap();
+    let layer = RedisConcurrencyLayer::new(conn(&server), key.clone(), 1)
+        .lease(Duration::from_millis(600))
+        .max_wait(Duration::ZERO);
+    let mock = MockDriver::new();
+    mock.push(nova_llm_mock::Reply::delay(Duration::from_secs(600)));
+    let p = Provider::builder(mock.clone()).layer(layer).build();
+    let holder = tokio::spawn(async move { p.prompt("held").await });
+    while mock.calls() == 0 && !holder.is_finished() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(!holder.is_finished(), "{:?}", holder.await);
+    assert_eq!(
+        card(c.clone(), key.clone()).await,
+        1,
+        "the dead lease is gone"
+    );
+
+    // A live lease that vanished (it expired while its renewal was late, and another
+    // process cleared it): renewals extend only a lease that is still there, so a slot
+    // someone else may have taken is not taken twice.
+    redis::cmd("DEL")
+        .arg(&key)
+        .query_async::<()>(&mut c)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await; // renewals every 200 ms
+    assert_eq!(card(c.clone(), key.clone()).await, 0);
+    holder.abort();
+    let _ = holder.await;
+}
+
+#[tokio::test]
+async fn leases_follow_their_policy_when_redis_is_unreachable() {
+    let build = |policy: OnFailure| {
+        let mock = MockDriver::new();
+        let p = Provider::builder(mock.clone())
+            .layer(RedisConcurrencyLayer::new(unreachable(), "k", 1).on_failure(policy))
+            .build();
+        (mock, p)
+    };
+    let (mock, closed) = build(OnFailure::FailClosed);
+    let mut rx = closed.subscribe();
+    let e = closed.prompt("q").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::RateLimited, "{e}");
+    assert!(
+        e.message()
+            .starts_with("the shared concurrency limit is unavailable: redis"),
+        "{e}"
+    );
+    assert_eq!(mock.calls(), 0);
+    assert_eq!(
+        degraded(&rx.drain()),
+        [("concurrency leases".into(), "refused (fail closed)".into())]
+    );
+    for policy in [OnFailure::FailOpen, OnFailure::Local] {
+        let (mock, p) = build(policy);
+        let mut rx = p.subscribe();
+        assert_eq!(p.prompt("q").await.unwrap(), "f(q)");
+        assert_eq!(mock.calls(), 1);
+        assert_eq!(
+            degraded(&rx.drain()),
+            [(
+                "concurrency leases".into(),
+                "admitted without a lease".into()
+            )]
+        );
+    }
+}
+
+/// Redis's clock, in ms.
+async fn redis_now(c: &mut redis::aio::MultiplexedConnection) -> i64 {
+    let (s, us): (i64, i64) = redis::cmd("TIME").query_async(c).await.unwrap();
+    s * 1000 + us / 1000
+}
+
+#[tokio::test]
+async fn what_left_the_window_no_longer_counts_and_a_wait_ends_when_enough_has_left() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let client = redis::Client::open(server.url()).unwrap();
+    let c = client.get_multiplexed_async_connection().await.unwrap();
+    // Earlier admissions, written straight into the sets (ms before now; members are
+    // `ticket` for requests, `ticket:tokens` for tokens), so nothing has to wait a minute.
+    let seed = |key: String, members: Vec<(i64, &'static str)>| {
+        let mut c = c.clone();
+        async move {
+            let now = redis_now(&mut c).await;
+            for (ago, member) in members {
+                redis::cmd("ZADD")
+                    .arg(&key)
+                    .arg(now - ago)
+                    .arg(member)
+                    .query_async::<()>(&mut c)
+                    .await
+                    .unwrap();
+            }
+        }
+    };
+    let mock = MockDriver::new();
+    let provider = |pre: &str, limits: RateLimitLayer| {
+        Provider::builder(mock.clone())
+            .rate_limit(limits.fail_fast().backend(Arc::new(
+                RedisWindows::new(conn(&server)).prefix(pre.to_owned()),
+            )))
+            .build()
+    };
+    // A refusal's wait, in ms, and that it is a rate limit.
+    let wait_ms = |e: nova_llm_core::LlmError| {
+        assert_eq!(e.kind(), ErrorKind::RateLimited, "{e}");
+        e.retry_after().unwrap().as_millis()
+    };
+
+    // Requests: 3 a minute. Three admissions left the window, two are in it (55 s and
+    // 50 s ago): one call fits. The next waits until the oldest of the last three leaves
+    // (about 5 s from now); with a limit of 2 on the same window, the oldest of the last
+    // two (about 10 s).
+    let pre = prefix("slide-requests");
+    seed(
+        format!("{pre}:requests"),
+        vec![
+            (61_000, "1"),
+            (60_500, "2"),
+            (60_001, "3"),
+            (55_000, "4"),
+            (50_000, "5"),
+        ],
+    )
+    .await;
+    let three = provider(
+        &pre,
+        RateLimitLayer::new().requests(3, Duration::from_secs(60)),
+    );
+    three.prompt("q").await.unwrap();
+    // What left the window also left the set: it does not grow with every call.
+    let n: u64 = redis::cmd("ZCARD")
+        .arg(format!("{pre}:requests"))
+        .query_async(&mut c.clone())
+        .await
+        .unwrap();
+    assert_eq!(n, 3);
+    let wait = wait_ms(three.prompt("q").await.unwrap_err());
+    assert!(wait > 2_000 && wait <= 5_001, "{wait}");
+    let two = provider(
+        &pre,
+        RateLimitLayer::new().requests(2, Duration::from_secs(60)),
+    );
+    let wait = wait_ms(two.prompt("q").await.unwrap_err());
+    assert!(wait > 7_000 && wait <= 10_001, "{wait}");
+
+    // Tokens: 1000 a minute. 600 left the window, 300 (55 s ago) are in it: a call of
+    // about 400 fits. Then one that needs exactly what is left once those 300 leave
+    // waits for them (about 5 s), not for the call just made (a minute).
+    let pre = prefix("slide-tokens");
+    seed(
+        format!("{pre}:tokens"),
+        vec![(61_000, "1:600"), (55_000, "2:300")],
+    )
+    .await;
+    let limits = RateLimitLayer::new().tokens_per_minute(1000);
+    let request = |max: u32| {
+        nova_llm_core::ChatRequest::new(nova_llm_core::Dialog::new().user("q")).max_tokens(max)
+    };
+    let p = provider(&pre, limits.clone());
+    assert!(600 + 300 + limits.estimate_tokens(&request(400)) > 1000);
+    let u = p.chat(request(400)).await.unwrap().usage;
+    let used = u.input_tokens + u.output_tokens;
+    let max = (1..=1000)
+        .rev()
+        .find(|m| limits.estimate_tokens(&request(*m)) <= 1000 - used)
+        .unwrap();
+    assert_eq!(limits.estimate_tokens(&request(max)), 1000 - used);
+    let wait = wait_ms(p.chat(request(max)).await.unwrap_err());
+    assert!(wait > 2_000 && wait <= 5_001, "{wait}");
+    assert_eq!(mock.calls(), 2);
 }
