@@ -308,6 +308,20 @@ async fn service_errors_exit_with_1_and_one_clear_line() {
     );
     assert!(o.stderr.contains("hint: retry in 7 s"), "{}", o.stderr);
 
+    let o = failing(
+        404,
+        err("The model `gpt-9` does not exist", "model_not_found"),
+        None,
+    )
+    .await;
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("(http 404)"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("hint: check --model and --base-url"),
+        "{}",
+        o.stderr
+    );
+
     let o = failing(500, err("The server had an error", "server_error"), None).await;
     assert_eq!(o.code, 1);
     assert!(o.stderr.contains("server error (http 500)"), "{}", o.stderr);
@@ -416,7 +430,9 @@ async fn the_repl_reads_stdin_keeps_history_and_answers_commands() {
     let o = nova(
         &["repl"],
         None,
-        Some("hello\n/system be nice\nagain\n/stats\n/nope\n/reset\n/stats\n/exit\nnever sent\n"),
+        Some(
+            "hello\n/system be nice\nagain\n/stats\n/nope\n/system\n/reset\n/stats\n/exit\nnever sent\n",
+        ),
     )
     .await;
     assert_eq!(o.code, 0, "{}", o.stderr);
@@ -428,6 +444,13 @@ async fn the_repl_reads_stdin_keeps_history_and_answers_commands() {
     assert!(lines[3].contains("history 1 rows"), "{}", lines[3]);
     assert_eq!(lines.len(), 4, "nothing after /exit: {lines:?}");
     assert!(o.stderr.contains("unknown command /nope"), "{}", o.stderr);
+    // `/system` needs its text: alone it is not a command (and sets nothing).
+    assert!(
+        o.stderr.contains("unknown command /system;"),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(o.stderr.matches("(system instruction set)").count(), 1);
 
     // The history goes with each turn (the mock saw both rows the second time).
     let s = server().await;
@@ -515,4 +538,93 @@ async fn ctrl_c_during_a_stream_stops_it_cleanly() {
     let out = child.wait_with_output().await.unwrap();
     assert_eq!(out.status.code(), Some(130));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nova: stopped"));
+}
+
+#[tokio::test]
+async fn limits_and_the_cache_from_the_command_line() {
+    // Each limit alone is applied: a prompt larger than the token limit, a request limit
+    // of zero.
+    let long = "word ".repeat(40);
+    let o = nova(&["chat", "--tpm", "10", &long], None, None).await;
+    assert_eq!(o.code, 1);
+    assert!(
+        o.stderr
+            .contains("more than the limit of 10 tokens per minute"),
+        "{}",
+        o.stderr
+    );
+    let o = nova(&["chat", "--rpm", "0", "x"], None, None).await;
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("admits no request"), "{}", o.stderr);
+    let o = nova(&["chat", "--rpm", "10", "--tpm", "1000", "x"], None, None).await;
+    assert_eq!((o.code, o.stdout.as_str()), (0, "f(x)\n"), "{}", o.stderr);
+
+    // The repl always caches: after /reset the same first question is answered again
+    // without a call.
+    let s = server().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(reply("ok")))
+        .mount(&s)
+        .await;
+    let o = nova(
+        &[
+            "repl",
+            "--driver",
+            "openai",
+            "--base-url",
+            &base(&s),
+            "--no-stream",
+        ],
+        None,
+        Some("hi\n/reset\nhi\n"),
+    )
+    .await;
+    assert_eq!(o.stdout, "ok\nok\n", "{}", o.stderr);
+    assert_eq!(s.received_requests().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_schema_is_named_after_its_file() {
+    let s = server().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(reply(r#"{"name": "Ada"}"#)))
+        .mount(&s)
+        .await;
+    let dir = std::env::temp_dir().join(format!("nova-cli-name-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let schema = dir.join("my answer-v2.json");
+    std::fs::write(
+        &schema,
+        json!({"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]})
+            .to_string(),
+    )
+    .unwrap();
+    let o = nova(
+        &[
+            "chat",
+            "--driver",
+            "openai",
+            "--base-url",
+            &base(&s),
+            "--json-schema",
+            schema.to_str().unwrap(),
+            "who?",
+        ],
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(
+        serde_json::from_str::<Value>(&o.stdout).unwrap(),
+        json!({"name": "Ada"})
+    );
+    let body: Value =
+        serde_json::from_slice(&s.received_requests().await.unwrap()[0].body).unwrap();
+    // OpenAI allows only letters, digits, `_` and `-` in a name: every character but an
+    // ASCII letter or digit becomes `_`.
+    assert_eq!(
+        body["response_format"]["json_schema"]["name"], "my_answer_v2",
+        "{body}"
+    );
 }
