@@ -1318,3 +1318,43 @@ async fn random_callers(rounds: usize, threads: bool) {
         assert_eq!(layer.in_flight(), 0, "round {round}");
     }
 }
+
+#[tokio::test]
+async fn a_reply_exactly_at_the_size_cap_is_kept_and_one_byte_over_is_not() {
+    // What the driver answers, weighed as the cache weighs it.
+    let plain = MockDriver::new().chat(req("edge")).await.unwrap();
+    let plain_bytes = CachedReply::from_response(&plain).approx_bytes();
+    let mut stream = MockDriver::new().chat_stream(req("edge")).await.unwrap();
+    let mut events = Vec::new();
+    while let Some(e) = next_event(&mut stream).await {
+        events.push(e.unwrap());
+    }
+    let finish_bytes = CachedReply::event_bytes(events.last().unwrap());
+    let stream_bytes = CachedReply::from_events(events).unwrap().approx_bytes();
+    // With the cap one byte under, a stream's events all fit but its finish: the check
+    // made once the finish (held back for it) arrives is the one that refuses.
+    assert!(finish_bytes > 1);
+
+    for (streamed, bytes) in [(false, plain_bytes), (true, stream_bytes)] {
+        for (cap, kept) in [(bytes, true), (bytes - 1, false)] {
+            let mock = MockDriver::new();
+            let p = Provider::builder(mock.clone())
+                .cache(CacheLayer::in_memory(10, None).max_entry_bytes(cap))
+                .build();
+            for _ in 0..2 {
+                if streamed {
+                    let s = p.chat_stream(req("edge")).await.unwrap();
+                    assert_eq!(collect_stream(s).await.unwrap().text(), "f(edge)");
+                } else {
+                    assert_eq!(p.chat(req("edge")).await.unwrap().text(), "f(edge)");
+                }
+            }
+            let calls = if kept { 1 } else { 2 };
+            assert_eq!(
+                mock.calls(),
+                calls,
+                "streamed {streamed}, cap {cap}, {bytes} bytes"
+            );
+        }
+    }
+}
