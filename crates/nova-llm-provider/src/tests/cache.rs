@@ -1358,3 +1358,35 @@ async fn a_reply_exactly_at_the_size_cap_is_kept_and_one_byte_over_is_not() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_stream_that_fails_before_its_first_event_fails_as_it_would_without_the_cache() {
+    // Opened, then an error before any event: the caller gets the stream, then the
+    // error as its first item, as from the driver itself. Only a stream that could not
+    // be opened fails at the open.
+    let mock = MockDriver::new();
+    let p = Provider::builder(mock.clone())
+        .cache(CacheLayer::in_memory(10, None))
+        .build();
+    let failing = || {
+        Reply::stream(
+            ScriptedStream::new()
+                .text("never sent")
+                .fail_after(0, LlmError::new(ErrorKind::Server, "broke at once")),
+        )
+    };
+    mock.push(failing());
+    let mut bare = mock.chat_stream(req("q")).await.unwrap();
+    let first = next_event(&mut bare).await.unwrap().unwrap_err();
+    assert_eq!(first.message(), "broke at once");
+
+    mock.push(failing());
+    let mut s = p.chat_stream(req("q")).await.unwrap();
+    let e = next_event(&mut s).await.unwrap().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Server);
+    assert_eq!(e.message(), "broke at once");
+
+    mock.push(Reply::error_kind(ErrorKind::Server, "could not open"));
+    let e = p.chat_stream(req("q")).await.err().unwrap();
+    assert_eq!(e.message(), "could not open");
+}
