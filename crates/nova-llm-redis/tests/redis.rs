@@ -90,6 +90,30 @@ async fn the_store_keeps_replies_and_streams_with_ttls_and_a_size_cap() {
     assert_eq!(small.get(&key("big")).await.unwrap(), None);
     store.remove(&key("a")).await.unwrap();
     assert_eq!(store.get(&key("a")).await.unwrap(), None);
+
+    // The cap is on the stored JSON: an entry of exactly that many bytes is kept, one
+    // byte more is not.
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let entry = CachedReply::from_response(&reply);
+    store.put(&key("edge"), entry.clone(), None).await.unwrap();
+    let len: usize = redis::cmd("STRLEN")
+        .arg(format!("{}{}", prefix("store"), key("edge").as_str()))
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(len > 0);
+    for (cap, kept) in [(len, true), (len - 1, false)] {
+        let capped = RedisCacheStore::new(conn(&server))
+            .prefix(prefix(&format!("cap{cap}")))
+            .max_entry_bytes(cap);
+        capped.put(&key("edge"), entry.clone(), None).await.unwrap();
+        assert_eq!(
+            capped.get(&key("edge")).await.unwrap().is_some(),
+            kept,
+            "{cap}"
+        );
+    }
 }
 
 #[tokio::test]
