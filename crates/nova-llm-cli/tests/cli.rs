@@ -70,6 +70,15 @@ async fn the_main_job_prints_f_of_x_with_no_key_and_no_network() {
     );
 }
 
+/// `schema` written to a file called `name` in a directory of this test run's own.
+fn schema_file(name: &str, schema: Value) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("nova-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, schema.to_string()).unwrap();
+    path
+}
+
 #[tokio::test]
 async fn json_output_and_structured_output_are_machine_readable() {
     let o = nova(&["chat", "--json", "hello"], None, None).await;
@@ -86,14 +95,10 @@ async fn json_output_and_structured_output_are_machine_readable() {
     assert_eq!(events.last().unwrap()["type"], "finish");
     assert!(events.iter().any(|e| e["type"] == "text_delta"));
 
-    let dir = std::env::temp_dir().join(format!("nova-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let schema = dir.join("person.json");
-    std::fs::write(
-        &schema,
-        json!({"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}}, "required": ["name", "age"]}).to_string(),
-    )
-    .unwrap();
+    let schema = schema_file(
+        "person.json",
+        json!({"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}}, "required": ["name", "age"]}),
+    );
     let o = nova(
         &[
             "chat",
@@ -425,6 +430,30 @@ async fn retries_and_fallback_from_the_command_line() {
     );
 }
 
+/// The repl, waiting for whole replies, reading `stdin`, against a server that answers
+/// "ok" to everything (returned too, for what it received).
+async fn repl_against_a_server(stdin: &str) -> (MockServer, Output) {
+    let s = server().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(reply("ok")))
+        .mount(&s)
+        .await;
+    let o = nova(
+        &[
+            "repl",
+            "--driver",
+            "openai",
+            "--base-url",
+            &base(&s),
+            "--no-stream",
+        ],
+        None,
+        Some(stdin),
+    )
+    .await;
+    (s, o)
+}
+
 #[tokio::test]
 async fn the_repl_reads_stdin_keeps_history_and_answers_commands() {
     let o = nova(
@@ -453,24 +482,7 @@ async fn the_repl_reads_stdin_keeps_history_and_answers_commands() {
     assert_eq!(o.stderr.matches("(system instruction set)").count(), 1);
 
     // The history goes with each turn (the mock saw both rows the second time).
-    let s = server().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(reply("ok")))
-        .mount(&s)
-        .await;
-    let o = nova(
-        &[
-            "repl",
-            "--driver",
-            "openai",
-            "--base-url",
-            &base(&s),
-            "--no-stream",
-        ],
-        None,
-        Some("first\nsecond\n"),
-    )
-    .await;
+    let (s, o) = repl_against_a_server("first\nsecond\n").await;
     assert_eq!(o.stdout, "ok\nok\n", "{}", o.stderr);
     let body: Value =
         serde_json::from_slice(&s.received_requests().await.unwrap()[1].body).unwrap();
@@ -561,24 +573,7 @@ async fn limits_and_the_cache_from_the_command_line() {
 
     // The repl always caches: after /reset the same first question is answered again
     // without a call.
-    let s = server().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(reply("ok")))
-        .mount(&s)
-        .await;
-    let o = nova(
-        &[
-            "repl",
-            "--driver",
-            "openai",
-            "--base-url",
-            &base(&s),
-            "--no-stream",
-        ],
-        None,
-        Some("hi\n/reset\nhi\n"),
-    )
-    .await;
+    let (s, o) = repl_against_a_server("hi\n/reset\nhi\n").await;
     assert_eq!(o.stdout, "ok\nok\n", "{}", o.stderr);
     assert_eq!(s.received_requests().await.unwrap().len(), 1);
 }
@@ -590,15 +585,10 @@ async fn a_schema_is_named_after_its_file() {
         .respond_with(ResponseTemplate::new(200).set_body_json(reply(r#"{"name": "Ada"}"#)))
         .mount(&s)
         .await;
-    let dir = std::env::temp_dir().join(format!("nova-cli-name-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let schema = dir.join("my answer-v2.json");
-    std::fs::write(
-        &schema,
-        json!({"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]})
-            .to_string(),
-    )
-    .unwrap();
+    let schema = schema_file(
+        "my answer-v2.json",
+        json!({"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}),
+    );
     let o = nova(
         &[
             "chat",

@@ -38,6 +38,13 @@ fn key(text: &str) -> CacheKey {
     )
 }
 
+/// A provider over `mock` whose rate limits, failing fast, are counted in `windows`.
+fn limited(mock: &MockDriver, limits: RateLimitLayer, windows: RedisWindows) -> Provider {
+    Provider::builder(mock.clone())
+        .rate_limit(limits.fail_fast().backend(Arc::new(windows)))
+        .build()
+}
+
 fn degraded(events: &[Event]) -> Vec<(String, String)> {
     events
         .iter()
@@ -208,14 +215,11 @@ async fn the_windows_hold_across_scopes_and_tokens_are_corrected() {
     };
     let mock = MockDriver::new();
     let windows = RedisWindows::new(conn(&server)).prefix(prefix("windows"));
-    let p = Provider::builder(mock.clone())
-        .rate_limit(
-            RateLimitLayer::new()
-                .requests(3, Duration::from_secs(60))
-                .fail_fast()
-                .backend(Arc::new(windows.clone())),
-        )
-        .build();
+    let p = limited(
+        &mock,
+        RateLimitLayer::new().requests(3, Duration::from_secs(60)),
+        windows,
+    );
     for _ in 0..3 {
         p.prompt("q").await.unwrap();
     }
@@ -228,16 +232,11 @@ async fn the_windows_hold_across_scopes_and_tokens_are_corrected() {
     );
 
     // Tokens: 1000 a minute; each call is estimated at 1 + 400 and corrected to 2.
-    let p = Provider::builder(mock.clone())
-        .rate_limit(
-            RateLimitLayer::new()
-                .tokens_per_minute(1000)
-                .fail_fast()
-                .backend(Arc::new(
-                    RedisWindows::new(conn(&server)).prefix(prefix("tokens")),
-                )),
-        )
-        .build();
+    let p = limited(
+        &mock,
+        RateLimitLayer::new().tokens_per_minute(1000),
+        RedisWindows::new(conn(&server)).prefix(prefix("tokens")),
+    );
     let request =
         || nova_llm_core::ChatRequest::new(nova_llm_core::Dialog::new().user("q")).max_tokens(400);
     for _ in 0..5 {
@@ -513,16 +512,11 @@ fn unreachable() -> RedisConnection {
 async fn counting_in_this_process_gets_its_token_corrections_while_redis_is_down() {
     // No server needed: nothing listens on port 1.
     let mock = MockDriver::new();
-    let p = Provider::builder(mock.clone())
-        .rate_limit(
-            RateLimitLayer::new()
-                .tokens_per_minute(1000)
-                .fail_fast()
-                .backend(Arc::new(
-                    RedisWindows::new(unreachable()).on_failure(OnFailure::Local),
-                )),
-        )
-        .build();
+    let p = limited(
+        &mock,
+        RateLimitLayer::new().tokens_per_minute(1000),
+        RedisWindows::new(unreachable()).on_failure(OnFailure::Local),
+    );
     let mut rx = p.subscribe();
     let request =
         || nova_llm_core::ChatRequest::new(nova_llm_core::Dialog::new().user("q")).max_tokens(400);
@@ -552,11 +546,11 @@ async fn the_token_window_refuses_what_would_not_fit_and_says_when_it_frees() {
         nova_llm_core::ChatRequest::new(nova_llm_core::Dialog::new().user("q")).max_tokens(max)
     };
     let estimate = |max: u32| limits.estimate_tokens(&request(max));
-    let p = Provider::builder(mock.clone())
-        .rate_limit(limits.clone().backend(Arc::new(
-            RedisWindows::new(conn(&server)).prefix(prefix("token-window")),
-        )))
-        .build();
+    let p = limited(
+        &mock,
+        limits.clone(),
+        RedisWindows::new(conn(&server)).prefix(prefix("token-window")),
+    );
     // Corrected to what the mock reports once done.
     let u = p.chat(request(600)).await.unwrap().usage;
     let used = u.input_tokens + u.output_tokens;
@@ -586,11 +580,11 @@ async fn the_token_window_refuses_what_would_not_fit_and_says_when_it_frees() {
 
     // Until it is corrected, a call counts at its estimate: a stream still open holds
     // its 601 tokens, so 501 more do not fit.
-    let held = Provider::builder(mock.clone())
-        .rate_limit(limits.clone().backend(Arc::new(
-            RedisWindows::new(conn(&server)).prefix(prefix("token-held")),
-        )))
-        .build();
+    let held = limited(
+        &mock,
+        limits.clone(),
+        RedisWindows::new(conn(&server)).prefix(prefix("token-held")),
+    );
     let stream = held.chat_stream(request(600)).await.unwrap();
     assert!(estimate(600) + estimate(500) > 1000);
     let e = held.chat(request(500)).await.unwrap_err();
@@ -841,11 +835,11 @@ async fn what_left_the_window_no_longer_counts_and_a_wait_ends_when_enough_has_l
     };
     let mock = MockDriver::new();
     let provider = |pre: &str, limits: RateLimitLayer| {
-        Provider::builder(mock.clone())
-            .rate_limit(limits.fail_fast().backend(Arc::new(
-                RedisWindows::new(conn(&server)).prefix(pre.to_owned()),
-            )))
-            .build()
+        limited(
+            &mock,
+            limits,
+            RedisWindows::new(conn(&server)).prefix(pre.to_owned()),
+        )
     };
     // A refusal's wait, in ms, and that it is a rate limit.
     let wait_ms = |e: nova_llm_core::LlmError| {
