@@ -46,10 +46,10 @@ pub(crate) struct Common {
     pub(crate) base_url: Option<String>,
     /// Sampling temperature.
     #[arg(long)]
-    pub(crate) temperature: Option<f32>,
+    pub(crate) temperature: Option<f64>,
     /// Nucleus sampling.
     #[arg(long)]
-    pub(crate) top_p: Option<f32>,
+    pub(crate) top_p: Option<f64>,
     /// The most tokens to generate.
     #[arg(long)]
     pub(crate) max_tokens: Option<u32>,

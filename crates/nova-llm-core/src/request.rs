@@ -9,16 +9,18 @@ use crate::error::LlmError;
 /// The sampling and length parameters most services accept.
 ///
 /// Every field defaults to `None` (or empty): the service's own default applies, and a driver
-/// omits the field from the wire request instead of sending `null`.
+/// omits the field from the wire request instead of sending `null`. Decimal parameters are
+/// `f64`, as JSON numbers are, so `0.2` reaches the wire as `0.2` (an `f32` widened on the
+/// way would be sent as `0.20000000298023224`).
 #[non_exhaustive]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ModelParams {
     /// Sampling temperature, `0.0..=2.0`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub temperature: Option<f32>,
+    pub temperature: Option<f64>,
     /// Nucleus sampling mass, `0.0..=1.0`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub top_p: Option<f32>,
+    pub top_p: Option<f64>,
     /// Most tokens the reply may have (at least 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u32>,
@@ -30,10 +32,10 @@ pub struct ModelParams {
     pub seed: Option<i64>,
     /// Presence penalty, `-2.0..=2.0`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub presence_penalty: Option<f32>,
+    pub presence_penalty: Option<f64>,
     /// Frequency penalty, `-2.0..=2.0`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub frequency_penalty: Option<f32>,
+    pub frequency_penalty: Option<f64>,
     /// An end-user id the service may use for abuse monitoring.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
@@ -51,7 +53,7 @@ impl ModelParams {
     /// An [`ErrorKind::InvalidRequest`](crate::ErrorKind::InvalidRequest) error naming the
     /// first parameter out of range.
     pub fn validate(&self) -> Result<(), LlmError> {
-        fn range(name: &str, v: Option<f32>, lo: f32, hi: f32) -> Result<(), LlmError> {
+        fn range(name: &str, v: Option<f64>, lo: f64, hi: f64) -> Result<(), LlmError> {
             match v {
                 Some(x) if !(lo..=hi).contains(&x) => Err(LlmError::invalid_request(format!(
                     "`{name}` must be between {lo} and {hi}, got {x}"
@@ -286,13 +288,13 @@ impl ChatRequest {
     }
 
     /// Sets the temperature. Default: unset.
-    pub fn temperature(mut self, t: f32) -> Self {
+    pub fn temperature(mut self, t: f64) -> Self {
         self.params.temperature = Some(t);
         self
     }
 
     /// Sets top-p. Default: unset.
-    pub fn top_p(mut self, p: f32) -> Self {
+    pub fn top_p(mut self, p: f64) -> Self {
         self.params.top_p = Some(p);
         self
     }
@@ -316,13 +318,13 @@ impl ChatRequest {
     }
 
     /// Sets the presence penalty. Default: unset.
-    pub fn presence_penalty(mut self, p: f32) -> Self {
+    pub fn presence_penalty(mut self, p: f64) -> Self {
         self.params.presence_penalty = Some(p);
         self
     }
 
     /// Sets the frequency penalty. Default: unset.
-    pub fn frequency_penalty(mut self, p: f32) -> Self {
+    pub fn frequency_penalty(mut self, p: f64) -> Self {
         self.params.frequency_penalty = Some(p);
         self
     }
@@ -460,7 +462,7 @@ impl CompletionRequest {
     }
 
     /// Sets the temperature. Default: unset.
-    pub fn temperature(mut self, t: f32) -> Self {
+    pub fn temperature(mut self, t: f64) -> Self {
         self.params.temperature = Some(t);
         self
     }
@@ -540,7 +542,7 @@ mod tests {
             (base().presence_penalty(3.0), "presence_penalty"),
             (base().frequency_penalty(-2.5), "frequency_penalty"),
             (base().max_tokens(0), "max_tokens"),
-            (base().temperature(f32::NAN), "temperature"),
+            (base().temperature(f64::NAN), "temperature"),
             (base().tool(Tool::new(" ", json!({}))), "tools"),
             (
                 base().tool_choice(ToolChoice::Tool("missing".into())),

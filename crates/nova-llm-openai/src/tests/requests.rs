@@ -94,6 +94,77 @@ async fn every_parameter_is_sent_under_its_wire_name() {
     );
 }
 
+/// Numbers reach the wire as the shortest decimal of what the caller wrote (`0.2`, not
+/// `0.20000000298023224`), on every path: with and without the fields that make the body go
+/// through a JSON value (`max_tokens`, extras), chat, stream and legacy completion.
+#[tokio::test]
+async fn decimal_parameters_are_sent_as_written() {
+    let mut params = nova_llm_core::ModelParams::new();
+    params.temperature = Some(0.2);
+    params.top_p = Some(0.9);
+    params.presence_penalty = Some(0.1);
+    params.frequency_penalty = Some(-0.3);
+    let want = [
+        ("temperature", "0.2"),
+        ("top_p", "0.9"),
+        ("presence_penalty", "0.1"),
+        ("frequency_penalty", "-0.3"),
+    ];
+    // The number exactly as written in the body's text.
+    let raw = |body: &str, field: &str| -> String {
+        let at = body.find(&format!("\"{field}\":")).unwrap() + field.len() + 3;
+        body[at..]
+            .chars()
+            .take_while(|c| !matches!(c, ',' | '}'))
+            .collect()
+    };
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(ok_chat())
+        .up_to_n_times(2)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(
+            sse(&[
+                text_chunk("ok"),
+                json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}),
+            ]),
+            "text/event-stream",
+        ))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/completions"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "choices": [{"index": 0, "text": "ok", "finish_reason": "stop"}]
+        })))
+        .mount(&server)
+        .await;
+    let d = driver(&server);
+    let chat = || ChatRequest::new(Dialog::new().user("q")).params(params.clone());
+    d.chat(chat()).await.unwrap();
+    d.chat(chat().max_tokens(9).extra("logprobs", true))
+        .await
+        .unwrap();
+    collect_stream(d.chat_stream(chat().max_tokens(9)).await.unwrap())
+        .await
+        .unwrap();
+    d.complete(CompletionRequest::new("p").params(params.clone()).max_tokens(3))
+        .await
+        .unwrap();
+    let sent = server.received_requests().await.unwrap();
+    assert_eq!(sent.len(), 4);
+    for r in &sent {
+        let text = std::str::from_utf8(&r.body).unwrap();
+        for (field, number) in want {
+            assert_eq!(raw(text, field), number, "{text}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn max_tokens_field_follows_the_server_kind_and_the_setting() {
     let server = server_with_chat().await;
