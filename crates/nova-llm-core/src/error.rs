@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::response::RateLimitSnapshot;
+use crate::secret::ApiKey;
 use crate::stream::PartialOutput;
 
 /// What went wrong, in terms a caller can act on.
@@ -285,6 +286,41 @@ impl LlmError {
     pub fn partial(&self) -> Option<&PartialOutput> {
         self.inner.partial.as_ref()
     }
+
+    /// The error with every occurrence of `key` in its texts (message, code, type,
+    /// parameter, request id, and the same in an [`LlmError`] kept as its source) replaced
+    /// by `<redacted>`.
+    ///
+    /// Drivers call it on every error they return, so a key that a service or a proxy
+    /// echoes back in an error body never reaches a log, an event or a span. Cheap when the
+    /// key is not there (one search per text).
+    pub fn redact(mut self, key: &ApiKey) -> Self {
+        let i = &mut *self.inner;
+        let fix = |s: &mut String| {
+            if key.appears_in(s) {
+                *s = key.redact_in(s);
+            }
+        };
+        fix(&mut i.message);
+        for s in [
+            &mut i.code,
+            &mut i.error_type,
+            &mut i.param,
+            &mut i.request_id,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            fix(s);
+        }
+        if let Some(source) = &i.source
+            && let Some(cause) = source.downcast_ref::<LlmError>()
+        {
+            let cause = cause.clone().redact(key);
+            i.source = Some(Arc::new(cause));
+        }
+        self
+    }
 }
 
 impl fmt::Display for LlmError {
@@ -467,6 +503,36 @@ mod tests {
         let err = LlmError::stream_interrupted("connection dropped", partial);
         assert_eq!(err.kind(), ErrorKind::StreamInterrupted);
         assert_eq!(err.partial().map(|p| p.text.as_str()), Some("Hello, wor"));
+    }
+
+    #[test]
+    fn redact_takes_the_key_out_of_every_text_and_the_source() {
+        let key = ApiKey::new("sk-SECRET-0123456789");
+        let cause = LlmError::new(ErrorKind::Authentication, "key sk-SECRET-0123456789 is bad");
+        let err = LlmError::new(
+            ErrorKind::Authentication,
+            "Bearer sk-SECRET-0123456789 refused",
+        )
+        .with_code("sk-SECRET-0123456789")
+        .with_error_type("t sk-SECRET-0123456789")
+        .with_param("p sk-SECRET-0123456789")
+        .with_request_id("r sk-SECRET-0123456789")
+        .with_status(401)
+        .with_source(cause)
+        .redact(&key);
+        assert_eq!(err.message(), "Bearer <redacted> refused");
+        assert_eq!(err.code(), Some("<redacted>"));
+        assert_eq!(err.error_type(), Some("t <redacted>"));
+        assert_eq!(err.param(), Some("p <redacted>"));
+        assert_eq!(err.request_id(), Some("r <redacted>"));
+        assert_eq!(err.status(), Some(401));
+        for shown in [err.to_string(), format!("{err:?}")] {
+            assert!(!shown.contains("SECRET"), "{shown}");
+        }
+        assert_eq!(
+            err.source().map(ToString::to_string).as_deref(),
+            Some("authentication failed: key <redacted> is bad")
+        );
     }
 
     #[test]

@@ -64,6 +64,7 @@ pub mod driver;
 pub mod error;
 pub mod request;
 pub mod response;
+pub mod secret;
 pub mod stream;
 
 pub use dialog::{ContentPart, Dialog, Message, Role, ToolCall};
@@ -75,6 +76,7 @@ pub use request::{
 pub use response::{
     ChatResponse, CompletionResponse, FinishReason, RateLimitSnapshot, ResponseMetadata, Usage,
 };
+pub use secret::ApiKey;
 pub use stream::{
     ChatStream, PartialOutput, StreamAccumulator, StreamEvent, StreamStart, ToolCallDelta,
     collect_stream, next_event, stream_from_events, stream_from_items,

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use nova_llm_core::{ErrorKind, LlmError};
+use nova_llm_core::{ApiKey, ErrorKind, LlmError};
 use reqwest::Url;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 
@@ -15,41 +15,6 @@ use crate::wire::MaxTokensField;
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 /// The model used when a request names none. Override with [`OpenAiBuilder::default_model`].
 pub const DEFAULT_MODEL: &str = "gpt-4o-mini";
-
-/// An API key. It never appears in `Debug` output, errors or events, and is sent as a
-/// sensitive header (which HTTP/2 stacks never index and reqwest never prints).
-#[derive(Clone, PartialEq, Eq)]
-pub struct ApiKey(String);
-
-impl ApiKey {
-    /// Wraps a key.
-    pub fn new(key: impl Into<String>) -> Self {
-        ApiKey(key.into())
-    }
-
-    /// The key itself, for code that must hand it on. Never log it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for ApiKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ApiKey(<redacted>)")
-    }
-}
-
-impl From<String> for ApiKey {
-    fn from(s: String) -> Self {
-        ApiKey(s)
-    }
-}
-
-impl From<&str> for ApiKey {
-    fn from(s: &str) -> Self {
-        ApiKey(s.to_owned())
-    }
-}
 
 #[derive(Clone, Debug)]
 struct Azure {
@@ -319,8 +284,8 @@ impl OpenAiBuilder {
         let mut headers = HeaderMap::new();
         if let Some(key) = &self.api_key {
             let (name, value) = match self.azure {
-                Some(_) => (HeaderName::from_static("api-key"), key.0.clone()),
-                None => (AUTHORIZATION, format!("Bearer {}", key.0)),
+                Some(_) => (HeaderName::from_static("api-key"), key.expose().to_owned()),
+                None => (AUTHORIZATION, format!("Bearer {}", key.expose())),
             };
             let mut value = HeaderValue::from_str(&value).map_err(|_| {
                 LlmError::invalid_request(
@@ -373,7 +338,7 @@ impl OpenAiBuilder {
                 stream_idle_timeout: self.stream_idle_timeout,
                 max_response_bytes: self.max_response_bytes,
                 max_tokens_field,
-                has_key: self.api_key.is_some(),
+                api_key: self.api_key,
                 azure_deployment: self.azure.map(|a| a.deployment),
             }),
         })

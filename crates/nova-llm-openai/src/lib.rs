@@ -79,8 +79,9 @@ use nova_llm_core::{
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use reqwest::{Response, Url};
 
-pub use config::{ApiKey, DEFAULT_BASE_URL, DEFAULT_MODEL, OpenAiBuilder};
+pub use config::{DEFAULT_BASE_URL, DEFAULT_MODEL, OpenAiBuilder};
 pub use decode::{ChunkDecoder, Item};
+pub use nova_llm_core::ApiKey;
 pub use wire::MaxTokensField;
 
 /// The driver. Cheap to clone (the HTTP client and settings are shared).
@@ -101,8 +102,19 @@ struct Inner {
     stream_idle_timeout: Option<Duration>,
     max_response_bytes: usize,
     max_tokens_field: MaxTokensField,
-    has_key: bool,
+    /// Kept to take it out of error texts a service echoes it in (it is sent from `headers`).
+    api_key: Option<ApiKey>,
     azure_deployment: Option<String>,
+}
+
+impl Inner {
+    /// `err` without the driver's key in any of its texts (a service or proxy may echo it).
+    fn redact(&self, err: LlmError) -> LlmError {
+        match &self.api_key {
+            Some(key) => err.redact(key),
+            None => err,
+        }
+    }
 }
 
 impl fmt::Debug for OpenAiDriver {
@@ -112,7 +124,14 @@ impl fmt::Debug for OpenAiDriver {
             .field("name", &i.name)
             .field("chat_url", &i.chat_url.as_str())
             .field("default_model", &i.default_model)
-            .field("api_key", &if i.has_key { "<redacted>" } else { "<none>" })
+            .field(
+                "api_key",
+                &if i.api_key.is_some() {
+                    "<redacted>"
+                } else {
+                    "<none>"
+                },
+            )
             .field("azure_deployment", &i.azure_deployment)
             .finish_non_exhaustive()
     }
@@ -183,9 +202,13 @@ impl OpenAiDriver {
     }
 
     async fn stream(&self, url: &Url, body: Vec<u8>) -> Result<ChatStream, LlmError> {
-        let response = self.send(url, body, true).await?;
+        let response = self
+            .send(url, body, true)
+            .await
+            .map_err(|e| self.inner.redact(e))?;
         let metadata = errors::metadata_from_headers(response.headers());
         let state = StreamState {
+            driver: Arc::clone(&self.inner),
             response: Some(response),
             decoder: ChunkDecoder::new(metadata, self.inner.max_response_bytes),
             queue: VecDeque::new(),
@@ -196,7 +219,7 @@ impl OpenAiDriver {
         // Fused: polling again after the end keeps answering `None`.
         Ok(Box::pin(
             futures_util::stream::unfold(state, |mut st| async move {
-                let item = st.next().await?;
+                let item = st.next().await?.map_err(|e| st.driver.redact(e));
                 Some((item, st))
             })
             .fuse(),
@@ -238,6 +261,8 @@ enum Phase {
 }
 
 struct StreamState {
+    /// The driver's settings (its key, to take out of errors).
+    driver: Arc<Inner>,
     /// Dropping it aborts the HTTP request.
     response: Option<Response>,
     decoder: ChunkDecoder,
@@ -332,18 +357,9 @@ impl LlmDriver for OpenAiDriver {
     }
 
     async fn chat(&self, request: ChatRequest) -> Result<ChatResponse, LlmError> {
-        request.validate()?;
-        let body = wire::encode_chat(
-            &request,
-            self.model(&request.model),
-            false,
-            self.inner.max_tokens_field,
-        )?;
-        let response = self.send(&self.inner.chat_url, body, false).await?;
-        let metadata = errors::metadata_from_headers(response.headers());
-        let bytes = read_limited(response, self.inner.max_response_bytes).await?;
-        let request_id = metadata.request_id.clone();
-        wire::decode_chat(&bytes, metadata).map_err(|e| tag_request_id(e, request_id))
+        self.chat_once(request)
+            .await
+            .map_err(|e| self.inner.redact(e))
     }
 
     async fn chat_stream(&self, request: ChatRequest) -> Result<ChatStream, LlmError> {
@@ -358,6 +374,38 @@ impl LlmDriver for OpenAiDriver {
     }
 
     async fn complete(&self, request: CompletionRequest) -> Result<CompletionResponse, LlmError> {
+        self.complete_once(request)
+            .await
+            .map_err(|e| self.inner.redact(e))
+    }
+
+    async fn complete_stream(&self, request: CompletionRequest) -> Result<ChatStream, LlmError> {
+        request.validate()?;
+        let body = wire::encode_completion(&request, self.model(&request.model), true)?;
+        self.stream(&self.inner.completions_url, body).await
+    }
+}
+
+impl OpenAiDriver {
+    async fn chat_once(&self, request: ChatRequest) -> Result<ChatResponse, LlmError> {
+        request.validate()?;
+        let body = wire::encode_chat(
+            &request,
+            self.model(&request.model),
+            false,
+            self.inner.max_tokens_field,
+        )?;
+        let response = self.send(&self.inner.chat_url, body, false).await?;
+        let metadata = errors::metadata_from_headers(response.headers());
+        let bytes = read_limited(response, self.inner.max_response_bytes).await?;
+        let request_id = metadata.request_id.clone();
+        wire::decode_chat(&bytes, metadata).map_err(|e| tag_request_id(e, request_id))
+    }
+
+    async fn complete_once(
+        &self,
+        request: CompletionRequest,
+    ) -> Result<CompletionResponse, LlmError> {
         request.validate()?;
         let body = wire::encode_completion(&request, self.model(&request.model), false)?;
         let response = self.send(&self.inner.completions_url, body, false).await?;
@@ -365,12 +413,6 @@ impl LlmDriver for OpenAiDriver {
         let bytes = read_limited(response, self.inner.max_response_bytes).await?;
         let request_id = metadata.request_id.clone();
         wire::decode_completion(&bytes, metadata).map_err(|e| tag_request_id(e, request_id))
-    }
-
-    async fn complete_stream(&self, request: CompletionRequest) -> Result<ChatStream, LlmError> {
-        request.validate()?;
-        let body = wire::encode_completion(&request, self.model(&request.model), true)?;
-        self.stream(&self.inner.completions_url, body).await
     }
 }
 

@@ -636,3 +636,74 @@ async fn the_key_never_appears_in_debug_display_or_errors() {
     assert_eq!(err.kind(), ErrorKind::InvalidRequest);
     assert!(!err.to_string().contains("SECRET"));
 }
+
+/// Some compatible servers and proxies echo the key they were sent: in a JSON error, in a
+/// plain-text page, in an error event inside a stream. The driver takes it out of every
+/// error it returns (plain, streamed before and after the first chunk, completion).
+#[tokio::test]
+async fn a_key_the_service_echoes_is_redacted_from_every_error() {
+    let echo = format!("Incorrect API key provided: {KEY}. Authorization: Bearer {KEY}");
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(wiremock::matchers::path("/v1/chat/completions"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({
+            "error": {"message": echo, "type": "invalid_request_error", "code": KEY, "param": KEY}
+        })))
+        .up_to_n_times(2)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(wiremock::matchers::path("/v1/chat/completions"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(
+            format!(
+                "data: {}\n\nevent: error\ndata: {}\n\n",
+                super::support::text_chunk("hi"),
+                json!({"error": {"message": echo, "type": "server_error"}})
+            ),
+            "text/event-stream",
+        ))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(wiremock::matchers::path("/v1/completions"))
+        .respond_with(ResponseTemplate::new(502).set_body_raw(
+            format!("<html>bad gateway for Bearer {KEY}</html>"),
+            "text/html",
+        ))
+        .mount(&server)
+        .await;
+    let d = driver(&server);
+    let q = || ChatRequest::new(Dialog::new().user("q"));
+    let plain = d.chat(q()).await.unwrap_err();
+    let refused = d.chat_stream(q()).await.err().unwrap();
+    let mut stream = d.chat_stream(q()).await.unwrap();
+    let mut mid = None;
+    while let Some(item) = nova_llm_core::next_event(&mut stream).await {
+        if let Err(e) = item {
+            mid = Some(e);
+        }
+    }
+    let mid = mid.unwrap();
+    let page = d
+        .complete(nova_llm_core::CompletionRequest::new("p"))
+        .await
+        .unwrap_err();
+    assert_eq!(plain.kind(), ErrorKind::Authentication);
+    assert_eq!(
+        plain.message(),
+        "Incorrect API key provided: <redacted>. Authorization: Bearer <redacted>"
+    );
+    assert_eq!(page.kind(), ErrorKind::Server);
+    for e in [plain, refused, mid, page] {
+        let mut shown = vec![e.to_string(), format!("{e:?}")];
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            shown.push(s.to_string());
+            source = s.source();
+        }
+        for text in shown {
+            assert!(!text.contains("SECRET"), "key leaked: {text}");
+        }
+        assert!(format!("{e:?}").contains("<redacted>"), "{e:?}");
+    }
+}

@@ -152,9 +152,13 @@ async fn decimal_parameters_are_sent_as_written() {
     collect_stream(d.chat_stream(chat().max_tokens(9)).await.unwrap())
         .await
         .unwrap();
-    d.complete(CompletionRequest::new("p").params(params.clone()).max_tokens(3))
-        .await
-        .unwrap();
+    d.complete(
+        CompletionRequest::new("p")
+            .params(params.clone())
+            .max_tokens(3),
+    )
+    .await
+    .unwrap();
     let sent = server.received_requests().await.unwrap();
     assert_eq!(sent.len(), 4);
     for r in &sent {
