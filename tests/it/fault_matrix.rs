@@ -491,3 +491,96 @@ async fn a_model_name_chooses_the_chunks_the_service_time_and_the_pace() {
     let reply = driver.chat(ask("chunks-5-soon-1")).await.unwrap();
     assert_eq!(reply.text(), "tok ".repeat(3));
 }
+
+/// One rule for a stream that fails after its content started, whatever reads it: the bare
+/// driver, `Provider::new`, the whole stack (retry and fallback, which may not switch any
+/// more), and a caller that joined the stream through the cache. Each sees
+/// `StreamInterrupted` with exactly the text received, the original error as its source
+/// and cause, and that error's retryability.
+#[tokio::test]
+async fn a_stream_failing_after_content_is_interrupted_through_every_layer_alike() {
+    let faults = [
+        (
+            "error event",
+            json!({"kind": "error_event", "after": 2}),
+            ErrorKind::Server,
+            "tok tok ",
+        ),
+        (
+            "cut",
+            json!({"kind": "cut", "after": 2}),
+            ErrorKind::StreamInterrupted,
+            "tok tok ",
+        ),
+        (
+            "stall",
+            json!({"kind": "stall", "after": 1}),
+            ErrorKind::Timeout,
+            "tok ",
+        ),
+    ];
+    let s = stack().await;
+    let bare = OpenAiDriver::builder()
+        .base_url(s.server.base_url())
+        .stream_idle_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let plain = Provider::new(bare.clone());
+    let mut rx = s.provider.subscribe();
+    let check_one = |e: &LlmError, cause: ErrorKind, text: &str, what: &str| {
+        assert_eq!(e.kind(), ErrorKind::StreamInterrupted, "{what}: {e}");
+        assert_eq!(e.partial().map(|p| p.text.as_str()), Some(text), "{what}");
+        assert!(e.is_retryable(), "{what}");
+        if cause == ErrorKind::StreamInterrupted {
+            // Cut with no error at all: nothing else caused it.
+            assert_eq!(e.cause_kind(), None, "{what}");
+        } else {
+            assert_eq!(e.cause_kind(), Some(cause), "{what}");
+            let source = std::error::Error::source(e).and_then(|s| s.downcast_ref::<LlmError>());
+            assert_eq!(source.map(LlmError::kind), Some(cause), "{what}");
+        }
+    };
+    for (name, f, cause, text) in faults {
+        let r = |who: &str| {
+            let key = format!("interrupted {name} {who}");
+            request(&key, fault(f.clone(), 1, &key))
+        };
+        let through_driver = collect_stream(bare.chat_stream(r("driver")).await.unwrap()).await;
+        check_one(
+            &through_driver.unwrap_err(),
+            cause,
+            text,
+            &format!("{name}: driver"),
+        );
+        let through_new = collect_stream(plain.chat_stream(r("new")).await.unwrap()).await;
+        check_one(
+            &through_new.unwrap_err(),
+            cause,
+            text,
+            &format!("{name}: Provider::new"),
+        );
+        let through_stack = collect_stream(s.provider.chat_stream(r("stack")).await.unwrap()).await;
+        check_one(
+            &through_stack.unwrap_err(),
+            cause,
+            text,
+            &format!("{name}: stack"),
+        );
+        // Two callers of one stream through the cache: the one that joined reads it from
+        // the flight (a replay of what the first one read, then the rest).
+        let (a, b) = tokio::join!(
+            s.provider.chat_stream(r("shared")),
+            s.provider.chat_stream(r("shared"))
+        );
+        for (who, stream) in [("leader", a), ("joiner", b)] {
+            let e = collect_stream(stream.unwrap()).await.unwrap_err();
+            check_one(&e, cause, text, &format!("{name}: cache {who}"));
+        }
+        let joined = rx
+            .drain()
+            .iter()
+            .filter(|e| e.kind == EventKind::Coalesced)
+            .count();
+        assert_eq!(joined, 1, "{name}: the second caller joined the first");
+    }
+}

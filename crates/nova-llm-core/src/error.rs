@@ -135,6 +135,9 @@ struct Inner {
     request_id: Option<String>,
     rate_limit: Option<RateLimitSnapshot>,
     partial: Option<PartialOutput>,
+    /// The kind of the error that interrupted a stream ([`LlmError::interrupted`]), whose
+    /// retryability this error keeps.
+    cause: Option<ErrorKind>,
     source: Option<Arc<dyn StdError + Send + Sync + 'static>>,
 }
 
@@ -153,6 +156,7 @@ impl LlmError {
                 request_id: None,
                 rate_limit: None,
                 partial: None,
+                cause: None,
                 source: None,
             }),
         }
@@ -171,6 +175,41 @@ impl LlmError {
     /// Shorthand for an [`ErrorKind::StreamInterrupted`] error carrying what arrived so far.
     pub fn stream_interrupted(message: impl Into<String>, partial: PartialOutput) -> Self {
         Self::new(ErrorKind::StreamInterrupted, message).with_partial(partial)
+    }
+
+    /// The error a stream ends with when `cause` (a broken connection, an idle timeout, an
+    /// error event from the service) stops it after its output started: an
+    /// [`ErrorKind::StreamInterrupted`] error carrying `partial`, with `cause` as its
+    /// [`source`](StdError::source). It keeps the cause's retryability, status,
+    /// `retry_after`, code, type and request id, so callers can still tell an overloaded
+    /// service from a content filter. See [the stream contract](crate::stream).
+    ///
+    /// ```
+    /// use nova_llm_core::{ErrorKind, LlmError, PartialOutput};
+    ///
+    /// let cause = LlmError::new(ErrorKind::Overloaded, "overloaded").with_code("overloaded_error");
+    /// let err = LlmError::interrupted(cause, PartialOutput::default());
+    /// assert_eq!(err.kind(), ErrorKind::StreamInterrupted);
+    /// assert_eq!(err.cause_kind(), Some(ErrorKind::Overloaded));
+    /// assert!(err.is_retryable());
+    /// assert_eq!(err.to_string(), "stream interrupted: service overloaded after the output started");
+    /// ```
+    pub fn interrupted(cause: LlmError, partial: PartialOutput) -> Self {
+        let c = &cause.inner;
+        let mut err = Self::new(
+            ErrorKind::StreamInterrupted,
+            format!("{} after the output started", c.kind),
+        );
+        let i = &mut err.inner;
+        i.status = c.status;
+        i.retry_after = c.retry_after;
+        i.code.clone_from(&c.code);
+        i.error_type.clone_from(&c.error_type);
+        i.request_id.clone_from(&c.request_id);
+        i.rate_limit.clone_from(&c.rate_limit);
+        i.cause = Some(c.cause.unwrap_or(c.kind));
+        i.partial = Some(partial);
+        err.with_source(cause)
     }
 
     /// Sets the HTTP status the service answered with.
@@ -237,9 +276,17 @@ impl LlmError {
         &self.inner.message
     }
 
-    /// Whether sending the same request again later may succeed (see [`ErrorKind::is_retryable`]).
+    /// Whether sending the same request again later may succeed (see
+    /// [`ErrorKind::is_retryable`]; an interrupted stream answers for its cause).
     pub fn is_retryable(&self) -> bool {
-        self.inner.kind.is_retryable()
+        self.inner.cause.unwrap_or(self.inner.kind).is_retryable()
+    }
+
+    /// For a stream stopped by another error after its output started
+    /// ([`LlmError::interrupted`]): that error's kind. `None` for every other error,
+    /// including a stream that was cut with no error at all.
+    pub fn cause_kind(&self) -> Option<ErrorKind> {
+        self.inner.cause
     }
 
     /// Whether the error is a timeout.
@@ -364,6 +411,9 @@ impl fmt::Debug for LlmError {
         }
         if let Some(v) = &i.partial {
             d.field("partial", v);
+        }
+        if let Some(v) = &i.cause {
+            d.field("cause", v);
         }
         if let Some(v) = &i.source {
             d.field("source", v);
@@ -533,6 +583,48 @@ mod tests {
             err.source().map(ToString::to_string).as_deref(),
             Some("authentication failed: key <redacted> is bad")
         );
+    }
+
+    #[test]
+    fn an_interrupted_stream_keeps_what_its_cause_says() {
+        let partial = PartialOutput {
+            text: "Hel".into(),
+            ..PartialOutput::default()
+        };
+        let permanent = LlmError::new(ErrorKind::ContentFiltered, "flagged")
+            .with_code("content_filter")
+            .with_error_type("invalid_request_error")
+            .with_request_id("req_9");
+        let err = LlmError::interrupted(permanent, partial.clone());
+        assert_eq!(err.kind(), ErrorKind::StreamInterrupted);
+        assert_eq!(err.cause_kind(), Some(ErrorKind::ContentFiltered));
+        assert!(!err.is_retryable(), "a content filter stays permanent");
+        assert_eq!(err.code(), Some("content_filter"));
+        assert_eq!(err.error_type(), Some("invalid_request_error"));
+        assert_eq!(err.request_id(), Some("req_9"));
+        assert_eq!(err.partial(), Some(&partial));
+        assert_eq!(
+            err.to_string(),
+            "stream interrupted: content filtered after the output started"
+        );
+        let source = err.source().and_then(|s| s.downcast_ref::<LlmError>());
+        assert_eq!(source.map(LlmError::message), Some("flagged"));
+        assert!(format!("{err:?}").contains("cause: ContentFiltered"));
+
+        let busy = LlmError::new(ErrorKind::RateLimited, "slow down")
+            .with_status(429)
+            .with_retry_after(Duration::from_secs(3));
+        let err = LlmError::interrupted(busy, partial.clone());
+        assert!(err.is_retryable());
+        assert_eq!(err.status(), Some(429));
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(3)));
+        // Interrupting an interrupted stream again keeps the first cause.
+        let again = LlmError::interrupted(err, partial);
+        assert_eq!(again.cause_kind(), Some(ErrorKind::RateLimited));
+        // A stream cut with no error is retryable, with no cause.
+        let cut = LlmError::stream_interrupted("cut", PartialOutput::default());
+        assert!(cut.is_retryable());
+        assert_eq!(cut.cause_kind(), None);
     }
 
     #[test]

@@ -25,6 +25,11 @@ pub enum FinishReason {
     ToolCalls,
     /// Content was withheld by a filter.
     ContentFilter,
+    /// The service ended the reply without saying why: no finish reason at all (some
+    /// OpenAI-compatible servers and proxies end a stream with `[DONE]` alone), an empty
+    /// one, or Gemini's `FINISH_REASON_UNSPECIFIED`. The reply is complete (the service
+    /// marked its end), but it is not known to be a natural stop.
+    Unspecified,
     /// Anything else, verbatim.
     Other(String),
 }
@@ -40,18 +45,20 @@ impl FinishReason {
             "length" | "max_tokens" | "model_length" => FinishReason::Length,
             "tool_calls" | "function_call" | "tool_use" => FinishReason::ToolCalls,
             "content_filter" | "safety" | "refusal" => FinishReason::ContentFilter,
+            "" | "unspecified" | "FINISH_REASON_UNSPECIFIED" => FinishReason::Unspecified,
             other => FinishReason::Other(other.to_owned()),
         }
     }
 
-    /// The normalized name (`stop`, `length`, `tool_calls`, `content_filter`, or the raw
-    /// value for [`FinishReason::Other`]).
+    /// The normalized name (`stop`, `length`, `tool_calls`, `content_filter`,
+    /// `unspecified`, or the raw value for [`FinishReason::Other`]).
     pub fn as_str(&self) -> &str {
         match self {
             FinishReason::Stop => "stop",
             FinishReason::Length => "length",
             FinishReason::ToolCalls => "tool_calls",
             FinishReason::ContentFilter => "content_filter",
+            FinishReason::Unspecified => "unspecified",
             FinishReason::Other(s) => s,
         }
     }
@@ -480,6 +487,12 @@ mod tests {
             FinishReason::from_raw("recitation"),
             FinishReason::Other("recitation".into())
         );
+        for unsaid in ["", "FINISH_REASON_UNSPECIFIED", "unspecified"] {
+            assert_eq!(FinishReason::from_raw(unsaid), FinishReason::Unspecified);
+        }
+        let parsed: FinishReason = serde_json::from_str("\"unspecified\"").unwrap();
+        assert_eq!(parsed, FinishReason::Unspecified);
+        assert_eq!(FinishReason::Unspecified.to_string(), "unspecified");
         let parsed: FinishReason = serde_json::from_str("\"weird\"").unwrap();
         assert_eq!(parsed.as_str(), "weird");
         assert_eq!(

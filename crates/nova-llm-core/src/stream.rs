@@ -3,16 +3,26 @@
 //!
 //! # The stream contract
 //! Every driver's stream follows these rules, and every layer may rely on them:
-//! - An error that happens before the stream has produced anything (bad request, 401, 429,
-//!   connection refused) fails the `chat_stream` call itself; it is never the first item.
-//! - Content arrives as [`StreamEvent::TextDelta`], [`StreamEvent::ReasoningDelta`] and
-//!   [`StreamEvent::ToolCallDelta`]. [`StreamEvent::Start`] and [`StreamEvent::Usage`] may
-//!   come at any point.
-//! - A complete stream ends with exactly one [`StreamEvent::Finish`], its last event.
-//! - A stream that ends without a finish event was cut short: consumers must treat it as an
-//!   [`ErrorKind::StreamInterrupted`] error, never as
-//!   success. [`StreamAccumulator::finish`] and [`collect_stream`] do exactly that.
-//! - An error item ends the stream; nothing follows it.
+//! 1. An error that happens before the stream has produced anything (bad request, 401,
+//!    429, connection refused) fails the `chat_stream` call itself; it is never the first
+//!    item.
+//! 2. Content arrives as [`StreamEvent::TextDelta`], [`StreamEvent::ReasoningDelta`] and
+//!    [`StreamEvent::ToolCallDelta`]. [`StreamEvent::Start`] and [`StreamEvent::Usage`] may
+//!    come at any point.
+//! 3. A complete stream ends with exactly one [`StreamEvent::Finish`], its last event. A
+//!    service that marks the end of its reply without saying why (an OpenAI-compatible
+//!    server's `[DONE]` with no finish reason) gives [`FinishReason::Unspecified`], never a
+//!    made-up `Stop`.
+//! 4. An error item ends the stream; nothing follows it. Once content has arrived, that
+//!    error is an [`ErrorKind::StreamInterrupted`] error carrying the partial output, with
+//!    the error that stopped the stream (a broken connection, an idle timeout, an error
+//!    event from the service) as its [`source`](std::error::Error::source) and
+//!    [`cause_kind`](LlmError::cause_kind), and that error's retryability. Before content,
+//!    an error item is that error itself. Drivers, the mock and every provider layer follow
+//!    this; [`StreamAccumulator::interrupt`] applies it.
+//! 5. A stream that ends without a finish event was cut short: consumers must treat it as an
+//!    [`ErrorKind::StreamInterrupted`] error, never as success.
+//!    [`StreamAccumulator::finish`] and [`collect_stream`] do exactly that.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -391,10 +401,30 @@ impl StreamAccumulator {
         })
     }
 
-    /// Attaches the partial output to a mid-stream error that has none yet, so that nothing
-    /// already generated is lost.
-    pub fn annotate(&self, err: LlmError) -> LlmError {
-        if err.partial().is_none() && (self.saw_content || self.usage.is_some()) {
+    /// The error a consumer sees when `err` ends this stream, by the stream contract:
+    /// - after the output started (a text, reasoning or tool-call delta arrived): an
+    ///   [`ErrorKind::StreamInterrupted`] error carrying the partial output, with `err` as
+    ///   its source and its retryability ([`LlmError::interrupted`]); an `err` that already
+    ///   is one only gets the partial output, if it carries none;
+    /// - before: `err` itself, with the partial output attached when something (usage)
+    ///   arrived, so that nothing is lost.
+    ///
+    /// ```
+    /// use nova_llm_core::{ErrorKind, LlmError, StreamAccumulator, StreamEvent};
+    ///
+    /// let mut acc = StreamAccumulator::new();
+    /// let reset = || LlmError::new(ErrorKind::Connection, "reset by peer");
+    /// assert_eq!(acc.interrupt(reset()).kind(), ErrorKind::Connection);
+    /// acc.push(&StreamEvent::text("Hel"));
+    /// let err = acc.interrupt(reset());
+    /// assert_eq!(err.kind(), ErrorKind::StreamInterrupted);
+    /// assert_eq!(err.cause_kind(), Some(ErrorKind::Connection));
+    /// assert_eq!(err.partial().map(|p| p.text.as_str()), Some("Hel"));
+    /// ```
+    pub fn interrupt(&self, err: LlmError) -> LlmError {
+        if self.saw_content && err.kind() != ErrorKind::StreamInterrupted {
+            LlmError::interrupted(err, self.partial())
+        } else if err.partial().is_none() && (self.saw_content || self.usage.is_some()) {
             err.with_partial(self.partial())
         } else {
             err
@@ -473,14 +503,15 @@ pub async fn next_event(stream: &mut ChatStream) -> Option<Result<StreamEvent, L
 /// Reads a stream to its end and assembles the whole reply.
 ///
 /// # Errors
-/// The stream's own error item (with the partial output attached when it carried none), or
-/// an [`ErrorKind::StreamInterrupted`] error when the stream ended without a finish event.
+/// The stream's own error item as [`StreamAccumulator::interrupt`] makes it (a
+/// `StreamInterrupted` error with the partial output once content arrived), or an
+/// [`ErrorKind::StreamInterrupted`] error when the stream ended without a finish event.
 pub async fn collect_stream(mut stream: ChatStream) -> Result<ChatResponse, LlmError> {
     let mut acc = StreamAccumulator::new();
     while let Some(item) = next_event(&mut stream).await {
         match item {
             Ok(event) => acc.push(&event),
-            Err(err) => return Err(acc.annotate(err)),
+            Err(err) => return Err(acc.interrupt(err)),
         }
     }
     acc.finish()
@@ -625,7 +656,9 @@ mod tests {
             Ok(StreamEvent::text("never seen")),
         ];
         let err = block_on(collect_stream(stream_from_items(items))).unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::Connection);
+        assert_eq!(err.kind(), ErrorKind::StreamInterrupted);
+        assert_eq!(err.cause_kind(), Some(ErrorKind::Connection));
+        assert!(err.is_retryable());
         assert_eq!(err.partial().unwrap().text, "part");
         assert!(err.is_mid_stream());
 

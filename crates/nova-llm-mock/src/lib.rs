@@ -422,7 +422,7 @@ async fn accumulate(s: ScriptedStream) -> Result<ChatResponse, LlmError> {
         if let Some((at, err)) = &s.fail
             && *at == i
         {
-            return Err(acc.annotate(err.clone()));
+            return Err(acc.interrupt(err.clone()));
         }
         if let Some(gap) = s.gap {
             tokio::time::sleep(gap).await;
@@ -430,7 +430,7 @@ async fn accumulate(s: ScriptedStream) -> Result<ChatResponse, LlmError> {
         acc.push(event);
     }
     if let Some((_, err)) = s.fail.filter(|(at, _)| *at >= s.events.len()) {
-        return Err(acc.annotate(err));
+        return Err(acc.interrupt(err));
     }
     acc.finish()
 }
@@ -441,37 +441,51 @@ fn play(s: ScriptedStream) -> ChatStream {
         events: std::vec::IntoIter<StreamEvent>,
         sent: usize,
         fail: Option<(usize, LlmError)>,
+        /// What was sent, for the error of a scripted failure (kept only when one is).
+        acc: Option<StreamAccumulator>,
         gap: Option<Duration>,
         done: bool,
     }
     let state = State {
         events: s.events.into_iter(),
         sent: 0,
+        acc: s.fail.is_some().then(StreamAccumulator::new),
         fail: s.fail,
         gap: s.gap,
         done: false,
     };
+    // The scripted error as the stream contract makes it: `StreamInterrupted` with the
+    // partial output once content was sent.
+    fn failure(st: &mut State) -> Option<LlmError> {
+        let err = st.fail.take().map(|(_, e)| e)?;
+        Some(match &st.acc {
+            Some(acc) => acc.interrupt(err),
+            None => err,
+        })
+    }
     Box::pin(futures_util::stream::unfold(state, |mut st| async move {
         if st.done {
             return None;
         }
         if st.fail.as_ref().is_some_and(|(at, _)| *at <= st.sent) {
             st.done = true;
-            let err = st.fail.take().map(|(_, e)| e)?;
+            let err = failure(&mut st)?;
             return Some((Err(err), st));
         }
-        let event = st.events.next();
-        if event.is_none() {
+        let Some(event) = st.events.next() else {
             // Past the end: a failure scripted beyond the last event still happens.
             st.done = true;
-            let err = st.fail.take().map(|(_, e)| e)?;
+            let err = failure(&mut st)?;
             return Some((Err(err), st));
-        }
+        };
         if let Some(gap) = st.gap {
             tokio::time::sleep(gap).await;
         }
         st.sent += 1;
-        event.map(|e| (Ok(e), st))
+        if let Some(acc) = st.acc.as_mut() {
+            acc.push(&event);
+        }
+        Some((Ok(event), st))
     }))
 }
 

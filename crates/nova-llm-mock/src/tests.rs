@@ -337,12 +337,26 @@ async fn scripted_stream_plays_exactly_and_can_fail_after_chunk_n() {
     );
     let items = drain(mock.chat_stream(user("x")).await.unwrap()).await;
     assert_eq!(items.len(), 2, "one event, then the error, then nothing");
-    assert_eq!(items[1].as_ref().unwrap_err().kind(), ErrorKind::Connection);
+    // After content, by the stream contract: interrupted, the scripted error its cause.
+    let err = items[1].as_ref().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::StreamInterrupted);
+    assert_eq!(err.cause_kind(), Some(ErrorKind::Connection));
+    assert_eq!(err.partial().unwrap().text, "Hel");
+
+    // Before any content, the scripted error itself.
+    mock.push_stream(
+        script
+            .clone()
+            .fail_after(0, LlmError::new(ErrorKind::Connection, "reset")),
+    );
+    let items = drain(mock.chat_stream(user("x")).await.unwrap()).await;
+    assert_eq!(items[0].as_ref().unwrap_err().kind(), ErrorKind::Connection);
 
     // Accumulated by a plain call, the failure carries the partial text.
     mock.push_stream(script.fail_after(2, LlmError::new(ErrorKind::Server, "boom")));
     let err = mock.chat(user("x")).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Server);
+    assert_eq!(err.kind(), ErrorKind::StreamInterrupted);
+    assert_eq!(err.cause_kind(), Some(ErrorKind::Server));
     assert_eq!(err.partial().unwrap().text, "Hello");
 }
 
@@ -368,7 +382,8 @@ async fn a_scripted_stream_without_finish_is_a_truncation() {
     );
     let items = drain(mock.chat_stream(user("x")).await.unwrap()).await;
     assert_eq!(items.len(), 2);
-    assert!(items[1].as_ref().unwrap_err().is_timeout());
+    let err = items[1].as_ref().unwrap_err();
+    assert_eq!(err.cause_kind(), Some(ErrorKind::Timeout));
     // And in a plain call, even when the events before it finished the reply.
     mock.push_stream(
         ScriptedStream::new()
@@ -377,7 +392,7 @@ async fn a_scripted_stream_without_finish_is_a_truncation() {
             .fail_after(2, LlmError::new(ErrorKind::Timeout, "stalled")),
     );
     let err = mock.chat(user("x")).await.unwrap_err();
-    assert!(err.is_timeout());
+    assert_eq!(err.cause_kind(), Some(ErrorKind::Timeout));
     assert_eq!(err.partial().unwrap().text, "a");
 }
 

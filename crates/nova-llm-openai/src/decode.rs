@@ -131,10 +131,13 @@ impl ChunkDecoder {
 
     fn push_finish(&mut self, out: &mut VecDeque<Item>) {
         let raw = self.finish.clone();
+        // `[DONE]` with no finish reason: the server marked the end without saying why
+        // (OmniRoute, GenieX and several Gemini-to-OpenAI proxies do this). Complete, but
+        // no natural stop is claimed; tool calls that came whole are why it stopped.
         let mut reason = match &raw {
             Some(r) => FinishReason::from_raw(r),
             None if self.saw_tool_call => FinishReason::ToolCalls,
-            None => FinishReason::Stop,
+            None => FinishReason::Unspecified,
         };
         if self.refused {
             reason = FinishReason::ContentFilter;

@@ -290,7 +290,7 @@ impl StreamState {
                     }
                     Err(e) => {
                         self.close();
-                        Err(self.acc.annotate(e))
+                        Err(self.acc.interrupt(e))
                     }
                 });
             }
@@ -322,7 +322,7 @@ impl StreamState {
                             ErrorKind::Timeout,
                             format!("the stream sent nothing for {idle:?} (idle timeout)"),
                         );
-                        return Some(Err(self.acc.annotate(err)));
+                        return Some(Err(self.acc.interrupt(err)));
                     }
                 },
                 None => response.chunk().await,
@@ -335,11 +335,8 @@ impl StreamState {
                 }
                 Err(e) => {
                     self.close();
-                    return Some(Err(LlmError::stream_interrupted(
-                        "the connection broke mid-stream",
-                        self.acc.partial(),
-                    )
-                    .with_source(e.without_url())));
+                    let err = errors::from_body_read(e);
+                    return Some(Err(self.acc.interrupt(err)));
                 }
             }
         }

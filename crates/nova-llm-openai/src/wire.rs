@@ -597,10 +597,13 @@ pub(crate) fn decode_chat(
         .with_model(wire.model)
         .with_usage(wire.usage.map(WireUsage::into_usage).unwrap_or_default())
         .with_metadata(metadata);
+    // No finish reason: as in a stream that ends with `[DONE]` alone (see `decode`).
     if let Some(raw) = choice.finish_reason {
         response = response.with_raw_finish_reason(raw);
     } else if !response.message.tool_calls.is_empty() {
         response.finish_reason = FinishReason::ToolCalls;
+    } else {
+        response.finish_reason = FinishReason::Unspecified;
     }
     if refused {
         response.finish_reason = FinishReason::ContentFilter;
@@ -646,6 +649,7 @@ pub(crate) fn decode_completion(
         .with_model(wire.model)
         .with_usage(wire.usage.map(WireUsage::into_usage).unwrap_or_default())
         .with_metadata(metadata);
+    r.finish_reason = FinishReason::Unspecified;
     if let Some(raw) = choice.finish_reason {
         r = r.with_raw_finish_reason(raw);
     }

@@ -86,7 +86,8 @@ fn null_content_missing_fields_and_unknown_values_are_accepted() {
         json!({"id": null, "model": null, "usage": null, "choices": [{"message": {"content": "x", "tool_calls": null}, "finish_reason": null}]}),
     );
     assert_eq!(r.text(), "x");
-    assert_eq!(r.finish_reason, FinishReason::Stop);
+    // The service said nothing: not claimed to be a natural stop.
+    assert_eq!(r.finish_reason, FinishReason::Unspecified);
     assert_eq!(r.raw_finish_reason, None);
 }
 

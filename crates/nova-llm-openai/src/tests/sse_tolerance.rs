@@ -181,8 +181,13 @@ fn usage_in_a_chunk_with_choices_is_read_too() {
     assert_eq!(r.finish_reason, FinishReason::Length);
 }
 
+/// Some compatible servers and proxies end a stream with `[DONE]` and never send a finish
+/// reason (reported of OmniRoute 3.8.48, issue #7800; GenieX, issue #1243; several
+/// Gemini-to-OpenAI proxies), or an empty one (Ollama, issue #4357). `[DONE]` is the server marking the end, so the reply is
+/// complete; its reason is `Unspecified`, never a made-up `Stop`. Whole tool calls say why
+/// it stopped. A stream with neither `[DONE]` nor a finish reason is cut (another test).
 #[test]
-fn chunks_without_finish_reason_then_done_complete_the_reply() {
+fn chunks_without_finish_reason_then_done_complete_the_reply_with_an_unspecified_reason() {
     let s = format!(
         "{}{}data: [DONE]\n\n",
         data(&text_chunk("a")),
@@ -190,7 +195,20 @@ fn chunks_without_finish_reason_then_done_complete_the_reply() {
     );
     let r = reply(&[s.as_bytes()]).unwrap();
     assert_eq!(r.text(), "ab");
-    assert_eq!(r.finish_reason, FinishReason::Stop);
+    assert_eq!(r.finish_reason, FinishReason::Unspecified);
+    assert_eq!(r.raw_finish_reason, None);
+
+    let empty = json!({"choices": [{"index": 0, "delta": {"content": "c"}, "finish_reason": ""}]});
+    let s = format!("{}data: [DONE]\n\n", data(&empty));
+    let r = reply(&[s.as_bytes()]).unwrap();
+    assert_eq!(r.finish_reason, FinishReason::Unspecified);
+
+    let call = json!({"choices": [{"index": 0, "delta": {"tool_calls": [
+        {"index": 0, "id": "c1", "function": {"name": "f", "arguments": "{}"}}
+    ]}}]});
+    let s = format!("{}data: [DONE]\n\n", data(&call));
+    let r = reply(&[s.as_bytes()]).unwrap();
+    assert_eq!(r.finish_reason, FinishReason::ToolCalls);
     assert_eq!(r.raw_finish_reason, None);
 }
 

@@ -104,11 +104,9 @@ async fn a_cut_inside_an_event_loses_nothing_that_was_complete() {
     let err = collect_stream(d.chat_stream(req()).await.unwrap())
         .await
         .unwrap_err();
-    // The half event is malformed JSON: a decode error that still carries what arrived.
-    assert!(
-        matches!(err.kind(), ErrorKind::Decode | ErrorKind::StreamInterrupted),
-        "{err}"
-    );
+    // The half event is malformed JSON, after content: interrupted, with what arrived.
+    assert_eq!(err.kind(), ErrorKind::StreamInterrupted, "{err}");
+    assert_eq!(err.cause_kind(), Some(ErrorKind::Decode));
     assert_eq!(err.partial().unwrap().text, "kept");
 }
 
@@ -141,8 +139,12 @@ async fn a_stalled_stream_ends_with_an_idle_timeout_and_the_partial_text() {
     }
     tokio::time::pause();
     let err = next_event(&mut s).await.unwrap().unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Timeout);
-    assert!(err.to_string().contains("idle timeout"), "{err}");
+    // After content, by the stream contract: interrupted, the timeout its cause.
+    assert_eq!(err.kind(), ErrorKind::StreamInterrupted);
+    assert_eq!(err.cause_kind(), Some(ErrorKind::Timeout));
+    assert!(err.is_retryable());
+    let cause = std::error::Error::source(&err).unwrap().to_string();
+    assert!(cause.contains("idle timeout"), "{cause}");
     assert_eq!(err.partial().unwrap().text, "slow ");
     assert!(
         next_event(&mut s).await.is_none(),

@@ -185,7 +185,7 @@ impl Conversation {
         let mut stream = self.driver.chat_stream(request).await?;
         let mut acc = StreamAccumulator::new();
         while let Some(item) = next_event(&mut stream).await {
-            let event = item.map_err(|e| acc.annotate(e))?;
+            let event = item.map_err(|e| acc.interrupt(e))?;
             on_event(&event);
             acc.push(&event);
         }

@@ -91,18 +91,9 @@ fn committed(buffered: VecDeque<StreamEvent>, rest: ChatStream) -> ChatStream {
                     st.acc.push(&event);
                     Some((Ok(event), Some(st)))
                 }
-                Err(e) => {
-                    let interrupted = if e.kind() == ErrorKind::StreamInterrupted {
-                        st.acc.annotate(e)
-                    } else {
-                        LlmError::stream_interrupted(
-                            format!("the stream failed after it started: {e}"),
-                            st.acc.partial(),
-                        )
-                        .with_source(e)
-                    };
-                    Some((Err(interrupted), None))
-                }
+                // Committed at its first content: by the stream contract, a later error is
+                // `StreamInterrupted` with the partial output (the driver's own already is).
+                Err(e) => Some((Err(st.acc.interrupt(e)), None)),
             }
         },
     ))

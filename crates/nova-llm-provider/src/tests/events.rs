@@ -177,15 +177,16 @@ fn a_stream_error_mid_way_is_interrupted_then_failed_and_ends_the_stream() {
         mock.push_stream(two_words().fail_after(1, LlmError::new(ErrorKind::Server, "boom")));
         let s = p.chat_stream(req("x")).await.unwrap();
         let err = collect_stream(s).await.unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::Server);
+        assert_eq!(err.kind(), ErrorKind::StreamInterrupted);
+        assert_eq!(err.cause_kind(), Some(ErrorKind::Server));
         let events = rx.drain();
         assert_eq!(
             names(&events),
             [
                 "started",
                 "first_chunk",
-                "interrupted(Server)",
-                "failed(Server)"
+                "interrupted(StreamInterrupted)",
+                "failed(StreamInterrupted)"
             ]
         );
         assert_exactly_once(&events);

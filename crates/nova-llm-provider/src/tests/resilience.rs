@@ -659,8 +659,14 @@ async fn timeouts_per_attempt_first_chunk_and_gap() {
     let first_chunk_ok = p.chat_stream(req("q")).await.unwrap();
     let e = collect_stream(first_chunk_ok).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::StreamInterrupted, "{e}");
+    assert_eq!(e.cause_kind(), Some(ErrorKind::Timeout));
     assert_eq!(e.partial().unwrap().text, "a");
-    assert!(e.to_string().contains("gap timeout"), "{e}");
+    assert!(cause(&e).contains("gap timeout"), "{e}");
+}
+
+/// The text of the error that interrupted a stream.
+fn cause(e: &LlmError) -> String {
+    std::error::Error::source(e).map_or_else(String::new, ToString::to_string)
 }
 
 #[tokio::test(start_paused = true)]
@@ -683,7 +689,8 @@ async fn a_gap_or_a_total_limit_alone_still_watches_the_stream() {
     let e = collect_stream(p.chat_stream(req("q")).await.unwrap())
         .await
         .unwrap_err();
-    assert!(e.to_string().contains("gap timeout"), "{e}");
+    assert_eq!(e.cause_kind(), Some(ErrorKind::Timeout));
+    assert!(cause(&e).contains("gap timeout"), "{e}");
     assert_eq!(e.partial().unwrap().text, "a");
 
     let mock = MockDriver::new();
@@ -695,7 +702,7 @@ async fn a_gap_or_a_total_limit_alone_still_watches_the_stream() {
     let e = collect_stream(p.chat_stream(req("q")).await.unwrap())
         .await
         .unwrap_err();
-    assert!(e.to_string().contains("total time limit"), "{e}");
+    assert!(cause(&e).contains("total time limit"), "{e}");
     // Events at 1.5, 3 and 4.5 s: two arrived in time.
     assert_eq!(e.partial().unwrap().text, "ab");
     assert_eq!(start.elapsed(), Duration::from_secs(4));

@@ -35,7 +35,7 @@ use crate::plugin::{CallContext, Middleware, Next};
 /// - `first_chunk`: a stream must show its first content within this; otherwise
 ///   `chat_stream` itself fails with a `Timeout` (nothing was shown, so it can be retried).
 /// - `gap`: after that, at most this between two events; a stalled stream ends with a
-///   `Timeout` error carrying the partial output.
+///   `StreamInterrupted` error carrying the partial output, a `Timeout` its cause.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TimeoutLayer {
     total: Option<Duration>,
@@ -140,8 +140,9 @@ struct Watched {
     acc: StreamAccumulator,
 }
 
-/// Ends the stream with a `Timeout` (carrying the partial output) when an event takes
-/// longer than `gap`, or the stream runs past `end`.
+/// Ends the stream with a `Timeout` when an event takes longer than `gap`, or the stream
+/// runs past `end` (after content: `StreamInterrupted` with the partial output, the timeout
+/// its cause).
 fn watch_gaps(inner: ChatStream, end: Option<Instant>, gap: Option<Duration>) -> ChatStream {
     let state = Watched {
         inner,
@@ -166,7 +167,7 @@ fn watch_gaps(inner: ChatStream, end: Option<Instant>, gap: Option<Duration>) ->
                                 st.gap.unwrap_or_default()
                             )
                         };
-                        let err = timeout(why).with_partial(st.acc.partial());
+                        let err = st.acc.interrupt(timeout(why));
                         return Some((Err(err), None));
                     }
                 },
