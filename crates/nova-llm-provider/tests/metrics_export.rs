@@ -125,7 +125,10 @@ fn duration_tokens_and_cost_are_exported_with_gen_ai_names() {
     assert_eq!(label(ok_labels, "gen_ai.operation.name"), Some("chat"));
     assert_eq!(label(ok_labels, "gen_ai.provider.name"), Some("mock"));
     assert_eq!(label(ok_labels, "gen_ai.request.model"), Some("gpt-4o"));
+    // The mock answers under the requested name.
+    assert_eq!(label(ok_labels, "gen_ai.response.model"), Some("gpt-4o"));
     assert_eq!(label(ok_labels, "error.type"), None);
+    assert_eq!(label(&durations[1].1, "gen_ai.response.model"), None);
     assert_eq!(label(&durations[1].1, "error.type"), Some("timed out"));
 
     let input = find(

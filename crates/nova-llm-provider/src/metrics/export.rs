@@ -8,7 +8,8 @@ use crate::events::{Event, EventKind, EventListener};
 ///
 /// - histogram `gen_ai.client.operation.duration` (seconds), labels
 ///   `gen_ai.operation.name`, `gen_ai.provider.name`, `gen_ai.request.model`, and
-///   `error.type` on failures;
+///   `gen_ai.response.model` (the model that answered, when the reply names one) on
+///   completed calls or `error.type` on failures;
 /// - histogram `gen_ai.client.token.usage` (tokens), the same labels plus
 ///   `gen_ai.token.type` = `input` or `output`;
 /// - counter `nova_llm.cost_usd_micros` (priced calls, micro-dollars), and histogram
@@ -29,18 +30,21 @@ impl EventListener for MetricsExporter {
         match &event.kind {
             EventKind::Completed(c) => {
                 let op = c.operation.gen_ai_name();
-                let labels = [
+                let mut labels = vec![
                     ("gen_ai.operation.name", op.to_owned()),
                     ("gen_ai.provider.name", driver),
                     ("gen_ai.request.model", model),
                 ];
+                if !c.response_model.is_empty() {
+                    labels.push(("gen_ai.response.model", c.response_model.clone()));
+                }
                 ::metrics::histogram!("gen_ai.client.operation.duration", &labels)
                     .record(c.latency.as_secs_f64());
                 for (kind, n) in [
                     ("input", c.usage.input_tokens),
                     ("output", c.usage.output_tokens),
                 ] {
-                    let mut l = labels.to_vec();
+                    let mut l = labels.clone();
                     l.push(("gen_ai.token.type", kind.to_owned()));
                     ::metrics::histogram!("gen_ai.client.token.usage", &l).record(n as f64);
                 }

@@ -16,8 +16,9 @@ use crate::events::{Event, EventKind, EventListener};
 /// token with percentiles, tokens and cost, per driver and model.
 ///
 /// A cheap clonable handle; the provider feeds it from its events (so every call counts
-/// exactly once), and [`snapshot`](Self::snapshot) reads it. Calls are grouped under the
-/// requested model (`"default"` when the request left it to the driver).
+/// exactly once), and [`snapshot`](Self::snapshot) reads it. A completed call is grouped
+/// under the model that answered (as it is priced); a failed call, or a reply that names
+/// no model, under the requested one (`"default"` when the request left it to the driver).
 #[derive(Clone)]
 pub struct Metrics {
     /// Stripes, each thread recording into its own (so that two threads recording at once
@@ -119,19 +120,27 @@ impl Stats {
 }
 
 /// The stats of `driver` and `model` in `stripe`; the names are copied only the first time.
-fn stats_of<'a>(stripe: &'a mut Stripe, driver: &Arc<str>, model: &Arc<str>) -> &'a mut Stats {
+fn stats_of<'a>(stripe: &'a mut Stripe, driver: &Arc<str>, model: &str) -> &'a mut Stats {
     if !stripe.contains_key(&**driver) {
         stripe.insert(Arc::clone(driver), FastMap::default());
     }
     let models = stripe
         .get_mut(&**driver)
         .unwrap_or_else(|| unreachable!("inserted above"));
-    if !models.contains_key(&**model) {
-        models.insert(Arc::clone(model), Stats::default());
+    if !models.contains_key(model) {
+        models.insert(Arc::from(model), Stats::default());
     }
     models
-        .get_mut(&**model)
+        .get_mut(model)
         .unwrap_or_else(|| unreachable!("inserted above"))
+}
+
+/// The model a terminal event is counted under: the one that answered, else the requested.
+fn model_of(event: &Event) -> &str {
+    match &event.kind {
+        EventKind::Completed(c) if !c.response_model.is_empty() => &c.response_model,
+        _ => &event.model,
+    }
 }
 
 impl Default for Stats {
@@ -164,7 +173,7 @@ impl Metrics {
             return;
         }
         let mut stripe = lock(&self.stripes[stripe_of_thread()]);
-        let s = stats_of(&mut stripe, &event.driver, &event.model);
+        let s = stats_of(&mut stripe, &event.driver, model_of(event));
         match &event.kind {
             EventKind::Completed(c) => {
                 s.requests += 1;

@@ -514,3 +514,35 @@ fn what_several_threads_record_adds_up() {
         "only gpt-4o is priced"
     );
 }
+
+/// A reply names the model that answered; the figures go under it (as its cost does), not
+/// under the requested name or `"default"`. A failed call has no reply: it counts under the
+/// requested name.
+#[tokio::test]
+async fn metrics_are_keyed_by_the_model_that_answered() {
+    let mock = MockDriver::new();
+    let p = Provider::new(mock.clone());
+    mock.push(Reply::response(
+        ChatResponse::from_text("hi").with_model("gpt-4o-mini-2024-07-18"),
+    ));
+    p.chat(req("a")).await.unwrap();
+    mock.push(Reply::response(
+        ChatResponse::from_text("hi").with_model("gpt-4o-mini-2024-07-18"),
+    ));
+    collect_stream(p.chat_stream(req("a").model("gpt-4o-mini")).await.unwrap())
+        .await
+        .unwrap();
+    mock.push_error(LlmError::new(ErrorKind::Server, "boom"));
+    p.chat(req("a")).await.unwrap_err();
+    // A reply that names no model: the requested name.
+    mock.push(Reply::response(ChatResponse::from_text("hi")));
+    p.chat(req("a").model("named")).await.unwrap();
+
+    let snap = p.metrics().unwrap().snapshot();
+    let answered = snap.get("mock", "gpt-4o-mini-2024-07-18").unwrap();
+    assert_eq!((answered.requests, answered.errors), (2, 0));
+    let failed = snap.get("mock", "default").unwrap();
+    assert_eq!((failed.requests, failed.errors), (1, 1));
+    assert_eq!(snap.get("mock", "named").unwrap().requests, 1);
+    assert!(snap.get("mock", "gpt-4o-mini").is_none());
+}
