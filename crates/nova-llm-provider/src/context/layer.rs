@@ -12,14 +12,35 @@ use super::windows::ContextWindows;
 use crate::events::EventKind;
 use crate::plugin::{CallContext, Middleware, Next};
 
-/// Tokens kept free for a summary row when summarizing.
-const SUMMARY_ROOM: usize = 400;
+/// The most tokens kept free for a summary row: the room is a quarter of the prompt
+/// budget, at most this.
+const MAX_SUMMARY_ROOM: usize = 400;
+
+/// The fewest tokens of summary text worth asking a summarizer for.
+const MIN_SUMMARY_TOKENS: usize = 16;
+
+/// The most tokens a summarizer is asked to write.
+const MAX_SUMMARY_TOKENS: u32 = 300;
+
+/// What the summary row says before the summary.
+const SUMMARY_PREFIX: &str = "Summary of the earlier conversation: ";
 
 /// The `context` middleware: a request over its model's context window (minus room for
 /// the reply: its `max_tokens`, or a default) is trimmed with the strategy, and a
-/// `ContextTrimmed` event says what was dropped. With a summarizer, the dropped turns are
-/// replaced by a system row holding their summary. A model with no known window is left
+/// `ContextTrimmed` event says what was dropped. A model with no known window is left
 /// alone.
+///
+/// With a summarizer, the dropped turns are replaced by a system row holding their
+/// summary. What is sent, summary included, never exceeds the prompt budget (the window
+/// minus the reply's room), counted with the layer's counter:
+/// - the turns are trimmed to leave room for the summary: a quarter of the prompt budget,
+///   at most 400 tokens; if the rows that must stay (system rows, the latest turn) leave no
+///   such room, the turns are trimmed to the whole budget and no summary is written, so a
+///   summarizer never makes a call fail that trimming alone handles;
+/// - the summarizer is asked for at most the tokens left (and at most 300); a summary
+///   that still does not fit (its service counts tokens differently) is cut at a word to
+///   fit, and dropped if not even that fits;
+/// - a summary that fails, or has no room, is skipped: the turns are dropped without one.
 ///
 /// ```
 /// use nova_llm_mock::MockDriver;
@@ -113,12 +134,6 @@ impl ContextLayer {
             .max_tokens
             .map_or(self.reply_room, |m| m as usize);
         let budget = window.saturating_sub(room);
-        let summarize = self.summarizer.is_some();
-        let target = if summarize {
-            budget.saturating_sub(SUMMARY_ROOM)
-        } else {
-            budget
-        };
         let counter = &*self.counter;
         let full: usize = request
             .dialog
@@ -129,32 +144,62 @@ impl ContextLayer {
         if full <= budget {
             return Ok(());
         }
-        let trimmed = trim(&request.dialog, target, counter, self.strategy)?;
-        let mut summarized = false;
-        let dialog = match &self.summarizer {
-            Some(driver) if !trimmed.dropped.is_empty() => {
-                match summary(&**driver, &trimmed.dropped).await {
-                    Ok(text) => {
-                        summarized = true;
-                        with_summary(&trimmed, text)
-                    }
-                    Err(_) => trimmed.dialog.clone(),
-                }
+        let (trimmed, summary) = match &self.summarizer {
+            None => (trim(&request.dialog, budget, counter, self.strategy)?, None),
+            Some(driver) => {
+                self.trim_and_summarize(&request.dialog, budget, &**driver)
+                    .await?
             }
-            _ => trimmed.dialog.clone(),
         };
         cx.emit(EventKind::ContextTrimmed {
             dropped_rows: trimmed.dropped.len(),
             dropped_tokens: trimmed.dropped_tokens,
-            summarized,
+            summarized: summary.is_some(),
         });
-        request.dialog = dialog;
+        request.dialog = match summary {
+            Some(row) => with_summary(&trimmed, row),
+            None => trimmed.dialog,
+        };
         Ok(())
+    }
+
+    /// Trims `dialog` leaving room for a summary of what goes, and writes the summary row
+    /// if it fits what is left of `budget` (see the type's docs).
+    async fn trim_and_summarize(
+        &self,
+        dialog: &Dialog,
+        budget: usize,
+        driver: &dyn LlmDriver,
+    ) -> Result<(Trimmed, Option<Message>), LlmError> {
+        let counter = &*self.counter;
+        let room = (budget / 4).min(MAX_SUMMARY_ROOM);
+        let trimmed = match trim(dialog, budget - room, counter, self.strategy) {
+            Ok(t) => t,
+            // What must stay leaves no room for a summary: trim to the whole budget.
+            Err(_) => trim(dialog, budget, counter, self.strategy)?,
+        };
+        let free = budget.saturating_sub(trimmed.tokens);
+        let overhead = counter.count_message(&Message::system(SUMMARY_PREFIX));
+        let text_room = free.saturating_sub(overhead);
+        if trimmed.dropped.is_empty() || text_room < MIN_SUMMARY_TOKENS {
+            return Ok((trimmed, None));
+        }
+        let asked =
+            u32::try_from(text_room).map_or(MAX_SUMMARY_TOKENS, |n| n.min(MAX_SUMMARY_TOKENS));
+        let row = match summary(driver, &trimmed.dropped, asked).await {
+            Ok(text) => summary_row(&text, free, counter),
+            Err(_) => None,
+        };
+        Ok((trimmed, row))
     }
 }
 
-/// Asks `driver` for a summary of `rows`.
-async fn summary(driver: &dyn LlmDriver, rows: &[Message]) -> Result<String, LlmError> {
+/// Asks `driver` for a summary of `rows` of at most `max_tokens`.
+async fn summary(
+    driver: &dyn LlmDriver,
+    rows: &[Message],
+    max_tokens: u32,
+) -> Result<String, LlmError> {
     let transcript: String = rows
         .iter()
         .map(|m| format!("{}: {}\n", m.role.as_str(), m.text()))
@@ -167,21 +212,58 @@ async fn summary(driver: &dyn LlmDriver, rows: &[Message]) -> Result<String, Llm
             )
             .user(transcript),
     )
-    .max_tokens(300);
+    .max_tokens(max_tokens);
     Ok(driver.chat(request).await?.text())
 }
 
-/// The trimmed dialog with a summary row after its leading system rows.
-fn with_summary(trimmed: &Trimmed, summary: String) -> Dialog {
+/// The summary row for `text` if it costs at most `free` tokens; else the row of the
+/// longest start of `text`, cut after a word and marked with `…`, that does; else none.
+fn summary_row(text: &str, free: usize, counter: &dyn TokenCounter) -> Option<Message> {
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    let row = |t: &str| Message::system(format!("{SUMMARY_PREFIX}{t}"));
+    let whole = row(text);
+    if counter.count_message(&whole) <= free {
+        return Some(whole);
+    }
+    // Where a cut may end: after each word. The cost grows with the length, so the longest
+    // start that fits is found by bisection.
+    let ends: Vec<usize> = text
+        .char_indices()
+        .filter(|(_, c)| c.is_whitespace())
+        .map(|(i, _)| i)
+        .collect();
+    let fits = |end: usize| {
+        let cut = format!("{}…", text[..end].trim_end());
+        let r = row(&cut);
+        (counter.count_message(&r) <= free).then_some(r)
+    };
+    let (mut lo, mut hi) = (0, ends.len());
+    let mut best = None;
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        match fits(ends[mid]) {
+            Some(r) => {
+                best = Some(r);
+                lo = mid + 1;
+            }
+            None => hi = mid,
+        }
+    }
+    best
+}
+
+/// The trimmed dialog with the summary row after its leading system rows.
+fn with_summary(trimmed: &Trimmed, summary: Message) -> Dialog {
     let rows = trimmed.dialog.messages();
     let at = rows
         .iter()
         .position(|m| m.role != nova_llm_core::Role::System)
         .unwrap_or(rows.len());
     let mut out: Vec<Message> = rows[..at].to_vec();
-    out.push(Message::system(format!(
-        "Summary of the earlier conversation: {summary}"
-    )));
+    out.push(summary);
     out.extend_from_slice(&rows[at..]);
     out.into_iter().collect()
 }

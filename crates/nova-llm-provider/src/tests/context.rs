@@ -452,3 +452,129 @@ fn tiktoken_counts_exactly_and_loads_once() {
     let e = TiktokenCounter::for_model("llama3.2").unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidRequest);
 }
+
+/// The tokens a dialog costs when sent, by the estimator.
+fn sent_tokens(d: &Dialog) -> usize {
+    d.messages()
+        .iter()
+        .map(|m| Estimator.count_message(m))
+        .sum()
+}
+
+/// A dialog of about 680 tokens: a system row, six turns, the latest question.
+fn dialog_of_680() -> Dialog {
+    let mut d = Dialog::new().system("be brief");
+    for i in 0..3 {
+        d = d.user(format!("question {i} {}", "word ".repeat(100)));
+        d = d.assistant(format!("answer {i} {}", "word ".repeat(70)));
+    }
+    d.user("the latest question")
+}
+
+/// A provider over `mock` whose model `m` has `window` tokens, 100 kept for the reply,
+/// summarizing with `writer`.
+fn summarizing(mock: &MockDriver, writer: &MockDriver, window: usize) -> Provider {
+    Provider::builder(mock.clone())
+        .context(
+            ContextLayer::new()
+                .windows(ContextWindows::empty().with("m", window))
+                .reply_room(100)
+                .summarize_with(Arc::new(writer.clone())),
+        )
+        .build()
+}
+
+#[tokio::test]
+async fn a_summary_counts_against_the_budget_and_is_cut_to_fit() {
+    let dialog = dialog_of_680();
+    let total = sent_tokens(&dialog);
+    assert!((650..720).contains(&total), "{total}");
+    let budget = total - 50; // a window of total + 50, 100 of it for the reply
+    let mock = MockDriver::new();
+    let writer = MockDriver::builder().name("writer").build();
+    // A summarizer that ignores `max_tokens` and writes 800 words.
+    writer.push_text("summary ".repeat(800));
+    let p = summarizing(&mock, &writer, total + 50);
+    p.chat(ChatRequest::new(dialog.clone()).model("m"))
+        .await
+        .unwrap();
+    let sent = mock.last_chat_request().unwrap();
+    assert!(
+        sent_tokens(&sent.dialog) <= budget,
+        "{} > {budget}",
+        sent_tokens(&sent.dialog)
+    );
+    // The summary is there, cut after a word and marked.
+    let summary = sent.dialog.messages()[1].text();
+    assert!(
+        summary.starts_with("Summary of the earlier conversation: summary"),
+        "{summary}"
+    );
+    assert!(summary.ends_with("summary…"), "{summary}");
+    // The summarizer was asked for no more than the room left.
+    let asked = writer
+        .last_chat_request()
+        .unwrap()
+        .params
+        .max_tokens
+        .unwrap() as usize;
+    assert!(
+        asked <= budget - sent_tokens(&sent.dialog) + Estimator.count_text(&summary),
+        "{asked}"
+    );
+
+    // A summary that fits goes in whole.
+    writer.push_text("They asked three questions.");
+    p.chat(ChatRequest::new(dialog).model("m")).await.unwrap();
+    let sent = mock.last_chat_request().unwrap();
+    assert_eq!(
+        sent.dialog.messages()[1].text(),
+        "Summary of the earlier conversation: They asked three questions."
+    );
+    assert!(sent_tokens(&sent.dialog) <= budget);
+}
+
+#[tokio::test]
+async fn a_summarizer_never_fails_a_call_that_trimming_alone_handles() {
+    // A prompt budget of 300 (a window of 400, 100 for the reply), whose system row and
+    // latest question need 284: no room for a summary (75, a quarter of the budget, nor
+    // even a short one in the 16 left), but the older turn can be dropped.
+    let long_question = format!("the latest question {}", "word ".repeat(215));
+    let dialog = Dialog::new()
+        .system("be brief")
+        .user(format!("an old question {}", "word ".repeat(40)))
+        .assistant(format!("an old answer {}", "word ".repeat(40)))
+        .user(long_question);
+    assert!(sent_tokens(&dialog) > 300);
+    let mock = MockDriver::new();
+    let alone = Provider::builder(mock.clone())
+        .context(
+            ContextLayer::new()
+                .windows(ContextWindows::empty().with("m", 400))
+                .reply_room(100),
+        )
+        .build();
+    alone
+        .chat(ChatRequest::new(dialog.clone()).model("m"))
+        .await
+        .unwrap();
+    let trimmed_alone = mock.last_chat_request().unwrap().dialog;
+    assert_eq!(trimmed_alone.len(), 2);
+
+    let writer = MockDriver::builder().name("writer").build();
+    let p = summarizing(&mock, &writer, 400);
+    let mut rx = p.subscribe();
+    p.chat(ChatRequest::new(dialog).model("m")).await.unwrap();
+    let sent = mock.last_chat_request().unwrap();
+    assert_eq!(
+        sent.dialog, trimmed_alone,
+        "the same trim, without a summary"
+    );
+    assert!(sent_tokens(&sent.dialog) <= 300);
+    assert_eq!(writer.calls(), 0, "no room, so no summary was asked for");
+    let summarized = rx.drain().into_iter().find_map(|e| match e.kind {
+        EventKind::ContextTrimmed { summarized, .. } => Some(summarized),
+        _ => None,
+    });
+    assert_eq!(summarized, Some(false));
+}
