@@ -23,7 +23,7 @@ use super::reply::{CachedReply, EventLog};
 use super::store::{CacheStore, MemoryStore};
 use crate::FastMap;
 use crate::events::EventKind;
-use crate::plugin::{CallContext, Middleware, Next, OwnedNext};
+use crate::plugin::{CallContext, Middleware, Next, OwnedNext, Relay};
 
 /// Per-request cache controls, passed as an extension:
 /// `CallOptions::new().extension(CacheControl::bypass())`.
@@ -246,13 +246,20 @@ impl CacheLayer {
             && let Some(flight) = flights.get(&fkey)
         {
             flight.waiters.fetch_add(1, Ordering::SeqCst);
-            let waiter = Waiter::new(Arc::clone(flight), fkey, Arc::clone(&self.flights));
+            let waiter = Waiter::new(Arc::clone(flight), fkey, Arc::clone(&self.flights), cx);
             drop(flights);
             cx.set_from_cache(true);
             cx.emit(EventKind::Coalesced);
             return waiter;
         }
         let flight = Flight::streamed();
+        // The leader joins first: the shared work reports for it while it is there.
+        let waiter = Waiter::new(
+            Arc::clone(&flight),
+            fkey.clone(),
+            Arc::clone(&self.flights),
+            cx,
+        );
         if self.single_flight {
             flights.insert(fkey.clone(), Arc::clone(&flight));
         }
@@ -265,7 +272,10 @@ impl CacheLayer {
             memory: self.memory.clone(),
             max_entry_bytes: self.max_entry_bytes,
             next: next.to_owned(),
-            cx: cx.detached(),
+            cx: match &flight.relay {
+                Some(relay) => cx.shared_by(Arc::clone(relay)),
+                None => cx.detached(),
+            },
             registered: self.single_flight,
         };
         // Not spawned: the callers drive it, whichever of them is waiting for an event.
@@ -278,7 +288,7 @@ impl CacheLayer {
             Box::pin(run.go(request).instrument(span))
         };
         *lock(&flight.pump) = Some(pump);
-        Waiter::new(flight, fkey, Arc::clone(&self.flights))
+        waiter
     }
 }
 
@@ -306,6 +316,7 @@ impl CacheLayer {
                             Arc::clone(flight),
                             fkey.clone(),
                             Arc::clone(&self.flights),
+                            cx,
                         ))
                     }
                     None => {
@@ -471,6 +482,9 @@ struct Flight {
     /// work to poll, so only it has one.
     fan_out: Option<Waker>,
     waiters: AtomicUsize,
+    /// The callers the upstream work reports its events for (a stream's only: a plain
+    /// call's leader runs it in its own call).
+    relay: Option<Arc<Relay>>,
 }
 
 /// Wakes every caller waiting on a flight.
@@ -539,6 +553,7 @@ impl Flight {
             pump: Mutex::new(None),
             fan_out: None,
             waiters: AtomicUsize::new(1),
+            relay: None,
         })
     }
 
@@ -549,6 +564,7 @@ impl Flight {
             pump: Mutex::new(None),
             fan_out: Some(Waker::from(Arc::new(FanOut(me.clone())))),
             waiters: AtomicUsize::new(1),
+            relay: Some(Arc::default()),
         })
     }
 
@@ -895,8 +911,13 @@ struct Waiter {
 }
 
 impl Waiter {
-    fn new(flight: Arc<Flight>, fkey: FlightKey, flights: Arc<Flights>) -> Self {
+    /// A new caller of `flight`, whose call `cx` is; the upstream work reports for it
+    /// while it is the earliest caller still there.
+    fn new(flight: Arc<Flight>, fkey: FlightKey, flights: Arc<Flights>, cx: &CallContext) -> Self {
         let id = NEXT_READER.fetch_add(1, Ordering::Relaxed);
+        if let Some(relay) = &flight.relay {
+            relay.join(id, cx);
+        }
         lock(&flight.state).readers.push((id, 0));
         Waiter {
             flight,
@@ -1052,6 +1073,11 @@ fn abandoned() -> LlmError {
 
 impl Drop for Waiter {
     fn drop(&mut self) {
+        // First: from now on the upstream work reports nothing for this caller, whose
+        // terminal event may come right after.
+        if let Some(relay) = &self.flight.relay {
+            relay.leave(self.id);
+        }
         let wakers = {
             let mut state = lock(&self.flight.state);
             state.remove_reader(self.id);

@@ -13,7 +13,9 @@ use crate::plugin::{Operation, RequestId};
 /// Every call emits exactly one [`EventKind::Started`] and then exactly one
 /// [`EventKind::Completed`] or [`EventKind::Failed`], for plain and streamed calls alike,
 /// whether a stream is read to its end or dropped early (a dropped call fails as
-/// [`ErrorKind::Cancelled`]). Other events come in between.
+/// [`ErrorKind::Cancelled`]). Other events come in between; none follows the terminal
+/// one, whatever the interleaving (work shared by several calls reports only for a call
+/// that is still there).
 ///
 /// Events never hold an API key. Prompt and reply text appear only when the provider was
 /// built with [`capture_content`](crate::ProviderBuilder::capture_content).
@@ -59,7 +61,9 @@ pub enum EventKind {
     CacheHit,
     /// The cache had no answer; the call goes on.
     CacheMiss,
-    /// The reply was stored in the cache.
+    /// The reply was stored in the cache. For a stream shared by several callers, it is
+    /// reported for the earliest caller still reading it (the one whose call went upstream,
+    /// unless it let go), before that caller's terminal event.
     CacheStored,
     /// The call joined an identical call already in flight instead of sending its own.
     Coalesced,

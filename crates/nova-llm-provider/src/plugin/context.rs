@@ -174,6 +174,44 @@ pub struct CallContext {
     driver: Arc<str>,
     from_cache: bool,
     hub: Arc<Hub>,
+    /// Set for work shared by several calls: its events go where the relay says.
+    relay: Option<Arc<Relay>>,
+}
+
+/// Where the events of work shared by several calls go (the cache's shared stream): to the
+/// earliest of those calls still waiting for it, which the work then serves; nowhere once
+/// none is. So an event of the shared work never follows a call's terminal event: a call
+/// leaves the relay before it ends, and an event is emitted under the relay's lock.
+#[derive(Debug, Default)]
+pub(crate) struct Relay {
+    /// The calls the work serves, earliest first, by an id of the sharer's choosing.
+    calls: std::sync::Mutex<Vec<(u64, CallContext)>>,
+}
+
+impl Relay {
+    fn calls(&self) -> std::sync::MutexGuard<'_, Vec<(u64, CallContext)>> {
+        self.calls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Adds the call of `cx` under `id`: the work reports for it once the calls before it
+    /// have left.
+    pub(crate) fn join(&self, id: u64, cx: &CallContext) {
+        self.calls().push((id, cx.detached()));
+    }
+
+    /// Takes call `id` out: nothing the work does from now on is reported for it.
+    pub(crate) fn leave(&self, id: u64) {
+        self.calls().retain(|(i, _)| *i != id);
+    }
+
+    fn emit(&self, kind: EventKind) {
+        let calls = self.calls();
+        if let Some((_, cx)) = calls.first() {
+            cx.emit(kind);
+        }
+    }
 }
 
 impl CallContext {
@@ -199,6 +237,7 @@ impl CallContext {
             driver,
             from_cache: false,
             hub,
+            relay: None,
         }
     }
 
@@ -277,7 +316,10 @@ impl CallContext {
 
     /// Emits an event for this call (request id, driver, model and tags filled in).
     pub fn emit(&self, kind: EventKind) {
-        self.hub.emit_for(self, kind);
+        match &self.relay {
+            None => self.hub.emit_for(self, kind),
+            Some(relay) => relay.emit(kind),
+        }
     }
 
     pub(crate) fn hub(&self) -> &Arc<Hub> {
@@ -299,6 +341,17 @@ impl CallContext {
             driver: Arc::clone(&self.driver),
             from_cache: false,
             hub: Arc::clone(&self.hub),
+            relay: self.relay.clone(),
+        }
+    }
+
+    /// A context for work shared by the calls in `relay` (see [`Relay`]): like
+    /// [`detached`](Self::detached), but its events are reported for whichever of those
+    /// calls is still there, and for none once they have all gone.
+    pub(crate) fn shared_by(&self, relay: Arc<Relay>) -> CallContext {
+        CallContext {
+            relay: Some(relay),
+            ..self.detached()
         }
     }
 }

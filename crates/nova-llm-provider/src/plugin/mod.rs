@@ -4,5 +4,6 @@ mod context;
 mod middleware;
 pub(crate) mod streams;
 
+pub(crate) use context::Relay;
 pub use context::{CallContext, CallOptions, Extensions, Operation, RequestId};
 pub use middleware::{Middleware, Next, OwnedNext};

@@ -1389,3 +1389,100 @@ async fn a_stream_that_fails_before_its_first_event_fails_as_it_would_without_th
     let e = p.chat_stream(req("q")).await.err().unwrap();
     assert_eq!(e.message(), "could not open");
 }
+
+/// When a caller of a shared stream lets go of it.
+#[derive(Debug, Clone, Copy)]
+enum LetsGo {
+    /// Before `chat_stream` has returned (before the first event).
+    BeforeTheFirstEvent,
+    /// After reading this many events.
+    After(usize),
+    /// Never: it reads to the end.
+    AtTheEnd,
+}
+
+/// One caller of the shared stream `one_two_three` (events every 10 ms).
+async fn shared_caller(p: Provider, lets_go: LetsGo) {
+    let call = p.chat_stream(req("q"));
+    let mut s = match lets_go {
+        LetsGo::BeforeTheFirstEvent => {
+            let cut = tokio::time::timeout(Duration::from_millis(5), call).await;
+            assert!(cut.is_err(), "let go before the first event");
+            return;
+        }
+        _ => call.await.unwrap(),
+    };
+    let mut read = 0;
+    while let Some(item) = next_event(&mut s).await {
+        item.unwrap();
+        read += 1;
+        if matches!(lets_go, LetsGo::After(n) if read == n) {
+            return;
+        }
+    }
+}
+
+/// The events of a leader and a joiner of one shared stream letting go as told.
+async fn shared_stream_events(leader: LetsGo, joiner: LetsGo) -> Vec<Event> {
+    let mock = MockDriver::new();
+    let (p, mut rx) = cached(&mock);
+    mock.push_stream(one_two_three());
+    let first = tokio::spawn(shared_caller(p.clone(), leader));
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    let second = tokio::spawn(shared_caller(p.clone(), joiner));
+    first.await.unwrap();
+    second.await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        mock.calls(),
+        1,
+        "{leader:?} / {joiner:?}: one upstream call"
+    );
+    rx.drain()
+}
+
+/// Every call's terminal event is its last, and it has exactly one `Started` and one
+/// terminal event.
+fn terminal_events_are_last(events: &[Event], what: &str) {
+    let ids: std::collections::BTreeSet<_> = events.iter().map(|e| e.request_id).collect();
+    for id in ids {
+        let mine: Vec<&Event> = events.iter().filter(|e| e.request_id == id).collect();
+        let kinds: Vec<String> = mine.iter().map(|e| format!("{:?}", e.kind)).collect();
+        assert!(
+            matches!(mine[0].kind, EventKind::Started { .. }),
+            "{what}: {kinds:?}"
+        );
+        assert_eq!(
+            mine.iter().filter(|e| e.is_terminal()).count(),
+            1,
+            "{what}: {kinds:?}"
+        );
+        assert!(mine.last().unwrap().is_terminal(), "{what}: {kinds:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_event_of_a_shared_stream_follows_a_callers_terminal_event() {
+    use LetsGo::{After, AtTheEnd, BeforeTheFirstEvent};
+    // (leader, joiner, whether the reply is stored)
+    let cases = [
+        (BeforeTheFirstEvent, AtTheEnd, true),
+        (After(1), AtTheEnd, true),
+        (After(3), AtTheEnd, true),
+        (AtTheEnd, AtTheEnd, true),
+        (AtTheEnd, After(1), true),
+        (AtTheEnd, BeforeTheFirstEvent, true),
+        (After(1), After(2), false),
+        (BeforeTheFirstEvent, BeforeTheFirstEvent, false),
+    ];
+    for (leader, joiner, stored) in cases {
+        let what = format!("{leader:?} / {joiner:?}");
+        let events = shared_stream_events(leader, joiner).await;
+        terminal_events_are_last(&events, &what);
+        let stores = cache_events(&events)
+            .iter()
+            .filter(|e| **e == "stored")
+            .count();
+        assert_eq!(stores, usize::from(stored), "{what}");
+    }
+}
