@@ -27,8 +27,9 @@
 //! ## Scripted replies
 //! [`MockDriver::push`] queues the next answers, consumed once each in FIFO order; then the
 //! mock returns to `f(x)`. A [`Reply`] is a text, JSON, tool calls, a whole response, an
-//! error, a [`ScriptedStream`] (chosen deltas, failing after chunk N, gaps between chunks)
-//! or a delay; the mock records every request and counts calls.
+//! error, or a [`ScriptedStream`] (chosen deltas, failing after chunk N, gaps between
+//! chunks); any of them can come late ([`Reply::after`]), and [`Reply::default_after`] is
+//! the `f(x)` reply, late. The mock records every request and counts calls.
 //!
 //! ```
 //! use nova_llm_core::{ErrorKind, LlmDriver, LlmError};
@@ -275,9 +276,9 @@ impl MockDriver {
         self.push(Reply::stream(stream))
     }
 
-    /// Queues a delay followed by the default `f(x)` reply.
-    pub fn push_delay(&self, delay: Duration) -> &Self {
-        self.push(Reply::delay(delay))
+    /// Queues the default `f(x)` reply, sent after `delay` (`Reply::default_after`).
+    pub fn push_default_after(&self, delay: Duration) -> &Self {
+        self.push(Reply::default_after(delay))
     }
 
     /// Number of scripted replies not used yet.

@@ -111,14 +111,14 @@ impl Reply {
         Self::of(ReplyKind::Stream(stream))
     }
 
-    /// The default `f(x)` reply, after `delay` (see [`Reply::delayed`]).
-    pub fn delay(delay: Duration) -> Self {
-        Self::of(ReplyKind::Default).delayed(delay)
+    /// The default `f(x)` reply, sent after `delay`.
+    pub fn default_after(delay: Duration) -> Self {
+        Self::of(ReplyKind::Default).after(delay)
     }
 
-    /// Waits `delay` (on tokio's clock, so `tokio::time::pause()` controls it) before
-    /// answering. Default: no delay.
-    pub fn delayed(mut self, delay: Duration) -> Self {
+    /// This reply, sent after `delay` (on tokio's clock, so `tokio::time::pause()` controls
+    /// it): `Reply::text("hi").after(Duration::from_secs(1))`. Default: at once.
+    pub fn after(mut self, delay: Duration) -> Self {
         self.delay = Some(delay);
         self
     }

@@ -462,8 +462,8 @@ async fn scripted_tool_call_stream_accumulates() {
 #[tokio::test(start_paused = true)]
 async fn delays_follow_tokio_time() {
     let mock = MockDriver::new();
-    mock.push_delay(Duration::from_secs(30));
-    mock.push(Reply::text("late").delayed(Duration::from_secs(5)));
+    mock.push_default_after(Duration::from_secs(30));
+    mock.push(Reply::text("late").after(Duration::from_secs(5)));
     let start = tokio::time::Instant::now();
     assert_eq!(mock.prompt("x").await.unwrap(), "f(x)");
     assert_eq!(start.elapsed(), Duration::from_secs(30));
@@ -471,7 +471,7 @@ async fn delays_follow_tokio_time() {
     assert_eq!(start.elapsed(), Duration::from_secs(35));
 
     // A call still waiting can be timed out by the caller.
-    mock.push_delay(Duration::from_secs(60));
+    mock.push_default_after(Duration::from_secs(60));
     let r = tokio::time::timeout(Duration::from_secs(1), mock.prompt("x")).await;
     assert!(r.is_err());
 }

@@ -103,7 +103,7 @@ fn duration_tokens_and_cost_are_exported_with_gen_ai_names() {
         rt.block_on(async {
             let mock = MockDriver::new();
             let p = Provider::builder(mock.clone()).export_metrics(true).build();
-            mock.push(Reply::delay(Duration::from_millis(1500)));
+            mock.push(Reply::default_after(Duration::from_millis(1500)));
             let req = ChatRequest::new(Dialog::new().user("hello world")).model("gpt-4o");
             p.chat(req.clone()).await.unwrap();
             mock.push_error(LlmError::new(ErrorKind::Timeout, "slow"));

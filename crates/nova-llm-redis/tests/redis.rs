@@ -459,8 +459,12 @@ async fn child_entry() {
             let layer = RedisConcurrencyLayer::new(c, format!("{scope}leases"), 2)
                 .lease(Duration::from_millis(600));
             let mock = MockDriver::new();
-            mock.push(nova_llm_mock::Reply::delay(Duration::from_secs(600)));
-            mock.push(nova_llm_mock::Reply::delay(Duration::from_secs(600)));
+            mock.push(nova_llm_mock::Reply::default_after(Duration::from_secs(
+                600,
+            )));
+            mock.push(nova_llm_mock::Reply::default_after(Duration::from_secs(
+                600,
+            )));
             let p = Provider::builder(mock).layer(layer).build();
             let a = tokio::spawn({
                 let p = p.clone();
@@ -662,7 +666,9 @@ async fn leases_are_renewed_while_a_call_lasts_and_given_back_when_it_ends() {
     // Holds the one lease for as long as its call lasts (until aborted).
     let hold = |lease: Duration| {
         let mock = MockDriver::new();
-        mock.push(nova_llm_mock::Reply::delay(Duration::from_secs(600)));
+        mock.push(nova_llm_mock::Reply::default_after(Duration::from_secs(
+            600,
+        )));
         let p = Provider::builder(mock.clone())
             .layer(RedisConcurrencyLayer::new(conn(&server), key.clone(), 1).lease(lease))
             .build();
@@ -738,7 +744,9 @@ async fn expired_leases_do_not_count_and_are_not_brought_back() {
         .lease(Duration::from_millis(600))
         .max_wait(Duration::ZERO);
     let mock = MockDriver::new();
-    mock.push(nova_llm_mock::Reply::delay(Duration::from_secs(600)));
+    mock.push(nova_llm_mock::Reply::default_after(Duration::from_secs(
+        600,
+    )));
     let p = Provider::builder(mock.clone()).layer(layer).build();
     let holder = tokio::spawn(async move { p.prompt("held").await });
     while mock.calls() == 0 && !holder.is_finished() {

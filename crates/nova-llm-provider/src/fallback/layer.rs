@@ -164,7 +164,31 @@ impl FallbackLayer {
         self
     }
 
-    /// The breaker of the driver named `name` (`driver` or `driver/model`), once used.
+    /// The breaker named `name`, once a call has used it. Breakers are named as
+    /// [`Target::name`] names targets: the provider's own driver by its driver name alone
+    /// ([`LlmDriver::name`], such as `openai` or `mock`), a fallback target `driver/model`,
+    /// or `driver` when it names no model (sharing the breaker of a driver of that name).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), nova_llm_core::LlmError> {
+    /// use std::sync::Arc;
+    /// use nova_llm_core::LlmDriver;
+    /// use nova_llm_mock::MockDriver;
+    /// use nova_llm_provider::fallback::FallbackLayer;
+    /// use nova_llm_provider::Provider;
+    ///
+    /// let backup = Arc::new(MockDriver::builder().name("backup").build());
+    /// let fallback = FallbackLayer::new()
+    ///     .then(backup, Some("small"))
+    ///     .circuit_breaker(Default::default());
+    /// let provider = Provider::builder(MockDriver::new()).fallback(fallback.clone()).build();
+    /// provider.prompt("hi").await?;
+    /// assert!(fallback.breaker("mock").is_some()); // the provider's own driver
+    /// assert!(fallback.breaker("backup/small").is_none()); // not needed yet
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn breaker(&self, name: &str) -> Option<Arc<CircuitBreaker>> {
         self.breakers
             .lock()

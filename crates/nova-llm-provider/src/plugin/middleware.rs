@@ -58,6 +58,57 @@ use super::context::{CallContext, Operation};
 /// # Ok(())
 /// # }
 /// ```
+///
+/// ## Transforming a stream event by event
+///
+/// Override [`chat_stream`](Self::chat_stream) and wrap the stream that `next` returns,
+/// here with `StreamExt::map` from the `futures-util` crate (add `futures-util = "0.3"` to
+/// your dependencies). Errors and the `Finish` event pass through untouched, so the
+/// stream contract holds.
+///
+/// ```
+/// use futures_util::StreamExt;
+/// use nova_llm_core::{
+///     async_trait, collect_stream, ChatRequest, ChatStream, Dialog, LlmDriver, LlmError,
+///     StreamEvent,
+/// };
+/// use nova_llm_mock::MockDriver;
+/// use nova_llm_provider::{CallContext, Middleware, Next, Provider};
+///
+/// /// Upper-cases every text delta as it arrives.
+/// #[derive(Debug)]
+/// struct ShoutLive;
+///
+/// #[async_trait]
+/// impl Middleware for ShoutLive {
+///     fn name(&self) -> &str {
+///         "shout-live"
+///     }
+///
+///     async fn chat_stream(
+///         &self,
+///         request: ChatRequest,
+///         cx: &mut CallContext,
+///         next: Next<'_>,
+///     ) -> Result<ChatStream, LlmError> {
+///         let stream = next.chat_stream(request, cx).await?;
+///         Ok(Box::pin(stream.map(|item| {
+///             item.map(|event| match event {
+///                 StreamEvent::TextDelta { text } => StreamEvent::text(text.to_uppercase()),
+///                 other => other,
+///             })
+///         })))
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), LlmError> {
+/// let provider = Provider::builder(MockDriver::new()).layer(ShoutLive).build();
+/// let stream = provider.chat_stream(ChatRequest::new(Dialog::new().user("hi"))).await?;
+/// assert_eq!(collect_stream(stream).await?.text(), "F(HI)");
+/// # Ok(())
+/// # }
+/// ```
 #[async_trait]
 pub trait Middleware: Send + Sync + 'static {
     /// A short name, unique in a chain, used to remove or place layers (`"events"`,

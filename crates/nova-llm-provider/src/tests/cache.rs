@@ -582,7 +582,7 @@ fn a_hundred_identical_concurrent_calls_make_one_driver_call() {
         let (p, mut rx) = cached(&mock);
 
         // 100 plain calls while the first one takes 50 ms upstream.
-        mock.push(Reply::delay(Duration::from_millis(50)));
+        mock.push(Reply::default_after(Duration::from_millis(50)));
         let tasks: Vec<_> = (0..100)
             .map(|_| {
                 let p = p.clone();
@@ -698,7 +698,7 @@ async fn a_late_joiner_of_a_stream_gets_what_was_sent_then_the_rest_live() {
 async fn the_leader_going_away_lets_a_waiting_caller_take_over() {
     let mock = MockDriver::new();
     let (p, mut rx) = cached(&mock);
-    mock.push(Reply::delay(Duration::from_secs(1)));
+    mock.push(Reply::default_after(Duration::from_secs(1)));
     let leader = tokio::spawn({
         let p = p.clone();
         async move { p.chat(req("q")).await }
@@ -838,7 +838,7 @@ async fn when_every_caller_goes_away_the_upstream_call_is_abandoned() {
 async fn an_error_is_shared_with_the_waiters_but_not_stored() {
     let mock = MockDriver::new();
     let (p, _rx) = cached(&mock);
-    mock.push(Reply::error_kind(ErrorKind::Overloaded, "busy").delayed(Duration::from_millis(100)));
+    mock.push(Reply::error_kind(ErrorKind::Overloaded, "busy").after(Duration::from_millis(100)));
     let calls: Vec<_> = (0..5)
         .map(|_| {
             let p = p.clone();
@@ -1194,7 +1194,7 @@ async fn a_long_stream_ready_all_at_once_reaches_every_caller_whole_kept_or_past
             .cache(CacheLayer::in_memory(10, None).max_entry_bytes(cap))
             .build();
         mock.push(
-            Reply::stream(words(300).finish(FinishReason::Stop)).delayed(Duration::from_millis(10)),
+            Reply::stream(words(300).finish(FinishReason::Stop)).after(Duration::from_millis(10)),
         );
         let (a, b) = tokio::join!(p.chat_stream(req("long")), p.chat_stream(req("long")));
         let (a, b) = tokio::join!(collect_stream(a.unwrap()), collect_stream(b.unwrap()));

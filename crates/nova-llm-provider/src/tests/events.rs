@@ -80,7 +80,7 @@ fn plain_success_and_error_emit_started_then_one_terminal_event() {
 #[tokio::test(start_paused = true)]
 async fn a_plain_call_dropped_by_its_caller_fails_as_cancelled() {
     let (mock, p, mut rx) = setup();
-    mock.push_delay(Duration::from_secs(10));
+    mock.push_default_after(Duration::from_secs(10));
     let call = tokio::time::timeout(Duration::from_secs(1), p.prompt("x")).await;
     assert!(call.is_err(), "the caller gave up first");
     assert_eq!(names(&rx.drain()), ["started", "failed(Cancelled)"]);

@@ -40,10 +40,10 @@ async fn latency_percentiles_tokens_errors_and_cost_match_hand_computed_values()
     let model = "gpt-4o-mini";
     // Ten calls taking 100 ms, 200 ms, ... 1000 ms; then one failure after 50 ms.
     for i in 1..=10 {
-        mock.push(Reply::delay(Duration::from_millis(100 * i)));
+        mock.push(Reply::default_after(Duration::from_millis(100 * i)));
     }
     mock.push(
-        Reply::error_kind(ErrorKind::RateLimited, "slow down").delayed(Duration::from_millis(50)),
+        Reply::error_kind(ErrorKind::RateLimited, "slow down").after(Duration::from_millis(50)),
     );
     for _ in 0..10 {
         // "hello world" is 2 words in, "f(hello world)" 2 words out (the mock's count).

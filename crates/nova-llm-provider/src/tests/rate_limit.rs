@@ -334,7 +334,7 @@ fn thousand_tokens_a_minute(mock: &MockDriver) -> Provider {
 /// Two calls of about 401 tokens each at once, each answered after 1 s.
 async fn two_together(p: &Provider, mock: &MockDriver) {
     for _ in 0..2 {
-        mock.push(Reply::text("ok").delayed(Duration::from_secs(1)));
+        mock.push(Reply::text("ok").after(Duration::from_secs(1)));
     }
     let (a, b) = tokio::join!(
         p.chat(req("q").max_tokens(400)),
@@ -416,7 +416,7 @@ async fn cancelled_calls_leave_the_queue_and_give_back_their_slots() {
         .build();
 
     // A running call cancelled gives its slot back.
-    mock.push(Reply::delay(Duration::from_secs(10)));
+    mock.push(Reply::default_after(Duration::from_secs(10)));
     let running = tokio::spawn({
         let p = p.clone();
         async move { p.chat(req("slow")).await }
@@ -447,7 +447,7 @@ async fn cancelled_calls_leave_the_queue_and_give_back_their_slots() {
 
     // Many cancellations in a row leak nothing.
     for _ in 0..50 {
-        mock.push(Reply::delay(Duration::from_secs(5)));
+        mock.push(Reply::default_after(Duration::from_secs(5)));
         let call = tokio::spawn({
             let p = p.clone();
             async move { p.chat(req("x")).await }

@@ -125,7 +125,7 @@ async fn attempts_and_the_deadline_bound_the_retries() {
         )
         .build();
     for _ in 0..10 {
-        mock.push(Reply::error_kind(ErrorKind::Timeout, "slow").delayed(Duration::from_secs(2)));
+        mock.push(Reply::error_kind(ErrorKind::Timeout, "slow").after(Duration::from_secs(2)));
     }
     let start = Instant::now();
     assert_eq!(p.prompt("q").await.unwrap_err().kind(), ErrorKind::Timeout);
@@ -148,7 +148,7 @@ async fn a_deadline_lets_every_attempt_start_that_can_start_before_it() {
         .build();
     for _ in 0..10 {
         let refused = err(ErrorKind::RateLimited).with_retry_after(Duration::from_secs(1));
-        mock.push(Reply::error(refused).delayed(Duration::from_secs(2)));
+        mock.push(Reply::error(refused).after(Duration::from_secs(2)));
     }
     let start = Instant::now();
     assert_eq!(
@@ -597,7 +597,7 @@ async fn a_cancelled_probe_lets_the_next_call_probe() {
     primary.push_error(err(ErrorKind::Server));
     p.prompt("q").await.unwrap_err();
     tokio::time::advance(Duration::from_secs(5)).await;
-    primary.push(Reply::delay(Duration::from_secs(100)));
+    primary.push(Reply::default_after(Duration::from_secs(100)));
     let probe = tokio::time::timeout(Duration::from_secs(1), p.prompt("q")).await;
     assert!(probe.is_err(), "the probe was cancelled");
     assert_eq!(p.prompt("q").await.unwrap(), "f(q)");
@@ -618,7 +618,7 @@ async fn timeouts_per_attempt_first_chunk_and_gap() {
     assert_eq!(p.layers(), ["events", "retry", "timeout"]);
 
     // A plain attempt past its total is a timeout, and retried.
-    mock.push(Reply::delay(Duration::from_secs(20)));
+    mock.push(Reply::default_after(Duration::from_secs(20)));
     let start = Instant::now();
     assert_eq!(p.prompt("q").await.unwrap(), "f(q)");
     assert!(start.elapsed() >= Duration::from_secs(10));
