@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use nova_llm_core::{ChatRequest, Dialog, LlmDriver, collect_stream};
-use nova_llm_mock::MockDriver;
+use nova_llm_core::{ChatRequest, Dialog, FinishReason, LlmDriver, collect_stream};
+use nova_llm_mock::{MockDriver, ScriptedStream};
 use nova_llm_provider::cache::{CacheKey, CacheLayer};
 use nova_llm_provider::context::{Estimator, TokenCounter, TrimStrategy, trim, trim_counted};
 use nova_llm_provider::rate_limit::RateLimitLayer;
@@ -334,11 +334,56 @@ fn trimming(c: &mut Criterion) {
     g.finish();
 }
 
+/// One streamed reply of 1,000 text deltas shared through the cache by four callers that
+/// ask for it at once (one goes upstream, three join), each reading every event: events
+/// delivered per second, over the whole run of a shared stream (the flight set up, the
+/// upstream stream pumped, copies kept for the callers behind and for the store, the
+/// reply stored). Each iteration asks a new question, so each is a miss.
+fn shared_stream(c: &mut Criterion) {
+    const EVENTS: usize = 1_000;
+    const READERS: usize = 4;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let mock = MockDriver::new();
+    let p = Provider::builder(mock.clone())
+        .without("events")
+        .metrics(false)
+        .cache(CacheLayer::in_memory(100, None))
+        .build();
+    let script = (0..EVENTS)
+        .fold(ScriptedStream::new(), |s, i| s.text(format!("w{i} ")))
+        .finish(FinishReason::Stop);
+    let mut n = 0_u64;
+    let mut g = c.benchmark_group("cache_shared_stream");
+    g.throughput(Throughput::Elements(((EVENTS + 1) * READERS) as u64));
+    g.bench_function("4_readers_1000_events", |b| {
+        b.iter(|| {
+            n += 1;
+            mock.reset();
+            mock.push_stream(script.clone());
+            let req = ChatRequest::new(Dialog::new().user(format!("q{n}")));
+            rt.block_on(async {
+                let reads = (0..READERS).map(|_| async {
+                    let s = p.chat_stream(req.clone()).await.unwrap();
+                    collect_stream(s).await.unwrap().text().len()
+                });
+                let lens = futures_util::future::join_all(reads).await;
+                black_box(lens);
+            });
+            assert_eq!(mock.calls(), 1, "one upstream call per question");
+        })
+    });
+    g.finish();
+}
+
 criterion_group!(
     benches,
     per_call,
     added,
     cache_and_limits,
+    shared_stream,
     load_stack,
     trimming
 );

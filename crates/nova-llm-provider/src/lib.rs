@@ -58,11 +58,13 @@
 #![doc(test(attr(deny(warnings))))]
 
 pub mod cache;
+mod call;
 pub mod circuit;
 pub mod context;
 pub mod cost;
 pub mod events;
 pub mod fallback;
+mod fast_map;
 pub mod metrics;
 pub mod plugin;
 mod provider;
@@ -72,9 +74,7 @@ pub mod retry;
 mod tests;
 pub mod timeout;
 
-/// A hash map with a hasher seeded per process and much cheaper than the standard SipHash
-/// on short keys: the provider's internal maps are looked up several times per call.
-pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+pub(crate) use fast_map::FastMap;
 
 pub use cost::{PRICE_TABLE_VERSION, Price, PriceTable};
 pub use events::{

@@ -10,10 +10,12 @@ use nova_llm_core::{
     LlmDriver, LlmError,
 };
 
+use crate::call::{CallContext, CallOptions, Operation};
+use crate::call::{EventListener, EventReceiver, Hub};
 use crate::cost::PriceTable;
-use crate::events::{EventListener, EventReceiver, EventsLayer, Hub};
+use crate::events::EventsLayer;
 use crate::metrics::Metrics;
-use crate::plugin::{CallContext, CallOptions, Middleware, Next, Operation};
+use crate::plugin::{Middleware, Next};
 
 /// The built-in layers, outermost first: where [`ProviderBuilder`] puts each one.
 pub const BUILT_IN_ORDER: &[&str] = &[

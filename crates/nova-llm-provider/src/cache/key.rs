@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::plugin::Operation;
+use crate::call::Operation;
 
 /// The version of the key encoding, part of every key: a change of encoding changes every
 /// key instead of mixing two encodings in one store.

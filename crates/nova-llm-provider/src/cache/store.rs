@@ -56,6 +56,22 @@ pub trait CacheStore: Send + Sync + 'static {
     /// # Errors
     /// A backend failure.
     async fn remove(&self, key: &CacheKey) -> Result<(), LlmError>;
+
+    /// The store's synchronous face, for a store that answers at once and never fails (one
+    /// in memory, like [`MemoryStore`]): the cache layer then reads and writes through it,
+    /// without the boxed future of each async call. Default: `None`.
+    fn as_sync(&self) -> Option<&dyn SyncCacheStore> {
+        None
+    }
+}
+
+/// A store that answers at once and never fails (see [`CacheStore::as_sync`]).
+pub trait SyncCacheStore: Send + Sync {
+    /// What [`CacheStore::get`] gives, now.
+    fn get_now(&self, key: &CacheKey) -> Option<CachedReply>;
+
+    /// What [`CacheStore::put_shared`] does, now.
+    fn put_now(&self, key: &CacheKey, reply: Arc<CachedReply>, ttl: Option<Duration>);
 }
 
 /// An entry: cloned out of the table on every read, so it only holds an `Arc` to the reply
@@ -83,7 +99,7 @@ impl quick_cache::Weighter<CacheKey, Entry> for EntryWeight {
 }
 
 /// The table behind [`MemoryStore`]: keys hashed with a seeded fast hasher (see
-/// [`crate::FastMap`]), not SipHash.
+/// [`FastMap`](crate::FastMap)), not SipHash.
 type Store = quick_cache::sync::Cache<
     CacheKey,
     Entry,
@@ -169,10 +185,10 @@ impl MemoryStore {
     pub fn clear(&self) {
         self.cache.clear();
     }
+}
 
-    /// [`CacheStore::get`] without a future (the cache layer calls it directly when the
-    /// store is a `MemoryStore`).
-    pub(crate) fn get_now(&self, key: &CacheKey) -> Option<CachedReply> {
+impl SyncCacheStore for MemoryStore {
+    fn get_now(&self, key: &CacheKey) -> Option<CachedReply> {
         let entry = self.cache.get(key)?;
         if entry.expires_at.is_some_and(|t| Instant::now() >= t) {
             self.cache.remove(key);
@@ -181,8 +197,7 @@ impl MemoryStore {
         Some(CachedReply::clone(&entry.reply))
     }
 
-    /// [`CacheStore::put_shared`] without a future.
-    pub(crate) fn insert(&self, key: &CacheKey, reply: Arc<CachedReply>, ttl: Option<Duration>) {
+    fn put_now(&self, key: &CacheKey, reply: Arc<CachedReply>, ttl: Option<Duration>) {
         let ttl = ttl.or(self.default_ttl);
         let entry = Entry {
             expires_at: ttl.and_then(|t| Instant::now().checked_add(t)),
@@ -209,7 +224,7 @@ impl CacheStore for MemoryStore {
         reply: CachedReply,
         ttl: Option<Duration>,
     ) -> Result<(), LlmError> {
-        self.insert(key, Arc::new(reply), ttl);
+        self.put_now(key, Arc::new(reply), ttl);
         Ok(())
     }
 
@@ -219,12 +234,16 @@ impl CacheStore for MemoryStore {
         reply: Arc<CachedReply>,
         ttl: Option<Duration>,
     ) -> Result<(), LlmError> {
-        self.insert(key, reply, ttl);
+        self.put_now(key, reply, ttl);
         Ok(())
     }
 
     async fn remove(&self, key: &CacheKey) -> Result<(), LlmError> {
         self.cache.remove(key);
         Ok(())
+    }
+
+    fn as_sync(&self) -> Option<&dyn SyncCacheStore> {
+        Some(self)
     }
 }

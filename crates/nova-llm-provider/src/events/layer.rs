@@ -17,10 +17,11 @@ use tokio::time::Instant;
 use tracing::Instrument;
 use tracing::field::Empty;
 
-use super::event::{Completion, Event, EventKind, Failure};
-use super::hub::Hub;
+use crate::cache::FromCache;
+use crate::call::{CallContext, Operation, RequestId};
+use crate::call::{Completion, Event, EventKind, Failure, Hub};
 use crate::cost::PriceTable;
-use crate::plugin::{CallContext, Middleware, Next, Operation, RequestId};
+use crate::plugin::{Middleware, Next};
 
 /// The `events` middleware, first in the default chain so that it sees each call once,
 /// whatever the layers below it do (cache hits, retries, fallbacks).
@@ -132,7 +133,7 @@ impl Middleware for EventsLayer {
                     output_chars,
                     reply.finish_reason.clone(),
                     reply.model.clone(),
-                    cx.from_cache(),
+                    from_cache(cx),
                     reply_text,
                 );
             }
@@ -158,7 +159,7 @@ impl Middleware for EventsLayer {
         };
         match started {
             Ok(inner) => {
-                call.stream.from_cache = cx.from_cache();
+                call.stream.from_cache = from_cache(cx);
                 Ok(Box::pin(Observed { inner, call }))
             }
             Err(e) => {
@@ -167,6 +168,11 @@ impl Middleware for EventsLayer {
             }
         }
     }
+}
+
+/// Whether a cache answered the call (it said so with [`FromCache`]).
+fn from_cache(cx: &CallContext) -> bool {
+    cx.extensions().get::<FromCache>().is_some()
 }
 
 fn visible_chars(request: &ChatRequest) -> usize {

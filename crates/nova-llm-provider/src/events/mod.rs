@@ -1,11 +1,10 @@
-//! Lifecycle events of every call: typed, delivered to listeners and subscribers, exactly
-//! one terminal event per call; and the `tracing` span around each call.
+//! The `events` middleware: the lifecycle of every call as typed events, exactly one
+//! terminal event per call, and the `tracing` span around each call. The event types and
+//! their delivery are the shared call vocabulary, re-exported here.
 
-mod event;
-mod hub;
 mod layer;
 
-pub use event::{Completion, Event, EventKind, Failure};
-pub(crate) use hub::Hub;
-pub use hub::{EventListener, EventReceiver, Received};
+pub use crate::call::{
+    Completion, Event, EventKind, EventListener, EventReceiver, Failure, Received,
+};
 pub use layer::EventsLayer;

@@ -9,10 +9,11 @@ use async_trait::async_trait;
 use nova_llm_core::{ChatRequest, ChatResponse, ChatStream, ErrorKind, LlmDriver, LlmError};
 use tokio::time::Instant;
 
+use crate::call::CallContext;
+use crate::call::EventKind;
 use crate::circuit::{Admit, CircuitBreaker, CircuitConfig, Transition};
-use crate::events::EventKind;
 use crate::plugin::streams::{Outcome, until_first_content};
-use crate::plugin::{CallContext, Middleware, Next};
+use crate::plugin::{Middleware, Next};
 
 /// A driver to fall back to, with the model to ask it for.
 #[derive(Clone)]

@@ -1,7 +1,7 @@
 //! Export through the `metrics` facade with the OpenTelemetry GenAI names (cargo feature
 //! `metrics`).
 
-use crate::events::{Event, EventKind, EventListener};
+use crate::call::{Event, EventKind, EventListener};
 
 /// Records every finished call into whatever `metrics` recorder the application installed
 /// (Prometheus, OpenTelemetry, StatsD...), with the OpenTelemetry GenAI names:

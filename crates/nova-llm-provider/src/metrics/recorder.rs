@@ -10,7 +10,7 @@ use hdrhistogram::Histogram;
 use nova_llm_core::ErrorKind;
 
 use crate::FastMap;
-use crate::events::{Event, EventKind, EventListener};
+use crate::call::{Event, EventKind, EventListener};
 
 /// The metrics of a provider: request counts, errors by kind, latency and time to first
 /// token with percentiles, tokens and cost, per driver and model.

@@ -9,7 +9,7 @@ use nova_llm_core::{
     Role,
 };
 
-use super::context::{CallContext, Operation};
+use crate::call::{CallContext, Operation};
 
 /// One layer of the provider: the plugin interface, implemented by the built-in features
 /// (events, and later caching, rate limits, retry) and by users.

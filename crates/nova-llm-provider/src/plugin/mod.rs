@@ -1,9 +1,9 @@
-//! The plugin system: an ordered chain of [`Middleware`], a per-call [`CallContext`].
+//! The plugin system: an ordered chain of [`Middleware`], each given the rest of the chain
+//! ([`Next`]) and the call's [`CallContext`] (from the shared call vocabulary, re-exported
+//! here).
 
-mod context;
 mod middleware;
 pub(crate) mod streams;
 
-pub(crate) use context::Relay;
-pub use context::{CallContext, CallOptions, Extensions, Operation, RequestId};
+pub use crate::call::{CallContext, CallOptions, Extensions, Operation, RequestId};
 pub use middleware::{Middleware, Next, OwnedNext};

@@ -12,7 +12,7 @@ use nova_llm_core::LlmError;
 use tokio::time::Instant;
 
 use crate::FastMap;
-use crate::plugin::CallContext;
+use crate::call::CallContext;
 
 /// The limits a backend enforces for each scope (the whole provider, or one model).
 #[non_exhaustive]

@@ -10,9 +10,10 @@ use nova_llm_core::{ChatRequest, ChatResponse, ChatStream, ErrorKind, LlmError};
 use tokio::time::Instant;
 
 use super::budget::RetryBudget;
-use crate::events::EventKind;
+use crate::call::CallContext;
+use crate::call::EventKind;
 use crate::plugin::streams::{Outcome, until_first_content};
-use crate::plugin::{CallContext, Middleware, Next};
+use crate::plugin::{Middleware, Next};
 
 /// The `retry` middleware.
 ///

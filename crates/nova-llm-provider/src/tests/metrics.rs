@@ -267,7 +267,7 @@ impl Middleware for FakeCache {
         cx: &mut CallContext,
         _: Next<'_>,
     ) -> Result<ChatResponse, LlmError> {
-        cx.set_from_cache(true);
+        cx.extensions_mut().insert(crate::cache::FromCache);
         cx.emit(EventKind::CacheHit);
         Ok(ChatResponse::from_text("cached").with_usage(Usage::new(100, 10)))
     }
@@ -278,7 +278,7 @@ impl Middleware for FakeCache {
         cx: &mut CallContext,
         _: Next<'_>,
     ) -> Result<ChatStream, LlmError> {
-        cx.set_from_cache(true);
+        cx.extensions_mut().insert(crate::cache::FromCache);
         let reply = ChatResponse::from_text("cached").with_usage(Usage::new(100, 10));
         Ok(nova_llm_core::stream_from_events(reply.to_events()))
     }

@@ -10,8 +10,9 @@ use nova_llm_core::{
 };
 use tokio::time::Instant;
 
+use crate::call::CallContext;
 use crate::plugin::streams::until_first_content;
-use crate::plugin::{CallContext, Middleware, Next};
+use crate::plugin::{Middleware, Next};
 
 /// The `timeout` middleware. It sits inside `retry`, so its limits apply to each attempt
 /// and a timed-out attempt (a retryable `Timeout` error) is retried; the retry layer's

@@ -4,12 +4,10 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::SystemTime;
 
 use tokio::sync::broadcast;
 
 use super::event::{Event, EventKind};
-use crate::plugin::CallContext;
 
 /// A callback for every event, called in line on the task that made the event: keep it
 /// fast and never block (hand slow work to a channel). The built-in metrics are one.
@@ -141,21 +139,25 @@ impl Hub {
         }
     }
 
+    #[inline]
     fn has_subscribers(&self) -> bool {
         self.subscribers.load(Ordering::Relaxed) > 0
     }
 
     /// Whether anyone would see a terminal event (so building one is worth it).
+    #[inline]
     pub(crate) fn is_active(&self) -> bool {
         !self.listeners.is_empty() || self.has_subscribers()
     }
 
     /// Whether anyone would see a non-terminal event.
+    #[inline]
     pub(crate) fn wants_all(&self) -> bool {
         self.listeners_want_all || self.has_subscribers()
     }
 
     /// Whether anyone would see an event of this kind.
+    #[inline]
     pub(crate) fn wants(&self, kind: &EventKind) -> bool {
         if matches!(kind, EventKind::Completed(_) | EventKind::Failed(_)) {
             self.is_active()
@@ -164,6 +166,7 @@ impl Hub {
         }
     }
 
+    #[inline]
     pub(crate) fn emit(&self, event: Event) {
         for l in &self.listeners {
             l.on_event(&event);
@@ -172,20 +175,5 @@ impl Hub {
             // Fails only when the last subscriber left in between: nobody to tell.
             let _ = self.sender.send(event);
         }
-    }
-
-    pub(crate) fn emit_for(&self, cx: &CallContext, kind: EventKind) {
-        if !self.wants(&kind) {
-            return;
-        }
-        self.emit(Event {
-            request_id: cx.request_id(),
-            driver: cx.shared_driver(),
-            model: cx.shared_model(),
-            at: SystemTime::now(),
-            elapsed: cx.started().elapsed(),
-            tags: cx.shared_tags(),
-            kind,
-        });
     }
 }

@@ -1,111 +1,79 @@
 //! The per-call context that travels with a request through the middleware chain.
 
 use std::any::{Any, TypeId};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::time::Instant;
 
-use crate::events::{EventKind, Hub};
-
-/// Which trait method a call came through.
-#[non_exhaustive]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Operation {
-    /// `chat`, `prompt` or `structured`.
-    Chat,
-    /// `chat_stream`.
-    ChatStream,
-    /// `complete` (the plain-prompt path).
-    Completion,
-    /// `complete_stream`.
-    CompletionStream,
-}
-
-impl Operation {
-    /// Whether the caller receives a stream of events.
-    pub fn is_stream(self) -> bool {
-        matches!(self, Operation::ChatStream | Operation::CompletionStream)
-    }
-
-    /// The OpenTelemetry GenAI operation name: `chat` or `text_completion`.
-    pub fn gen_ai_name(self) -> &'static str {
-        match self {
-            Operation::Chat | Operation::ChatStream => "chat",
-            Operation::Completion | Operation::CompletionStream => "text_completion",
-        }
-    }
-}
-
-/// A provider-assigned id, unique within the process, carried by every event of a call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RequestId(u64);
-
-impl RequestId {
-    /// The next id of this process.
-    pub(crate) fn next() -> Self {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        RequestId(NEXT.fetch_add(1, Ordering::Relaxed))
-    }
-
-    /// The number behind the id.
-    pub fn get(self) -> u64 {
-        self.0
-    }
-}
-
-impl fmt::Display for RequestId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "nova-{}", self.0)
-    }
-}
+use super::event::{Event, EventKind};
+use super::hub::Hub;
+use super::id::{Operation, RequestId};
 
 /// A type map for values middleware hand to each other (at most one value per type),
 /// like `http::Extensions`. Cloning shares the values.
+///
+/// A call carries a handful of values at most, so they are a short list searched in order
+/// (cheaper than hashing at that size, and nothing is allocated until the first value).
 #[derive(Default, Clone)]
 pub struct Extensions {
-    map: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
+    values: Vec<(TypeId, Arc<dyn Any + Send + Sync>)>,
 }
 
 impl Extensions {
+    fn position<T: 'static>(&self) -> Option<usize> {
+        let id = TypeId::of::<T>();
+        self.values.iter().position(|(t, _)| *t == id)
+    }
+
     /// Stores `value`, replacing any value of that type.
     pub fn insert<T: Send + Sync + 'static>(&mut self, value: T) {
-        self.map.insert(TypeId::of::<T>(), Arc::new(value));
+        let value: Arc<dyn Any + Send + Sync> = Arc::new(value);
+        match self.position::<T>() {
+            Some(i) => self.values[i].1 = value,
+            None => self.values.push((TypeId::of::<T>(), value)),
+        }
     }
 
     /// The value of type `T`, if one was stored.
     pub fn get<T: Send + Sync + 'static>(&self) -> Option<&T> {
-        self.map.get(&TypeId::of::<T>())?.downcast_ref()
+        self.values[self.position::<T>()?].1.downcast_ref()
     }
 
     /// The value of type `T`, mutably; `None` also when the value is shared with a clone of
     /// this map (a detached context).
     pub fn get_mut<T: Send + Sync + 'static>(&mut self) -> Option<&mut T> {
-        Arc::get_mut(self.map.get_mut(&TypeId::of::<T>())?)?.downcast_mut()
+        let i = self.position::<T>()?;
+        Arc::get_mut(&mut self.values[i].1)?.downcast_mut()
     }
 
     /// Removes the value of type `T`; whether there was one.
     pub fn remove<T: Send + Sync + 'static>(&mut self) -> bool {
-        self.map.remove(&TypeId::of::<T>()).is_some()
+        match self.position::<T>() {
+            Some(i) => {
+                self.values.swap_remove(i);
+                true
+            }
+            None => false,
+        }
     }
 
     /// How many values are stored.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.values.len()
     }
 
     /// Whether nothing is stored.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.values.is_empty()
     }
 }
 
 impl fmt::Debug for Extensions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Extensions")
-            .field("len", &self.map.len())
+            .field("len", &self.values.len())
             .finish()
     }
 }
@@ -172,7 +140,6 @@ pub struct CallContext {
     started: Instant,
     model: Arc<str>,
     driver: Arc<str>,
-    from_cache: bool,
     hub: Arc<Hub>,
     /// Set for work shared by several calls: its events go where the relay says.
     relay: Option<Arc<Relay>>,
@@ -235,7 +202,6 @@ impl CallContext {
             started: Instant::now(),
             model,
             driver,
-            from_cache: false,
             hub,
             relay: None,
         }
@@ -303,32 +269,37 @@ impl CallContext {
         Arc::clone(&self.driver)
     }
 
-    /// Marks the reply as served from a cache (cache middleware); the completed event and
-    /// the metrics then say so.
-    pub fn set_from_cache(&mut self, yes: bool) {
-        self.from_cache = yes;
-    }
-
-    /// Whether a cache served the reply.
-    pub fn from_cache(&self) -> bool {
-        self.from_cache
-    }
-
     /// Emits an event for this call (request id, driver, model and tags filled in).
+    #[inline]
     pub fn emit(&self, kind: EventKind) {
         match &self.relay {
-            None => self.hub.emit_for(self, kind),
+            None => self.emit_here(kind),
             Some(relay) => relay.emit(kind),
         }
+    }
+
+    /// Emits an event under this call's own identity, if anyone would see it.
+    fn emit_here(&self, kind: EventKind) {
+        if !self.hub.wants(&kind) {
+            return;
+        }
+        self.hub.emit(Event {
+            request_id: self.request_id,
+            driver: Arc::clone(&self.driver),
+            model: Arc::clone(&self.model),
+            at: std::time::SystemTime::now(),
+            elapsed: self.started.elapsed(),
+            tags: Arc::clone(&self.tags),
+            kind,
+        });
     }
 
     pub(crate) fn hub(&self) -> &Arc<Hub> {
         &self.hub
     }
 
-    /// A context for work done on this call's behalf outside of it (work shared by several
-    /// callers, such as the cache's shared stream): the same ids, tags, extensions and event destination, its own
-    /// cache flag. Events it emits carry this call's request id.
+    /// A context for work done on this call's behalf outside of it: the same ids, tags,
+    /// extensions and event destination. Events it emits carry this call's request id.
     pub fn detached(&self) -> CallContext {
         CallContext {
             request_id: self.request_id,
@@ -339,7 +310,6 @@ impl CallContext {
             started: self.started,
             model: Arc::clone(&self.model),
             driver: Arc::clone(&self.driver),
-            from_cache: false,
             hub: Arc::clone(&self.hub),
             relay: self.relay.clone(),
         }
@@ -358,20 +328,7 @@ impl CallContext {
 
 #[cfg(test)]
 mod tests {
-    use super::{Extensions, Operation, RequestId};
-
-    #[test]
-    fn operations_say_whether_they_stream() {
-        assert!(Operation::ChatStream.is_stream() && Operation::CompletionStream.is_stream());
-        assert!(!Operation::Chat.is_stream() && !Operation::Completion.is_stream());
-    }
-
-    #[test]
-    fn request_ids_are_new_numbers_shown_with_a_prefix() {
-        let (a, b) = (RequestId::next(), RequestId::next());
-        assert!(b.get() > a.get());
-        assert_eq!(a.to_string(), format!("nova-{}", a.get()));
-    }
+    use super::Extensions;
 
     #[test]
     fn extensions_hold_one_value_per_type() {

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use nova_llm_core::{Dialog, ErrorKind, FinishReason, Usage};
 
-use crate::plugin::{Operation, RequestId};
+use super::id::{Operation, RequestId};
 
 /// Something that happened to one call.
 ///
