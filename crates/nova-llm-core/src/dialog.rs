@@ -5,7 +5,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::error::LlmError;
+pub use crate::tool_call::ToolCall;
 
 /// Who wrote a message.
 ///
@@ -113,50 +113,6 @@ impl ContentPart {
             ContentPart::Text { text } => Some(text),
             ContentPart::Image { .. } => None,
         }
-    }
-}
-
-/// A call the assistant asked the caller to make.
-#[non_exhaustive]
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct ToolCall {
-    /// The id the tool result must refer to.
-    pub id: String,
-    /// The tool (function) name.
-    pub name: String,
-    /// The arguments exactly as the model wrote them: usually, but not surely, JSON.
-    pub arguments: String,
-}
-
-impl ToolCall {
-    /// A tool call.
-    pub fn new(
-        id: impl Into<String>,
-        name: impl Into<String>,
-        arguments: impl Into<String>,
-    ) -> Self {
-        ToolCall {
-            id: id.into(),
-            name: name.into(),
-            arguments: arguments.into(),
-        }
-    }
-
-    /// The arguments parsed as JSON (an empty string counts as `{}`).
-    ///
-    /// # Errors
-    /// An [`ErrorKind::Decode`](crate::ErrorKind::Decode) error when the model wrote invalid JSON.
-    pub fn arguments_json(&self) -> Result<Value, LlmError> {
-        if self.arguments.trim().is_empty() {
-            return Ok(Value::Object(Map::new()));
-        }
-        serde_json::from_str(&self.arguments).map_err(|e| {
-            LlmError::decode(format!(
-                "tool call `{}` has invalid JSON arguments",
-                self.name
-            ))
-            .with_source(e)
-        })
     }
 }
 
@@ -421,7 +377,6 @@ impl<'a> IntoIterator for &'a Dialog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ErrorKind;
 
     #[test]
     fn builder_appends_rows_in_order() {
@@ -521,17 +476,5 @@ mod tests {
         let text = serde_json::to_string(&d).unwrap();
         assert!(text.starts_with('['));
         assert_eq!(serde_json::from_str::<Dialog>(&text).unwrap(), d);
-    }
-
-    #[test]
-    fn tool_call_arguments_parse_or_give_a_decode_error() {
-        let ok = ToolCall::new("1", "f", r#"{"a": 1}"#);
-        assert_eq!(ok.arguments_json().unwrap()["a"], 1);
-        let empty = ToolCall::new("1", "f", "  ");
-        assert_eq!(empty.arguments_json().unwrap(), serde_json::json!({}));
-        let bad = ToolCall::new("1", "f", "{\"a\": ");
-        let err = bad.arguments_json().unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::Decode);
-        assert!(err.to_string().contains("`f`"));
     }
 }

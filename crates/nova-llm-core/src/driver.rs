@@ -9,9 +9,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::dialog::Dialog;
-use crate::error::{ErrorKind, LlmError};
+use crate::error::LlmError;
+use crate::model_json::parse_json_reply;
 use crate::request::{ChatRequest, CompletionRequest};
-use crate::response::{ChatResponse, CompletionResponse, FinishReason};
+use crate::response::{ChatResponse, CompletionResponse};
 use crate::stream::{ChatStream, stream_from_events};
 
 /// What a driver does natively, so that layers can route without trial and error.
@@ -188,52 +189,6 @@ pub trait LlmDriver: Send + Sync {
     }
 }
 
-/// Parses a reply's text as JSON, tolerating a surrounding Markdown code fence.
-///
-/// # Errors
-/// [`ErrorKind::ContentFiltered`] when the reply was withheld, [`ErrorKind::Decode`] when the
-/// text is not JSON (the message says when the reply was cut off at the token limit).
-pub fn parse_json_reply(response: &ChatResponse) -> Result<Value, LlmError> {
-    if response.finish_reason == FinishReason::ContentFilter {
-        return Err(LlmError::new(
-            ErrorKind::ContentFiltered,
-            "the service withheld the structured reply",
-        ));
-    }
-    let text = response.text();
-    let body = strip_code_fence(&text);
-    serde_json::from_str(body).map_err(|e| {
-        let why = if response.finish_reason == FinishReason::Length {
-            "the reply was cut off at the token limit before the JSON was complete"
-        } else {
-            "the reply is not valid JSON"
-        };
-        LlmError::decode(format!(
-            "{why} ({} bytes, starting {:?})",
-            text.len(),
-            prefix(body, 40)
-        ))
-        .with_source(e)
-    })
-}
-
-fn strip_code_fence(text: &str) -> &str {
-    let t = text.trim();
-    let Some(rest) = t.strip_prefix("```") else {
-        return t;
-    };
-    // Skip an info string such as `json` up to the end of the first line.
-    let rest = rest.split_once('\n').map_or("", |(_, body)| body);
-    rest.trim_end().strip_suffix("```").unwrap_or(rest).trim()
-}
-
-fn prefix(s: &str, max_chars: usize) -> &str {
-    match s.char_indices().nth(max_chars) {
-        Some((i, _)) => &s[..i],
-        None => s,
-    }
-}
-
 /// Typed helpers for every driver (blanket-implemented; not object-safe, so kept out of
 /// [`LlmDriver`]).
 pub trait LlmDriverExt: LlmDriver {
@@ -338,7 +293,7 @@ mod tests {
     use super::*;
     use crate::response::Usage;
     use crate::stream::{StreamEvent, collect_stream, next_event};
-    use crate::{Message, ToolCall};
+    use crate::{ErrorKind, FinishReason, Message, ToolCall};
     use std::sync::Mutex;
 
     /// Answers with a fixed reply and records the requests it got.
@@ -508,14 +463,5 @@ mod tests {
             .with_images(true)
             .with_completions(true);
         assert_eq!(each, Capabilities::all());
-    }
-
-    #[test]
-    fn fence_stripping_handles_odd_input() {
-        assert_eq!(strip_code_fence("```"), "");
-        assert_eq!(strip_code_fence("```json"), "");
-        assert_eq!(strip_code_fence("  {}  "), "{}");
-        assert_eq!(strip_code_fence("```\n[1]\n```"), "[1]");
-        assert_eq!(prefix("héllo", 2), "hé");
     }
 }

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::response::RateLimitSnapshot;
+use crate::metadata::RateLimitSnapshot;
+use crate::partial::PartialOutput;
 use crate::secret::ApiKey;
-use crate::stream::PartialOutput;
 
 /// What went wrong, in terms a caller can act on.
 ///

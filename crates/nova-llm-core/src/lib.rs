@@ -62,14 +62,20 @@
 pub mod dialog;
 pub mod driver;
 pub mod error;
+pub mod metadata;
+pub mod model_json;
+pub mod partial;
 pub mod request;
 pub mod response;
 pub mod secret;
 pub mod stream;
+pub mod tool_call;
+pub mod usage;
 
 pub use dialog::{ContentPart, Dialog, Message, Role, ToolCall};
-pub use driver::{Capabilities, LlmDriver, LlmDriverExt, StructuredResponse, parse_json_reply};
+pub use driver::{Capabilities, LlmDriver, LlmDriverExt, StructuredResponse};
 pub use error::{ErrorKind, LlmError};
+pub use model_json::parse_json_reply;
 pub use request::{
     ChatRequest, CompletionRequest, JsonSchemaFormat, ModelParams, ResponseFormat, Tool, ToolChoice,
 };

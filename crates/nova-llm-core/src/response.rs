@@ -2,11 +2,13 @@
 //! service said about itself (request id, rate limits).
 
 use std::fmt;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::dialog::{Message, ToolCall};
+use crate::dialog::Message;
+pub use crate::metadata::{RateLimitSnapshot, ResponseMetadata};
+use crate::tool_call::ToolCall;
+pub use crate::usage::Usage;
 
 /// Why the model stopped, normalized across services.
 ///
@@ -85,171 +87,6 @@ impl From<FinishReason> for String {
 impl fmt::Display for FinishReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-/// Token counts of one call.
-#[non_exhaustive]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Usage {
-    /// Tokens sent (prompt).
-    pub input_tokens: u64,
-    /// Tokens generated (reply, reasoning included).
-    pub output_tokens: u64,
-    /// Input plus output, as the service reported it.
-    pub total_tokens: u64,
-    /// Input tokens served from the service's prompt cache (part of `input_tokens`).
-    #[serde(default)]
-    pub cached_input_tokens: u64,
-    /// Output tokens spent on reasoning (part of `output_tokens`).
-    #[serde(default)]
-    pub reasoning_output_tokens: u64,
-    /// Whether the counts are an estimate made here rather than the service's own report.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub estimated: bool,
-}
-
-impl Usage {
-    /// Usage with `input` and `output` tokens; the total is their sum.
-    pub fn new(input: u64, output: u64) -> Self {
-        Usage {
-            input_tokens: input,
-            output_tokens: output,
-            total_tokens: input + output,
-            ..Usage::default()
-        }
-    }
-
-    /// Sets the cached input tokens. Default: 0.
-    pub fn with_cached_input(mut self, tokens: u64) -> Self {
-        self.cached_input_tokens = tokens;
-        self
-    }
-
-    /// Sets the reasoning output tokens. Default: 0.
-    pub fn with_reasoning_output(mut self, tokens: u64) -> Self {
-        self.reasoning_output_tokens = tokens;
-        self
-    }
-
-    /// Marks the counts as estimated. Default: `false`.
-    pub fn with_estimated(mut self, estimated: bool) -> Self {
-        self.estimated = estimated;
-        self
-    }
-}
-
-impl std::ops::Add for Usage {
-    type Output = Usage;
-
-    /// The sum of two usages (for example over the attempts of a call); estimated when
-    /// either is.
-    fn add(self, other: Usage) -> Usage {
-        Usage {
-            input_tokens: self.input_tokens + other.input_tokens,
-            output_tokens: self.output_tokens + other.output_tokens,
-            total_tokens: self.total_tokens + other.total_tokens,
-            cached_input_tokens: self.cached_input_tokens + other.cached_input_tokens,
-            reasoning_output_tokens: self.reasoning_output_tokens + other.reasoning_output_tokens,
-            estimated: self.estimated || other.estimated,
-        }
-    }
-}
-
-impl std::ops::AddAssign for Usage {
-    fn add_assign(&mut self, other: Usage) {
-        *self = *self + other;
-    }
-}
-
-/// The service's rate-limit state, as read from response headers (`x-ratelimit-*`).
-#[non_exhaustive]
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct RateLimitSnapshot {
-    /// Requests allowed per window.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub limit_requests: Option<u64>,
-    /// Tokens allowed per window.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub limit_tokens: Option<u64>,
-    /// Requests left in the current window.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub remaining_requests: Option<u64>,
-    /// Tokens left in the current window.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub remaining_tokens: Option<u64>,
-    /// Time until the request window resets.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reset_requests: Option<Duration>,
-    /// Time until the token window resets.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reset_tokens: Option<Duration>,
-}
-
-impl RateLimitSnapshot {
-    /// An empty snapshot (nothing known).
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Whether no field is known.
-    pub fn is_empty(&self) -> bool {
-        *self == Self::default()
-    }
-
-    /// Sets the request limit and what is left of it.
-    pub fn with_requests(mut self, limit: Option<u64>, remaining: Option<u64>) -> Self {
-        self.limit_requests = limit;
-        self.remaining_requests = remaining;
-        self
-    }
-
-    /// Sets the token limit and what is left of it.
-    pub fn with_tokens(mut self, limit: Option<u64>, remaining: Option<u64>) -> Self {
-        self.limit_tokens = limit;
-        self.remaining_tokens = remaining;
-        self
-    }
-
-    /// Sets the reset times of the request and token windows.
-    pub fn with_resets(mut self, requests: Option<Duration>, tokens: Option<Duration>) -> Self {
-        self.reset_requests = requests;
-        self.reset_tokens = tokens;
-        self
-    }
-}
-
-/// What the service said about the call, besides the reply.
-#[non_exhaustive]
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ResponseMetadata {
-    /// The service's request id (`x-request-id`), for support tickets.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<String>,
-    /// The rate-limit state after this call.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rate_limit: Option<RateLimitSnapshot>,
-    /// The service's system fingerprint, when it sends one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub system_fingerprint: Option<String>,
-}
-
-impl ResponseMetadata {
-    /// Nothing known.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Sets the request id.
-    pub fn with_request_id(mut self, id: impl Into<String>) -> Self {
-        self.request_id = Some(id.into());
-        self
-    }
-
-    /// Sets the rate-limit snapshot.
-    pub fn with_rate_limit(mut self, snapshot: RateLimitSnapshot) -> Self {
-        self.rate_limit = Some(snapshot);
-        self
     }
 }
 
@@ -468,6 +305,8 @@ impl From<CompletionResponse> for ChatResponse {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
@@ -512,29 +351,6 @@ mod tests {
         let r = ChatResponse::from_text("x").with_raw_finish_reason("eos");
         assert_eq!(r.finish_reason, FinishReason::Stop);
         assert_eq!(r.raw_finish_reason.as_deref(), Some("eos"));
-    }
-
-    #[test]
-    fn usage_adds_and_flags_estimates() {
-        let a = Usage::new(10, 5).with_cached_input(4);
-        let b = Usage::new(1, 2)
-            .with_cached_input(1)
-            .with_reasoning_output(1)
-            .with_estimated(true);
-        let sum = a + b;
-        let mut acc = a;
-        acc += b;
-        assert_eq!(acc, sum);
-        assert_eq!(
-            (sum.input_tokens, sum.output_tokens, sum.total_tokens),
-            (11, 7, 18)
-        );
-        assert_eq!(
-            (sum.cached_input_tokens, sum.reasoning_output_tokens),
-            (5, 1)
-        );
-        assert!(sum.estimated);
-        assert!(!a.estimated);
     }
 
     #[test]

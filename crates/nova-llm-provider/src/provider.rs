@@ -10,8 +10,7 @@ use nova_llm_core::{
     LlmDriver, LlmError,
 };
 
-use crate::call::{CallContext, CallOptions, Operation};
-use crate::call::{EventListener, EventReceiver, Hub};
+use crate::call::{CallContext, CallOptions, EventListener, EventReceiver, Hub, Operation};
 use crate::cost::PriceTable;
 use crate::events::EventsLayer;
 use crate::metrics::Metrics;
@@ -115,10 +114,7 @@ impl Provider {
         ProviderBuilder {
             driver,
             name: None,
-            layers: vec![Arc::new(EventsLayer::new(
-                Arc::new(PriceTable::builtin()),
-                false,
-            ))],
+            layers: vec![Slot::Events],
             prices: PriceTable::builtin(),
             capture_content: false,
             metrics: Some(Metrics::new()),
@@ -276,11 +272,27 @@ impl LlmDriver for Provider {
     }
 }
 
+/// A place in the chain a builder is putting together.
+enum Slot {
+    /// The `events` layer, made by [`ProviderBuilder::build`] once its settings are final.
+    Events,
+    Layer(Arc<dyn Middleware>),
+}
+
+impl Slot {
+    fn name(&self) -> &str {
+        match self {
+            Slot::Events => EventsLayer::NAME,
+            Slot::Layer(layer) => layer.name(),
+        }
+    }
+}
+
 /// Builds a [`Provider`]. Every feature is optional; each setter says its default.
 pub struct ProviderBuilder {
     driver: Arc<dyn LlmDriver>,
     name: Option<String>,
-    layers: Vec<Arc<dyn Middleware>>,
+    layers: Vec<Slot>,
     prices: PriceTable,
     capture_content: bool,
     metrics: Option<Metrics>,
@@ -294,10 +306,7 @@ impl fmt::Debug for ProviderBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ProviderBuilder")
             .field("driver", &self.driver.name())
-            .field(
-                "layers",
-                &self.layers.iter().map(|m| m.name()).collect::<Vec<_>>(),
-            )
+            .field("layers", &self.layer_names())
             .finish_non_exhaustive()
     }
 }
@@ -311,7 +320,7 @@ impl ProviderBuilder {
 
     /// Adds a middleware innermost (closest to the driver). Default chain: `events` only.
     pub fn layer(mut self, layer: impl Middleware) -> Self {
-        self.layers.push(Arc::new(layer));
+        self.layers.push(Slot::Layer(Arc::new(layer)));
         self
     }
 
@@ -319,7 +328,7 @@ impl ProviderBuilder {
     /// has that name.
     pub fn insert_before(mut self, before: &str, layer: impl Middleware) -> Self {
         let at = self.position(before).unwrap_or(self.layers.len());
-        self.layers.insert(at, Arc::new(layer));
+        self.layers.insert(at, Slot::Layer(Arc::new(layer)));
         self
     }
 
@@ -327,31 +336,31 @@ impl ProviderBuilder {
     /// that name.
     pub fn insert_after(mut self, after: &str, layer: impl Middleware) -> Self {
         let at = self.position(after).map_or(self.layers.len(), |i| i + 1);
-        self.layers.insert(at, Arc::new(layer));
+        self.layers.insert(at, Slot::Layer(Arc::new(layer)));
         self
     }
 
     /// Removes the layers named `name` (for example `"events"`, which also stops the
     /// metrics, fed by events).
     pub fn without(mut self, name: &str) -> Self {
-        self.layers.retain(|m| m.name() != name);
+        self.layers.retain(|slot| slot.name() != name);
         self
     }
 
     /// The names of the layers so far, outermost first.
     pub fn layer_names(&self) -> Vec<&str> {
-        self.layers.iter().map(|m| m.name()).collect()
+        self.layers.iter().map(Slot::name).collect()
     }
 
     fn position(&self, name: &str) -> Option<usize> {
-        self.layers.iter().position(|m| m.name() == name)
+        self.layers.iter().position(|slot| slot.name() == name)
     }
 
     /// Puts a built-in layer in its place in [`BUILT_IN_ORDER`], replacing a layer of the
     /// same name: just inside the last built-in that comes before it.
     fn place(mut self, layer: Arc<dyn Middleware>) -> Self {
         if let Some(i) = self.position(layer.name()) {
-            self.layers[i] = layer;
+            self.layers[i] = Slot::Layer(layer);
             return self;
         }
         let rank = |name: &str| BUILT_IN_ORDER.iter().position(|n| *n == name);
@@ -359,9 +368,9 @@ impl ProviderBuilder {
         let at = self
             .layers
             .iter()
-            .rposition(|m| rank(m.name()).is_some_and(|r| Some(r) < mine))
+            .rposition(|slot| rank(slot.name()).is_some_and(|r| Some(r) < mine))
             .map_or(0, |i| i + 1);
-        self.layers.insert(at, layer);
+        self.layers.insert(at, Slot::Layer(layer));
         self
     }
 
@@ -458,7 +467,7 @@ impl ProviderBuilder {
         let ProviderBuilder {
             driver,
             name,
-            mut layers,
+            layers,
             prices,
             capture_content,
             metrics,
@@ -467,13 +476,16 @@ impl ProviderBuilder {
             #[cfg(feature = "metrics")]
             export_metrics,
         } = self;
-        // The events layer takes the final price table and capture setting in its place.
-        let events = Arc::new(EventsLayer::new(Arc::new(prices), capture_content));
-        for layer in &mut layers {
-            if layer.name() == EventsLayer::NAME {
-                *layer = events.clone();
-            }
-        }
+        // The events layer is made here, with the final price table and capture setting.
+        let events: Arc<dyn Middleware> =
+            Arc::new(EventsLayer::new(Arc::new(prices), capture_content));
+        let chain: Vec<Arc<dyn Middleware>> = layers
+            .into_iter()
+            .map(|slot| match slot {
+                Slot::Events => Arc::clone(&events),
+                Slot::Layer(layer) => layer,
+            })
+            .collect();
         if let Some(m) = &metrics {
             listeners.insert(0, Arc::new(m.clone()));
         }
@@ -487,7 +499,7 @@ impl ProviderBuilder {
                 name: name.unwrap_or_else(|| driver_name.to_string()),
                 driver_name,
                 driver,
-                chain: layers.into(),
+                chain: chain.into(),
                 hub: Arc::new(Hub::new(capacity, listeners)),
                 metrics,
             }),

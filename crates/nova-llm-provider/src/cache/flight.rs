@@ -15,8 +15,7 @@ use super::in_flight::{InFlight, lock};
 use super::keep::Keep;
 use super::key::CacheKey;
 use super::reply::CachedReply;
-use crate::call::CallContext;
-use crate::call::EventKind;
+use crate::call::{CallContext, EventKind};
 use crate::plugin::Next;
 
 /// One plain call in flight.

@@ -8,8 +8,7 @@ use nova_llm_core::LlmError;
 use super::key::CacheKey;
 use super::reply::CachedReply;
 use super::store::CacheStore;
-use crate::call::CallContext;
-use crate::call::EventKind;
+use crate::call::{CallContext, EventKind};
 
 /// Where a call's reply is kept once it is complete (a call with `no_store` has none).
 pub(super) struct Keep {

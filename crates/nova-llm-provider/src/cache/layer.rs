@@ -17,8 +17,7 @@ use super::keep::{Keep, store_failed};
 use super::key::CacheKey;
 use super::reply::CachedReply;
 use super::store::{CacheStore, MemoryStore};
-use crate::call::CallContext;
-use crate::call::EventKind;
+use crate::call::{CallContext, EventKind};
 use crate::plugin::{Middleware, Next};
 
 /// The `cache` middleware.

@@ -9,8 +9,7 @@ use nova_llm_core::{ChatRequest, ChatResponse, ChatStream, Dialog, LlmDriver, Ll
 use super::counter::{Estimator, TokenCounter};
 use super::trim::{TrimStrategy, Trimmed, trim};
 use super::windows::ContextWindows;
-use crate::call::CallContext;
-use crate::call::EventKind;
+use crate::call::{CallContext, EventKind};
 use crate::plugin::{Middleware, Next};
 
 /// The most tokens kept free for a summary row: the room is a quarter of the prompt

@@ -18,8 +18,7 @@ use tracing::Instrument;
 use tracing::field::Empty;
 
 use crate::cache::FromCache;
-use crate::call::{CallContext, Operation, RequestId};
-use crate::call::{Completion, Event, EventKind, Failure, Hub};
+use crate::call::{CallContext, Completion, Event, EventKind, Failure, Hub, Operation, RequestId};
 use crate::cost::PriceTable;
 use crate::plugin::{Middleware, Next};
 

@@ -9,8 +9,7 @@ use async_trait::async_trait;
 use nova_llm_core::{ChatRequest, ChatResponse, ChatStream, ErrorKind, LlmDriver, LlmError};
 use tokio::time::Instant;
 
-use crate::call::CallContext;
-use crate::call::EventKind;
+use crate::call::{CallContext, EventKind};
 use crate::circuit::{Admit, CircuitBreaker, CircuitConfig, Transition};
 use crate::plugin::streams::{Outcome, until_first_content};
 use crate::plugin::{Middleware, Next};

@@ -21,8 +21,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use super::backend::{Acquire, MemoryWindows, RateLimitBackend, Ticket, WindowLimits, scope_entry};
-use crate::call::CallContext;
-use crate::call::EventKind;
+use crate::call::{CallContext, EventKind};
 use crate::plugin::{Middleware, Next};
 
 /// What to do when a call may not go now.

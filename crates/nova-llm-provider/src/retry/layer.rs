@@ -10,8 +10,7 @@ use nova_llm_core::{ChatRequest, ChatResponse, ChatStream, ErrorKind, LlmError};
 use tokio::time::Instant;
 
 use super::budget::RetryBudget;
-use crate::call::CallContext;
-use crate::call::EventKind;
+use crate::call::{CallContext, EventKind};
 use crate::plugin::streams::{Outcome, until_first_content};
 use crate::plugin::{Middleware, Next};
 

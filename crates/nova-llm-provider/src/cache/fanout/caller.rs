@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use futures_core::Stream;
 use nova_llm_core::{ChatStream, LlmError, StreamEvent};
 
-use super::SharedStream;
+use super::shared::SharedStream;
 use super::state::{End, Read, State};
 use crate::cache::in_flight::{InFlight, lock};
 use crate::cache::key::CacheKey;

@@ -14,84 +14,27 @@
 //! caller leaves before the end, the upstream work is dropped, and the call with it.
 
 mod caller;
+mod shared;
 mod state;
 mod upstream;
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
-use std::task::Waker;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use nova_llm_core::ChatRequest;
 use tracing::Instrument;
 
 pub(super) use caller::Caller;
-use state::State;
+pub(super) use shared::SharedStream;
+use shared::Work;
 use upstream::Upstream;
 
 use super::control::FromCache;
 use super::in_flight::{InFlight, lock};
 use super::keep::Keep;
 use super::key::CacheKey;
-use crate::call::EventKind;
-use crate::call::{CallContext, Relay};
+use crate::call::{CallContext, EventKind};
 use crate::plugin::Next;
-
-/// The upstream work of a shared stream, polled by its callers.
-type Work = Pin<Box<dyn Future<Output = ()> + Send>>;
-
-/// One upstream stream and its callers.
-pub(super) struct SharedStream {
-    state: Mutex<State>,
-    /// The upstream work; `None` once it is done.
-    work: Mutex<Option<Work>>,
-    /// The waker the upstream work is polled with: it wakes every waiting caller.
-    fan_out: Waker,
-    /// Callers still there.
-    callers: AtomicUsize,
-    /// The calls the upstream work reports its events for: the earliest still there.
-    relay: Arc<Relay>,
-}
-
-/// Wakes every caller waiting on a shared stream.
-struct FanOut(Weak<SharedStream>);
-
-impl std::task::Wake for FanOut {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        if let Some(shared) = self.0.upgrade() {
-            shared.update(|s| s.upstream_wakes = s.upstream_wakes.wrapping_add(1));
-        }
-    }
-}
-
-impl SharedStream {
-    fn new() -> Arc<Self> {
-        Arc::new_cyclic(|me| SharedStream {
-            state: Mutex::new(State::default()),
-            work: Mutex::new(None),
-            fan_out: Waker::from(Arc::new(FanOut(me.clone()))),
-            callers: AtomicUsize::new(1),
-            relay: Arc::default(),
-        })
-    }
-
-    /// Changes the state and wakes the callers waiting for a change.
-    fn update(&self, f: impl FnOnce(&mut State)) {
-        let wakers = {
-            let mut state = lock(&self.state);
-            f(&mut state);
-            std::mem::take(&mut state.wakers)
-        };
-        for (_, w) in wakers {
-            w.wake();
-        }
-    }
-}
 
 /// How a new caller of a shared stream finds it.
 pub(super) struct Join<'a> {

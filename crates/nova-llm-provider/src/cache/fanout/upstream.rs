@@ -6,7 +6,7 @@ use std::task::Poll;
 
 use nova_llm_core::{ChatRequest, LlmError, StreamAccumulator, StreamEvent};
 
-use super::SharedStream;
+use super::shared::SharedStream;
 use super::state::{End, State};
 use crate::cache::in_flight::{InFlight, lock};
 use crate::cache::keep::Keep;
