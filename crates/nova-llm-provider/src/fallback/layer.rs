@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use crate::call::{CallContext, EventKind};
 use crate::circuit::{Admit, CircuitBreaker, CircuitConfig, Transition};
-use crate::plugin::streams::{Outcome, until_first_content};
+use crate::plugin::attempt::{Attempt, Outcome};
 use crate::plugin::{Middleware, Next};
 
 /// A driver to fall back to, with the model to ask it for.
@@ -245,105 +245,115 @@ impl FallbackLayer {
         request: ChatRequest,
         cx: &mut CallContext,
         next: Next<'_>,
-        stream: bool,
+        kind: Attempt,
     ) -> Result<Outcome, LlmError> {
-        let primary = next.driver();
-        let primary_name = primary.name().to_owned();
-        let mut chain = Chain::Main;
-        // The error-specific chains this call went into.
-        let mut entered: Vec<Chain> = Vec::new();
-        // Position in the current chain: `None` is the provider's own driver.
-        let mut pos: Option<usize> = None;
-        let mut last_err: Option<LlmError> = None;
-        let mut closed_until: Vec<(String, Instant)> = Vec::new();
-        let mut waited = false;
+        let mut walk = Walk::new();
         loop {
-            let target = match pos {
+            let target = match walk.pos {
                 None => None,
-                Some(i) => match self.list(chain).get(i) {
+                Some(i) => match self.list(walk.chain).get(i) {
                     Some(t) => Some(t),
                     None => {
-                        // Every driver was tried or skipped.
-                        if let Some(e) = last_err {
-                            return Err(e);
-                        }
-                        if self.wait_when_all_open
-                            && !waited
-                            && let Some(first) = closed_until.iter().map(|c| c.1).min()
-                        {
-                            waited = true;
-                            tokio::time::sleep_until(first).await;
-                            pos = None;
-                            chain = Chain::Main;
-                            closed_until.clear();
-                            continue;
-                        }
-                        return Err(all_open(&closed_until));
+                        self.all_tried(&mut walk).await?;
+                        continue;
                     }
                 },
             };
-            let name = target.map_or(primary_name.as_str(), Target::name);
+            let name = target.map_or(next.driver().name(), Target::name);
             let breaker = self.breaker_for(name);
             let admitted = breaker.as_ref().map(|b| b.admit());
             if let Some(Admit::No { until }) = admitted {
-                closed_until.push((name.to_owned(), until));
-                pos = Some(pos.map_or(0, |i| i + 1));
+                walk.skip(name.to_owned(), until);
                 continue;
             }
-            let mut req = request.clone();
-            if let Some(m) = target.and_then(|t| t.model.clone()) {
-                req.model = Some(m);
-            }
-            let rest = match target {
-                Some(t) => next.with_driver(&t.driver),
-                None => next,
-            };
-            let probe = ProbeGuard {
-                breaker: breaker
-                    .as_deref()
-                    .filter(|_| admitted == Some(Admit::Probe)),
-                done: false,
-            };
-            let result = if stream {
-                match rest.chat_stream(req, cx).await {
-                    Ok(s) => until_first_content(s).await.map(Outcome::Stream),
-                    Err(e) => Err(e),
-                }
-            } else {
-                rest.chat(req, cx)
-                    .await
-                    .map(|r| Outcome::Reply(Box::new(r)))
-            };
-            let mut probe = probe;
-            probe.done = true;
-            let err = match result {
-                Ok(v) => {
+            let probe = breaker
+                .as_deref()
+                .filter(|_| admitted == Some(Admit::Probe));
+            let err = match self.attempt(target, &request, cx, next, kind, probe).await {
+                Ok(outcome) => {
                     self.note(cx, breaker.as_deref(), name, true);
-                    return Ok(v);
+                    return Ok(outcome);
                 }
                 Err(e) => e,
             };
             if err.kind() != ErrorKind::Cancelled {
                 self.note(cx, breaker.as_deref(), name, !err.is_retryable());
             }
-            let Some(next_chain) = self.after(&err, chain, &entered) else {
-                return Err(err);
-            };
-            let next_pos = if next_chain == chain {
-                pos.map_or(0, |i| i + 1)
-            } else {
-                entered.push(next_chain);
-                0
-            };
-            if let Some(t) = self.list(next_chain).get(next_pos) {
-                cx.emit(EventKind::Fallback {
-                    to: t.name().to_owned(),
-                    error: err.kind(),
-                });
+            self.move_on(&mut walk, err, cx)?;
+        }
+    }
+
+    /// One attempt on `target` (`None`: the provider's own driver), asked for the target's
+    /// model, with the rest of the chain over its driver. A circuit's `probe` is given back
+    /// if the attempt ends without a verdict (the caller went away).
+    async fn attempt(
+        &self,
+        target: Option<&Target>,
+        request: &ChatRequest,
+        cx: &mut CallContext,
+        next: Next<'_>,
+        kind: Attempt,
+        probe: Option<&CircuitBreaker>,
+    ) -> Result<Outcome, LlmError> {
+        let mut req = request.clone();
+        if let Some(m) = target.and_then(|t| t.model.clone()) {
+            req.model = Some(m);
+        }
+        let rest = match target {
+            Some(t) => next.with_driver(&t.driver),
+            None => next,
+        };
+        let mut probe = ProbeGuard {
+            breaker: probe,
+            done: false,
+        };
+        let result = kind.make(req, cx, rest).await;
+        probe.done = true;
+        result
+    }
+
+    /// After `err`: on to the next driver of this chain or of another chain (saying so
+    /// with a `Fallback` event), or `Err` when the error is one to give up on.
+    fn move_on(&self, walk: &mut Walk, err: LlmError, cx: &CallContext) -> Result<(), LlmError> {
+        let Some(next_chain) = self.after(&err, walk.chain, &walk.entered) else {
+            return Err(err);
+        };
+        let next_pos = if next_chain == walk.chain {
+            walk.pos.map_or(0, |i| i + 1)
+        } else {
+            walk.entered.push(next_chain);
+            0
+        };
+        if let Some(t) = self.list(next_chain).get(next_pos) {
+            cx.emit(EventKind::Fallback {
+                to: t.name().to_owned(),
+                error: err.kind(),
+            });
+        }
+        walk.chain = next_chain;
+        walk.pos = Some(next_pos);
+        walk.last_err = Some(err);
+        Ok(())
+    }
+
+    /// Every driver of the chain was tried or skipped: the last error; or, when only open
+    /// circuits were met, a wait for the first to allow a probe (once, if so configured)
+    /// and a new walk from the start (`Ok`), or the error naming them.
+    async fn all_tried(&self, walk: &mut Walk) -> Result<(), LlmError> {
+        if let Some(e) = walk.last_err.take() {
+            return Err(e);
+        }
+        let first = walk.closed.iter().map(|c| c.1).min();
+        match first {
+            Some(first) if self.wait_when_all_open && !walk.waited => {
+                tokio::time::sleep_until(first).await;
+                walk.waited = true;
+                walk.chain = Chain::Main;
+                walk.pos = None;
+                walk.closed.clear();
+                Ok(())
             }
-            chain = next_chain;
-            pos = Some(next_pos);
-            last_err = Some(err);
+            _ => Err(all_open(&walk.closed)),
         }
     }
 
@@ -360,6 +370,41 @@ impl FallbackLayer {
             }),
             None => {}
         }
+    }
+}
+
+/// Where a call is in the fallback chains.
+struct Walk {
+    /// The chain being walked.
+    chain: Chain,
+    /// The error-specific chains the call went into.
+    entered: Vec<Chain>,
+    /// The position in the chain: `None` is the provider's own driver.
+    pos: Option<usize>,
+    /// The error of the last driver tried.
+    last_err: Option<LlmError>,
+    /// The drivers skipped for an open circuit, and until when it is open.
+    closed: Vec<(String, Instant)>,
+    /// Whether the call already waited for an open circuit.
+    waited: bool,
+}
+
+impl Walk {
+    fn new() -> Self {
+        Walk {
+            chain: Chain::Main,
+            entered: Vec::new(),
+            pos: None,
+            last_err: None,
+            closed: Vec::new(),
+            waited: false,
+        }
+    }
+
+    /// Skips a driver whose circuit is open until `until`.
+    fn skip(&mut self, name: String, until: Instant) {
+        self.closed.push((name, until));
+        self.pos = Some(self.pos.map_or(0, |i| i + 1));
     }
 }
 
@@ -412,7 +457,7 @@ impl Middleware for FallbackLayer {
         cx: &mut CallContext,
         next: Next<'_>,
     ) -> Result<ChatResponse, LlmError> {
-        self.run(request, cx, next, false).await?.into_reply().await
+        self.run(request, cx, next, Attempt::Plain).await?.into_reply().await
     }
 
     async fn chat_stream(
@@ -421,6 +466,6 @@ impl Middleware for FallbackLayer {
         cx: &mut CallContext,
         next: Next<'_>,
     ) -> Result<ChatStream, LlmError> {
-        Ok(self.run(request, cx, next, true).await?.into_stream())
+        Ok(self.run(request, cx, next, Attempt::Stream).await?.into_stream())
     }
 }

@@ -2,8 +2,8 @@
 //! ([`Next`]) and the call's [`CallContext`] (from the shared call vocabulary, re-exported
 //! here).
 
+pub(crate) mod attempt;
 mod middleware;
-pub(crate) mod streams;
 
 pub use crate::call::{CallContext, CallOptions, Extensions, Operation, RequestId};
 pub use middleware::{Middleware, Next, OwnedNext};

@@ -1,26 +1,21 @@
 //! The `rate_limit` middleware: requests and tokens per window, calls in flight, a fair
 //! waiting queue or fail-fast, and adaptive slowdown from the service's own signals.
 
-use crate::FastMap;
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::atomic::AtomicBool;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::task::{Context, Poll};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures_core::Stream;
-use nova_llm_core::{
-    ChatRequest, ChatResponse, ChatStream, ContentPart, ErrorKind, LlmError, RateLimitSnapshot,
-    StreamEvent,
-};
+use nova_llm_core::{ChatRequest, ChatResponse, ChatStream, ContentPart, ErrorKind, LlmError};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use super::backend::{Acquire, MemoryWindows, RateLimitBackend, Ticket, WindowLimits, scope_entry};
+use super::limited::{Admission, Limited};
+use super::queue::{Queue, QueueRef, Waiting};
+use super::signals::Signals;
+use crate::FastMap;
 use crate::call::{CallContext, EventKind};
 use crate::plugin::{Middleware, Next};
 
@@ -265,10 +260,10 @@ impl RateLimitLayer {
         }
     }
 
-    /// Waits for a turn (or fails); returns what the call holds while it runs.
+    /// Waits for a turn (or fails); returns what the call holds while it runs: a call
+    /// slot, then a place in the windows, at once when nobody waits and the limits allow,
+    /// else in line.
     async fn admit(&self, request: &ChatRequest, cx: &CallContext) -> Result<Admission, LlmError> {
-        // When the call first had to wait: a call admitted at once reads no clock here.
-        let mut start: Option<Instant> = None;
         let scope = self.scope(cx);
         // Without a token limit nothing counts tokens: no need to read the whole dialog.
         let tokens = if self.limits.tokens_per_minute.is_some() {
@@ -276,116 +271,130 @@ impl RateLimitLayer {
         } else {
             0
         };
-
-        // Whether the call had to wait for anything (only then is a wait reported).
-        let mut waited = false;
-        let permit = match &self.in_flight {
-            None => None,
-            Some(sem) => match Arc::clone(sem).try_acquire_owned() {
-                Ok(p) => Some(p),
-                Err(_) if self.mode == Mode::FailFast => {
-                    return Err(self.reject(cx, None, "too many calls in flight"));
-                }
-                Err(_) => {
-                    waited = true;
-                    let deadline = self.deadline(*start.get_or_insert_with(Instant::now));
-                    let acquire = Arc::clone(sem).acquire_owned();
-                    let permit = match deadline {
-                        Some(d) => tokio::time::timeout_at(d, acquire)
-                            .await
-                            .map_err(|_| self.reject(cx, None, "no call slot freed up in time"))?,
-                        None => acquire.await,
-                    };
-                    // The semaphore is never closed.
-                    Some(permit.map_err(|_| self.reject(cx, None, "closed"))?)
-                }
-            },
-        };
-
+        let mut wait = Wait::default();
+        let permit = self.take_slot(cx, &mut wait).await?;
         let queue = self.queue(&scope);
-        // The fast path: nobody is waiting, so a call the limits allow goes at once, without
-        // taking its turn in the queue.
-        // (The service's signals are only looked at, and the clock read for them, once a
-        // service sent some.)
-        let signals = self.adaptive && self.signals.active();
-        if queue.waiting.load(Ordering::Acquire) == 0
-            && !(signals && self.signals.wait(&scope, Instant::now()).is_some())
-            && let Acquire::Admitted(ticket) = self
-                .backend
-                .try_acquire(&scope, tokens, self.limits, cx)
-                .await?
-        {
-            if signals {
-                self.signals.admitted(&scope, Instant::now());
-            }
-            return Ok(Admission {
-                _permit: permit,
-                ticket,
-                scope,
-            });
-        }
-        // Otherwise one at a time per scope, in arrival order (tokio's mutex is fair); while
-        // anyone waits, newcomers queue behind them.
-        let _waiting = Waiting::enter(&queue);
-        let turn = match Arc::clone(&queue.lock).try_lock_owned() {
-            Ok(t) => t,
-            Err(_) if self.mode == Mode::FailFast => {
-                return Err(self.reject(cx, None, "other calls are waiting"));
-            }
-            Err(_) => {
-                waited = true;
-                let deadline = self.deadline(*start.get_or_insert_with(Instant::now));
-                let lock = Arc::clone(&queue.lock);
-                match deadline {
-                    Some(d) => tokio::time::timeout_at(d, lock.lock_owned())
-                        .await
-                        .map_err(|_| self.reject(cx, None, "the queue did not move in time"))?,
-                    None => lock.lock_owned().await,
-                }
-            }
+        let ticket = match self.admit_now(&queue, &scope, tokens, cx).await? {
+            Some(ticket) => ticket,
+            None => self.wait_in_line(&queue, &scope, tokens, cx, &mut wait).await?,
         };
-        let ticket = loop {
-            let now = Instant::now();
-            let held = if self.adaptive {
-                self.signals.wait(&scope, now)
-            } else {
-                None
-            };
-            let wait = match held {
-                Some(w) => w,
-                None => match self
-                    .backend
-                    .try_acquire(&scope, tokens, self.limits, cx)
-                    .await?
-                {
-                    Acquire::Admitted(t) => break t,
-                    Acquire::Wait(w) => w,
-                },
-            };
-            let until = now + wait;
-            if self
-                .deadline(*start.get_or_insert(now))
-                .is_some_and(|d| until > d)
-            {
-                return Err(self.reject(cx, Some(wait), "the limit is reached"));
-            }
-            waited = true;
-            tokio::time::sleep_until(until).await;
-        };
-        if self.adaptive {
-            self.signals.admitted(&scope, Instant::now());
-        }
-        drop(turn);
-        if waited && let Some(start) = start {
-            cx.emit(EventKind::RateLimitWait {
-                waited: start.elapsed(),
-            });
+        if let Some(waited) = wait.waited() {
+            cx.emit(EventKind::RateLimitWait { waited });
         }
         Ok(Admission {
             _permit: permit,
             ticket,
             scope,
         })
+    }
+
+    /// A call slot, with a limit on calls in flight: at once, or after waiting for one.
+    async fn take_slot(
+        &self,
+        cx: &CallContext,
+        wait: &mut Wait,
+    ) -> Result<Option<OwnedSemaphorePermit>, LlmError> {
+        let Some(sem) = &self.in_flight else {
+            return Ok(None);
+        };
+        if let Ok(p) = Arc::clone(sem).try_acquire_owned() {
+            return Ok(Some(p));
+        }
+        if self.mode == Mode::FailFast {
+            return Err(self.reject(cx, None, "too many calls in flight"));
+        }
+        let acquire = Arc::clone(sem).acquire_owned();
+        let permit = match self.deadline(wait.start()) {
+            Some(d) => tokio::time::timeout_at(d, acquire)
+                .await
+                .map_err(|_| self.reject(cx, None, "no call slot freed up in time"))?,
+            None => acquire.await,
+        };
+        // The semaphore is never closed.
+        permit
+            .map(Some)
+            .map_err(|_| self.reject(cx, None, "closed"))
+    }
+
+    /// The fast path: nobody is waiting, so a call the limits and the service's signals
+    /// allow goes at once, without taking its turn in line. (The signals are only looked
+    /// at, and the clock read for them, once a service sent some.)
+    async fn admit_now(
+        &self,
+        queue: &Queue,
+        scope: &str,
+        tokens: u64,
+        cx: &CallContext,
+    ) -> Result<Option<Ticket>, LlmError> {
+        let signals = self.adaptive && self.signals.active();
+        if queue.waiting.load(Ordering::Acquire) != 0
+            || (signals && self.signals.wait(scope, Instant::now()).is_some())
+        {
+            return Ok(None);
+        }
+        match self.backend.try_acquire(scope, tokens, self.limits, cx).await? {
+            Acquire::Admitted(ticket) => {
+                if signals {
+                    self.signals.admitted(scope, Instant::now());
+                }
+                Ok(Some(ticket))
+            }
+            Acquire::Wait(_) => Ok(None),
+        }
+    }
+
+    /// One at a time per scope, in arrival order (tokio's mutex is fair): while anyone
+    /// waits, newcomers queue behind them. The head of the line waits until the service's
+    /// signals and the windows let it go, or fails when that is past its deadline.
+    async fn wait_in_line(
+        &self,
+        queue: &Queue,
+        scope: &str,
+        tokens: u64,
+        cx: &CallContext,
+        wait: &mut Wait,
+    ) -> Result<Ticket, LlmError> {
+        let _in_line = Waiting::enter(queue);
+        let _turn = match Arc::clone(&queue.lock).try_lock_owned() {
+            Ok(turn) => turn,
+            Err(_) if self.mode == Mode::FailFast => {
+                return Err(self.reject(cx, None, "other calls are waiting"));
+            }
+            Err(_) => {
+                let lock = Arc::clone(&queue.lock).lock_owned();
+                match self.deadline(wait.start()) {
+                    Some(d) => tokio::time::timeout_at(d, lock)
+                        .await
+                        .map_err(|_| self.reject(cx, None, "the queue did not move in time"))?,
+                    None => lock.await,
+                }
+            }
+        };
+        let ticket = loop {
+            let now = Instant::now();
+            let held = if self.adaptive {
+                self.signals.wait(scope, now)
+            } else {
+                None
+            };
+            let pause = match held {
+                Some(w) => w,
+                None => match self.backend.try_acquire(scope, tokens, self.limits, cx).await? {
+                    Acquire::Admitted(t) => break t,
+                    Acquire::Wait(w) => w,
+                },
+            };
+            let until = now + pause;
+            if self.deadline(wait.start_at(now)).is_some_and(|d| until > d) {
+                return Err(self.reject(cx, Some(pause), "the limit is reached"));
+            }
+            wait.note();
+            tokio::time::sleep_until(until).await;
+        };
+        if self.adaptive {
+            self.signals.admitted(scope, Instant::now());
+        }
+        Ok(ticket)
     }
 
     /// Learns from a failed call's rate-limit signals and settles its tokens: a call the
@@ -412,157 +421,6 @@ impl RateLimitLayer {
                 .await;
         }
     }
-}
-
-/// The waiting line of one scope.
-#[derive(Debug, Default)]
-struct Queue {
-    lock: Arc<tokio::sync::Mutex<()>>,
-    /// Calls in the line (waiting for the lock or holding it).
-    waiting: AtomicUsize,
-}
-
-/// A waiting line: the provider's own (borrowed, no reference count touched per call) or
-/// a model's.
-enum QueueRef<'a> {
-    Whole(&'a Queue),
-    Model(Arc<Queue>),
-}
-
-impl std::ops::Deref for QueueRef<'_> {
-    type Target = Queue;
-
-    fn deref(&self) -> &Queue {
-        match self {
-            QueueRef::Whole(q) => q,
-            QueueRef::Model(q) => q,
-        }
-    }
-}
-
-/// Counts a call in the line while it lives (also when its future is dropped).
-struct Waiting<'a>(&'a Queue);
-
-impl<'a> Waiting<'a> {
-    fn enter(q: &'a Queue) -> Self {
-        q.waiting.fetch_add(1, Ordering::AcqRel);
-        Waiting(q)
-    }
-}
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        self.0.waiting.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-/// What the service said about its limits, per scope.
-#[derive(Debug, Default)]
-struct Signals {
-    scopes: Mutex<FastMap<String, ServiceState>>,
-    /// Whether the service ever said anything: until then every check is one atomic read.
-    any: AtomicBool,
-}
-
-impl Signals {
-    /// Whether a service has sent any signal yet (until then there is nothing to look at).
-    fn active(&self) -> bool {
-        self.any.load(Ordering::Acquire)
-    }
-
-    /// How long the service's own signals say to hold back, if at all.
-    fn wait(&self, scope: &str, now: Instant) -> Option<Duration> {
-        if !self.any.load(Ordering::Acquire) {
-            return None;
-        }
-        let map = self.scopes.lock().unwrap_or_else(PoisonError::into_inner);
-        let s = map.get(scope)?;
-        let blocked = s.blocked_until.filter(|t| *t > now);
-        let spaced = match (s.spacing, s.last_admit) {
-            // A gap ends with the window at the latest: the service's count starts again.
-            (Some((gap, until)), Some(last)) if until > now => {
-                Some((last + gap).min(until)).filter(|t| *t > now)
-            }
-            _ => None,
-        };
-        blocked.max(spaced).map(|t| t - now)
-    }
-
-    /// Notes an admission (the spacing counts from it); only scopes the service spoke of
-    /// have a state to note it in.
-    fn admitted(&self, scope: &str, now: Instant) {
-        if !self.any.load(Ordering::Acquire) {
-            return;
-        }
-        let mut map = self.scopes.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(s) = map.get_mut(scope) {
-            s.last_admit = Some(now);
-        }
-    }
-
-    /// Learns from the service's rate-limit headers and `Retry-After`.
-    fn learn(
-        &self,
-        scope: &str,
-        snapshot: Option<&RateLimitSnapshot>,
-        retry_after: Option<Duration>,
-    ) {
-        if retry_after.is_none() && snapshot.is_none_or(RateLimitSnapshot::is_empty) {
-            // Nothing said: nothing to learn (and a scope the service never spoke of
-            // keeps no state).
-            if !self.any.load(Ordering::Acquire) {
-                return;
-            }
-        }
-        let now = Instant::now();
-        let mut map = self.scopes.lock().unwrap_or_else(PoisonError::into_inner);
-        self.any.store(true, Ordering::Release);
-        let s = scope_entry(&mut map, scope);
-        let mut hold = |d: Duration| {
-            let until = now + d;
-            s.blocked_until = Some(s.blocked_until.map_or(until, |t| t.max(until)));
-        };
-        if let Some(d) = retry_after {
-            hold(d);
-        }
-        let Some(snap) = snapshot else {
-            return;
-        };
-        if snap.remaining_requests == Some(0) {
-            hold(snap.reset_requests.unwrap_or(Duration::from_secs(1)));
-        }
-        if snap.remaining_tokens == Some(0) {
-            hold(snap.reset_tokens.unwrap_or(Duration::from_secs(1)));
-        }
-        s.spacing = None;
-        if let (Some(limit), Some(left), Some(reset)) = (
-            snap.limit_requests,
-            snap.remaining_requests,
-            snap.reset_requests,
-        ) && left > 0
-            && left * 10 <= limit
-        {
-            // Spread what is left evenly over what is left of the window.
-            let gap = reset / u32::try_from(left + 1).unwrap_or(u32::MAX);
-            s.spacing = Some((gap, now + reset));
-        }
-    }
-}
-
-#[derive(Debug, Default, Clone, Copy)]
-struct ServiceState {
-    blocked_until: Option<Instant>,
-    /// Space calls by this much until this time.
-    spacing: Option<(Duration, Instant)>,
-    last_admit: Option<Instant>,
-}
-
-/// What an admitted call holds.
-#[derive(Debug)]
-struct Admission {
-    _permit: Option<OwnedSemaphorePermit>,
-    ticket: Ticket,
-    scope: String,
 }
 
 #[async_trait]
@@ -602,7 +460,12 @@ impl Middleware for RateLimitLayer {
     ) -> Result<ChatStream, LlmError> {
         let admission = self.admit(&request, cx).await?;
         match next.chat_stream(request, cx).await {
-            Ok(inner) => Ok(self.limited(inner, admission)),
+            Ok(inner) => Ok(Limited::wrap(
+                inner,
+                admission,
+                Arc::clone(&self.backend),
+                self.adaptive.then(|| Arc::clone(&self.signals)),
+            )),
             Err(e) => {
                 self.settle_failed(&admission, &e).await;
                 Err(e)
@@ -611,90 +474,36 @@ impl Middleware for RateLimitLayer {
     }
 }
 
-/// A stream that holds the call's slot until it ends or is dropped. Written by hand (no
-/// `unfold`): it is on the path of every event.
-struct Limited {
-    inner: ChatStream,
-    /// `None` once the stream ended: the slot is back.
-    admission: Option<Admission>,
-    backend: Arc<dyn RateLimitBackend>,
-    signals: Option<Arc<Signals>>,
-    usage: Option<u64>,
-    /// The `Finish`, held while the token count is corrected.
-    settling: Option<(Settle, Result<StreamEvent, LlmError>)>,
+/// How long a call has waited for its turn: a call admitted at once reads no clock.
+#[derive(Debug, Default)]
+struct Wait {
+    /// When the call first had to wait.
+    start: Option<Instant>,
+    /// Whether it waited for anything (only then is a wait reported).
+    waited: bool,
 }
 
-type Settle = Pin<Box<dyn Future<Output = ()> + Send>>;
-
-impl RateLimitLayer {
-    /// Wraps a stream: it learns from the headers on its `Start`, and corrects the token
-    /// count with its usage before handing out its `Finish`.
-    fn limited(&self, inner: ChatStream, admission: Admission) -> ChatStream {
-        Box::pin(Limited {
-            inner,
-            admission: Some(admission),
-            backend: Arc::clone(&self.backend),
-            signals: self.adaptive.then(|| Arc::clone(&self.signals)),
-            usage: None,
-            settling: None,
-        })
+impl Wait {
+    /// When the waiting started (now, the first time it is asked).
+    fn start(&mut self) -> Instant {
+        self.start_at(Instant::now())
     }
-}
 
-impl Stream for Limited {
-    type Item = Result<StreamEvent, LlmError>;
+    /// When the waiting started (`now`, the first time it is asked).
+    fn start_at(&mut self, now: Instant) -> Instant {
+        self.waited = true;
+        *self.start.get_or_insert(now)
+    }
 
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        if let Some((settle, _)) = this.settling.as_mut() {
-            if settle.as_mut().poll(cx).is_pending() {
-                return Poll::Pending;
-            }
-            // Finished: the slot goes back now.
-            this.admission = None;
-            return Poll::Ready(this.settling.take().map(|(_, finish)| finish));
-        }
-        let Some(admission) = this.admission.as_ref() else {
-            return Poll::Ready(None);
-        };
-        let item = match this.inner.as_mut().poll_next(cx) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(None) => {
-                this.admission = None;
-                return Poll::Ready(None);
-            }
-            Poll::Ready(Some(item)) => item,
-        };
-        let scope = admission.scope.as_str();
-        match &item {
-            Ok(StreamEvent::Start(start)) => {
-                if let (Some(sig), Some(snap)) = (&this.signals, &start.metadata.rate_limit) {
-                    sig.learn(scope, Some(snap), None);
-                }
-            }
-            Ok(StreamEvent::Usage(u)) => this.usage = Some(u.input_tokens + u.output_tokens),
-            Ok(StreamEvent::Finish { .. }) => {
-                if let Some(actual) = this.usage {
-                    let backend = Arc::clone(&this.backend);
-                    let scope = scope.to_owned();
-                    let ticket = admission.ticket;
-                    // A failed correction leaves the estimate counted: safe.
-                    let settle: Settle = Box::pin(async move {
-                        let _ = backend.reconcile(&scope, ticket, actual).await;
-                    });
-                    this.settling = Some((settle, item));
-                    return Pin::new(this).poll_next(cx);
-                }
-                this.admission = None;
-            }
-            Err(e) => {
-                if let Some(sig) = &this.signals {
-                    sig.learn(scope, e.rate_limit(), e.retry_after());
-                }
-                this.admission = None;
-            }
-            Ok(_) => {}
-        }
-        Poll::Ready(Some(item))
+    /// The call is about to wait.
+    fn note(&mut self) {
+        self.waited = true;
+    }
+
+    /// How long the call waited, if it did.
+    fn waited(&self) -> Option<Duration> {
+        self.start
+            .filter(|_| self.waited)
+            .map(|start| start.elapsed())
     }
 }

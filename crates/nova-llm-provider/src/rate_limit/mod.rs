@@ -3,6 +3,9 @@
 
 mod backend;
 mod layer;
+mod limited;
+mod queue;
+mod signals;
 
 pub use backend::{Acquire, MemoryWindows, RateLimitBackend, Ticket, WindowLimits};
 pub use layer::{Mode, RateLimitLayer};

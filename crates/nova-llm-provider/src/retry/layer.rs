@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::budget::RetryBudget;
 use crate::call::{CallContext, EventKind};
-use crate::plugin::streams::{Outcome, until_first_content};
+use crate::plugin::attempt::{Attempt, Outcome};
 use crate::plugin::{Middleware, Next};
 
 /// The `retry` middleware.
@@ -175,22 +175,14 @@ impl RetryLayer {
         request: ChatRequest,
         cx: &mut CallContext,
         next: Next<'_>,
-        stream: bool,
+        kind: Attempt,
     ) -> Result<Outcome, LlmError> {
         self.budget.deposit();
         let deadline = self.deadline.map(|d| cx.started() + d);
         let mut attempt = 1;
         loop {
             cx.set_attempt(attempt);
-            let call = async {
-                if stream {
-                    let s = next.chat_stream(request.clone(), cx).await?;
-                    until_first_content(s).await.map(Outcome::Stream)
-                } else {
-                    let reply = next.chat(request.clone(), cx).await?;
-                    Ok(Outcome::Reply(Box::new(reply)))
-                }
-            };
+            let call = kind.make(request.clone(), cx, next);
             let result = match deadline {
                 Some(limit) => tokio::time::timeout_at(limit, call)
                     .await
@@ -227,7 +219,7 @@ impl Middleware for RetryLayer {
         cx: &mut CallContext,
         next: Next<'_>,
     ) -> Result<ChatResponse, LlmError> {
-        self.attempts(request, cx, next, false)
+        self.attempts(request, cx, next, Attempt::Plain)
             .await?
             .into_reply()
             .await
@@ -239,6 +231,6 @@ impl Middleware for RetryLayer {
         cx: &mut CallContext,
         next: Next<'_>,
     ) -> Result<ChatStream, LlmError> {
-        Ok(self.attempts(request, cx, next, true).await?.into_stream())
+        Ok(self.attempts(request, cx, next, Attempt::Stream).await?.into_stream())
     }
 }

@@ -387,6 +387,27 @@ async fn a_call_that_failed_otherwise_keeps_its_estimate() {
     assert_eq!(start.elapsed(), Duration::from_secs(61));
 }
 
+/// A wait for a call slot is a wait too, even when the windows then let the call go at
+/// once (as the layer's docs promise: `RateLimitWait` for every wait).
+#[tokio::test(start_paused = true)]
+async fn a_wait_for_a_call_slot_is_reported() {
+    let driver = clock(Duration::from_secs(1), None);
+    let p = over(&driver, RateLimitLayer::new().max_in_flight(1));
+    let mut rx = p.subscribe();
+    let (a, b) = tokio::join!(p.chat(req("a")), p.chat(req("b")));
+    a.unwrap();
+    b.unwrap();
+    let waits: Vec<Duration> = rx
+        .drain()
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            EventKind::RateLimitWait { waited } => Some(waited),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(waits, [Duration::from_secs(1)]);
+}
+
 #[tokio::test(start_paused = true)]
 async fn no_more_calls_in_flight_than_allowed() {
     let driver = clock(Duration::from_secs(1), None);

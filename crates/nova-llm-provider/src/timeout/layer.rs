@@ -11,7 +11,7 @@ use nova_llm_core::{
 use tokio::time::Instant;
 
 use crate::call::CallContext;
-use crate::plugin::streams::until_first_content;
+use crate::plugin::attempt::until_first_content;
 use crate::plugin::{Middleware, Next};
 
 /// The `timeout` middleware. It sits inside `retry`, so its limits apply to each attempt

@@ -1,13 +1,47 @@
-//! Stream helpers shared by the layers that may try again (retry, fallback): wait for the
-//! first content event, then commit to the stream.
+//! One attempt of a call, for the layers that may try again (retry, fallback): made as the
+//! caller made the call, and, for a stream, committed at its first content event.
 
 use std::collections::VecDeque;
 
 use futures_util::StreamExt;
 use nova_llm_core::{
-    ChatResponse, ChatStream, ErrorKind, LlmError, StreamAccumulator, StreamEvent, collect_stream,
-    stream_from_events,
+    ChatRequest, ChatResponse, ChatStream, ErrorKind, LlmError, StreamAccumulator, StreamEvent,
+    collect_stream, stream_from_events,
 };
+
+use super::middleware::Next;
+use crate::call::CallContext;
+
+/// How the caller made the call, so each attempt is made the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Attempt {
+    /// A plain call: each attempt is a whole reply.
+    Plain,
+    /// A streamed call: each attempt is a stream, read until its first content.
+    Stream,
+}
+
+impl Attempt {
+    /// One attempt through `next`. `Err` means nothing was shown yet: the layer may try
+    /// again or elsewhere.
+    pub(crate) async fn make(
+        self,
+        request: ChatRequest,
+        cx: &mut CallContext,
+        next: Next<'_>,
+    ) -> Result<Outcome, LlmError> {
+        match self {
+            Attempt::Plain => {
+                let reply = next.chat(request, cx).await?;
+                Ok(Outcome::Reply(Box::new(reply)))
+            }
+            Attempt::Stream => {
+                let stream = next.chat_stream(request, cx).await?;
+                until_first_content(stream).await.map(Outcome::Stream)
+            }
+        }
+    }
+}
 
 /// What an attempt of a layer that may try again gave: a reply, or a stream committed at
 /// its first content. Either answers a plain call or a streamed one.
