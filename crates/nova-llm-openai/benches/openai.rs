@@ -11,8 +11,8 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use nova_llm_core::{ChatRequest, Dialog, Tool};
-use nova_llm_openai::ChunkDecoder;
-use nova_llm_openai::fuzzing::{decode_chat, encode_chat};
+use nova_llm_openai::internals::ChunkDecoder;
+use nova_llm_openai::internals::{decode_chat, encode_chat};
 use serde_json::json;
 
 const CHUNKS: usize = 100_000;

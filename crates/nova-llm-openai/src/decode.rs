@@ -16,19 +16,8 @@ use crate::wire::{WireChunk, decode_chunk, delta_text, error_from_value};
 /// One decoded item of a stream.
 pub type Item = Result<StreamEvent, LlmError>;
 
-/// Turns the bytes of a `/chat/completions` or `/completions` event stream into events.
-///
-/// ```
-/// use std::collections::VecDeque;
-/// use nova_llm_openai::ChunkDecoder;
-///
-/// let mut d = ChunkDecoder::new(Default::default(), 1 << 20);
-/// let mut out = VecDeque::new();
-/// d.feed(b"data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\n", &mut out);
-/// d.feed(b"data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n", &mut out);
-/// assert!(d.is_complete());
-/// assert_eq!(out.len(), 3); // start, text "Hi", finish
-/// ```
+/// Turns the bytes of a `/chat/completions` or `/completions` event stream into events,
+/// fed as they arrive (`feed`), then ended (`end`).
 #[derive(Debug)]
 pub struct ChunkDecoder {
     sse: SseParser,
@@ -104,6 +93,7 @@ impl ChunkDecoder {
 
     /// The bytes the decoder's buffers hold right now (capacity, not length): bounded by
     /// the largest event, whatever the length of the stream.
+    #[cfg(any(test, feature = "internals"))] // only tests and benchmarks look at it
     pub fn buffered_bytes(&self) -> usize {
         self.sse.buffered_bytes() + self.scratch.capacity() * std::mem::size_of::<SseEvent>()
     }
@@ -248,4 +238,28 @@ pub(crate) fn truncated(partial: nova_llm_core::PartialOutput) -> LlmError {
         "the stream ended before the service finished the reply (no finish reason, no [DONE])",
         partial,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use super::ChunkDecoder;
+
+    #[test]
+    fn bytes_in_pieces_become_start_text_and_finish() {
+        let mut d = ChunkDecoder::new(Default::default(), 1 << 20);
+        let mut out = VecDeque::new();
+        d.feed(
+            b"data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\n",
+            &mut out,
+        );
+        assert!(!d.is_complete());
+        d.feed(
+            b"data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n",
+            &mut out,
+        );
+        assert!(d.is_complete());
+        assert_eq!(out.len(), 3, "start, the text \"Hi\", finish");
+    }
 }

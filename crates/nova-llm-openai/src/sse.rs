@@ -12,20 +12,20 @@ use std::fmt;
 
 /// One dispatched event.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SseEvent {
+pub(crate) struct SseEvent {
     /// The `event:` field, if any (for example `error`).
-    pub event: Option<String>,
+    pub(crate) event: Option<String>,
     /// The `data:` lines joined with `\n`.
-    pub data: String,
+    pub(crate) data: String,
     /// The `id:` field, if any.
-    pub id: Option<String>,
+    pub(crate) id: Option<String>,
 }
 
 /// A line, or the data of one event, exceeded the parser's limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LineTooLong {
+pub(crate) struct LineTooLong {
     /// The limit, in bytes.
-    pub limit: usize,
+    pub(crate) limit: usize,
 }
 
 impl fmt::Display for LineTooLong {
@@ -42,21 +42,8 @@ impl std::error::Error for LineTooLong {}
 
 /// The incremental parser. Feed it bytes with [`push`](SseParser::push) and call
 /// [`finish`](SseParser::finish) at the end of input.
-///
-/// ```
-/// use nova_llm_openai::sse::SseParser;
-///
-/// let mut p = SseParser::new(1 << 20);
-/// let mut out = Vec::new();
-/// p.push(b"data: {\"a\"", &mut out).unwrap();
-/// assert!(out.is_empty());
-/// p.push(b": 1}\r\n\r\n: keep-alive\n\ndata:[DONE]\n\n", &mut out).unwrap();
-/// assert_eq!(out.len(), 2);
-/// assert_eq!(out[0].data, "{\"a\": 1}");
-/// assert_eq!(out[1].data, "[DONE]");
-/// ```
 #[derive(Debug, Clone)]
-pub struct SseParser {
+pub(crate) struct SseParser {
     line: Vec<u8>,
     data: String,
     has_data: bool,
@@ -70,7 +57,7 @@ pub struct SseParser {
 impl SseParser {
     /// A parser that rejects lines, and events whose joined data is, longer than `max_line`
     /// bytes.
-    pub fn new(max_line: usize) -> Self {
+    pub(crate) fn new(max_line: usize) -> Self {
         SseParser {
             line: Vec::new(),
             data: String::new(),
@@ -87,7 +74,11 @@ impl SseParser {
     /// # Errors
     /// [`LineTooLong`] when a line or an event exceeds the limit; the parser should then be
     /// dropped.
-    pub fn push(&mut self, mut bytes: &[u8], out: &mut Vec<SseEvent>) -> Result<(), LineTooLong> {
+    pub(crate) fn push(
+        &mut self,
+        mut bytes: &[u8],
+        out: &mut Vec<SseEvent>,
+    ) -> Result<(), LineTooLong> {
         if self.skip_lf {
             self.skip_lf = false;
             if let Some(rest) = bytes.strip_prefix(b"\n") {
@@ -132,7 +123,7 @@ impl SseParser {
     ///
     /// # Errors
     /// [`LineTooLong`] when that last line makes the open event exceed the limit.
-    pub fn finish(&mut self, out: &mut Vec<SseEvent>) -> Result<(), LineTooLong> {
+    pub(crate) fn finish(&mut self, out: &mut Vec<SseEvent>) -> Result<(), LineTooLong> {
         if !self.line.is_empty() {
             let line = std::mem::take(&mut self.line);
             self.line_done(&line, out)?;
@@ -144,7 +135,8 @@ impl SseParser {
     /// The bytes the parser's buffers hold right now (capacity, not length). It is bounded
     /// by the largest line and event seen, whatever the length of the stream: a test feeds a
     /// long stream and checks it stays flat.
-    pub fn buffered_bytes(&self) -> usize {
+    #[cfg(any(test, feature = "internals"))] // only tests and benchmarks look at it
+    pub(crate) fn buffered_bytes(&self) -> usize {
         self.line.capacity()
             + self.data.capacity()
             + self.event.as_ref().map_or(0, String::capacity)
@@ -214,6 +206,19 @@ impl SseParser {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_event_split_across_pushes_comes_out_whole() {
+        let mut p = super::SseParser::new(1 << 20);
+        let mut out = Vec::new();
+        p.push(b"data: {\"a\"", &mut out).unwrap();
+        assert!(out.is_empty());
+        p.push(b": 1}\r\n\r\n: keep-alive\n\ndata:[DONE]\n\n", &mut out)
+            .unwrap();
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].data, "{\"a\": 1}");
+        assert_eq!(out[1].data, "[DONE]");
+    }
+
     use super::*;
 
     fn parse_chunks(chunks: &[&[u8]]) -> Vec<SseEvent> {

@@ -56,6 +56,7 @@ mod cache;
 mod connection;
 mod leases;
 mod limits;
+#[cfg(feature = "testing")]
 pub mod testing;
 
 pub use cache::RedisCacheStore;

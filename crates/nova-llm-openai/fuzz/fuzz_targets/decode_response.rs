@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use nova_llm_core::ErrorKind;
-use nova_llm_openai::fuzzing::{decode_chat, decode_completion};
+use nova_llm_openai::internals::{decode_chat, decode_completion};
 
 fuzz_target!(|data: &[u8]| {
     if let Err(e) = decode_chat(data) {

@@ -6,7 +6,7 @@
 use std::collections::VecDeque;
 
 use libfuzzer_sys::fuzz_target;
-use nova_llm_openai::ChunkDecoder;
+use nova_llm_openai::internals::ChunkDecoder;
 
 fn run(pieces: &[&[u8]]) -> Vec<String> {
     let mut d = ChunkDecoder::new(Default::default(), 4096);

@@ -10,7 +10,17 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use super::support::driver;
-use crate::fuzzing::{decode_chat, decode_completion};
+use crate::wire;
+
+fn decode_chat(body: &[u8]) -> Result<nova_llm_core::ChatResponse, nova_llm_core::LlmError> {
+    wire::decode_chat(body, nova_llm_core::ResponseMetadata::default())
+}
+
+fn decode_completion(
+    body: &[u8],
+) -> Result<nova_llm_core::CompletionResponse, nova_llm_core::LlmError> {
+    wire::decode_completion(body, nova_llm_core::ResponseMetadata::default())
+}
 
 fn parse(v: Value) -> nova_llm_core::ChatResponse {
     decode_chat(v.to_string().as_bytes()).unwrap()

@@ -10,7 +10,7 @@ use nova_llm_core::{
 use serde_json::{Value, json};
 
 use super::support::text_chunk;
-use crate::{ChunkDecoder, Item};
+use crate::decode::{ChunkDecoder, Item};
 
 /// Decodes `chunks` as one stream; returns the items and whether it completed.
 fn decode(chunks: &[&[u8]]) -> (Vec<Item>, bool) {

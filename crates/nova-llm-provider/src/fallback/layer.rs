@@ -457,7 +457,10 @@ impl Middleware for FallbackLayer {
         cx: &mut CallContext,
         next: Next<'_>,
     ) -> Result<ChatResponse, LlmError> {
-        self.run(request, cx, next, Attempt::Plain).await?.into_reply().await
+        self.run(request, cx, next, Attempt::Plain)
+            .await?
+            .into_reply()
+            .await
     }
 
     async fn chat_stream(
@@ -466,6 +469,9 @@ impl Middleware for FallbackLayer {
         cx: &mut CallContext,
         next: Next<'_>,
     ) -> Result<ChatStream, LlmError> {
-        Ok(self.run(request, cx, next, Attempt::Stream).await?.into_stream())
+        Ok(self
+            .run(request, cx, next, Attempt::Stream)
+            .await?
+            .into_stream())
     }
 }

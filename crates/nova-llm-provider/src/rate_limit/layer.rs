@@ -276,7 +276,10 @@ impl RateLimitLayer {
         let queue = self.queue(&scope);
         let ticket = match self.admit_now(&queue, &scope, tokens, cx).await? {
             Some(ticket) => ticket,
-            None => self.wait_in_line(&queue, &scope, tokens, cx, &mut wait).await?,
+            None => {
+                self.wait_in_line(&queue, &scope, tokens, cx, &mut wait)
+                    .await?
+            }
         };
         if let Some(waited) = wait.waited() {
             cx.emit(EventKind::RateLimitWait { waited });
@@ -332,7 +335,11 @@ impl RateLimitLayer {
         {
             return Ok(None);
         }
-        match self.backend.try_acquire(scope, tokens, self.limits, cx).await? {
+        match self
+            .backend
+            .try_acquire(scope, tokens, self.limits, cx)
+            .await?
+        {
             Acquire::Admitted(ticket) => {
                 if signals {
                     self.signals.admitted(scope, Instant::now());
@@ -379,7 +386,11 @@ impl RateLimitLayer {
             };
             let pause = match held {
                 Some(w) => w,
-                None => match self.backend.try_acquire(scope, tokens, self.limits, cx).await? {
+                None => match self
+                    .backend
+                    .try_acquire(scope, tokens, self.limits, cx)
+                    .await?
+                {
                     Acquire::Admitted(t) => break t,
                     Acquire::Wait(w) => w,
                 },

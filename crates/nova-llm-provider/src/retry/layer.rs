@@ -231,6 +231,9 @@ impl Middleware for RetryLayer {
         cx: &mut CallContext,
         next: Next<'_>,
     ) -> Result<ChatStream, LlmError> {
-        Ok(self.attempts(request, cx, next, Attempt::Stream).await?.into_stream())
+        Ok(self
+            .attempts(request, cx, next, Attempt::Stream)
+            .await?
+            .into_stream())
     }
 }
