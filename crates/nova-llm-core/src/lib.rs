@@ -16,6 +16,15 @@
 //! - [`LlmError`], one opaque classified error: ask it [`kind`](LlmError::kind),
 //!   [`is_retryable`](LlmError::is_retryable), [`retry_after`](LlmError::retry_after).
 //!
+//! ## Making and reading values
+//!
+//! Every type's fields are public, to read and to match on. The types are
+//! `#[non_exhaustive]`, so a value is made with a constructor (`ChatRequest::new`,
+//! `Message::user`, `ChatResponse::from_text`, ...) and set with its setters, each of which
+//! documents its default: the request setters (`.model(..)`, `.temperature(..)`, `.extra(..)`,
+//! the same on [`ChatRequest`] and [`CompletionRequest`]) and `with_*` on the other types.
+//! The setters are the one way to set a value; fields are read.
+//!
 //! ## A driver in a few lines
 //!
 //! Only [`LlmDriver::chat`] is required. Streaming, completion, `prompt` and structured
@@ -62,13 +71,16 @@
 pub mod dialog;
 pub mod driver;
 pub mod error;
+pub mod format;
 pub mod metadata;
 pub mod model_json;
+pub mod params;
 pub mod partial;
 pub mod request;
 pub mod response;
 pub mod secret;
 pub mod stream;
+pub mod tool;
 pub mod tool_call;
 pub mod usage;
 

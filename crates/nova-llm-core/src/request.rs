@@ -1,224 +1,14 @@
-//! Requests: chat and plain completion, with the model parameters they share.
+//! Requests: chat and plain completion, with the model parameters and setters they share.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::dialog::Dialog;
 use crate::error::LlmError;
-
-/// The sampling and length parameters most services accept.
-///
-/// Every field defaults to `None` (or empty): the service's own default applies, and a driver
-/// omits the field from the wire request instead of sending `null`. Decimal parameters are
-/// `f64`, as JSON numbers are, so `0.2` reaches the wire as `0.2` (an `f32` widened on the
-/// way would be sent as `0.20000000298023224`).
-#[non_exhaustive]
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ModelParams {
-    /// Sampling temperature, `0.0..=2.0`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub temperature: Option<f64>,
-    /// Nucleus sampling mass, `0.0..=1.0`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub top_p: Option<f64>,
-    /// Most tokens the reply may have (at least 1).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_tokens: Option<u32>,
-    /// Sequences where the model stops generating.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub stop: Vec<String>,
-    /// Seed for best-effort deterministic sampling.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seed: Option<i64>,
-    /// Presence penalty, `-2.0..=2.0`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub presence_penalty: Option<f64>,
-    /// Frequency penalty, `-2.0..=2.0`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub frequency_penalty: Option<f64>,
-    /// An end-user id the service may use for abuse monitoring.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
-}
-
-impl ModelParams {
-    /// No parameters set.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Checks every set parameter against its documented range.
-    ///
-    /// # Errors
-    /// An [`ErrorKind::InvalidRequest`](crate::ErrorKind::InvalidRequest) error naming the
-    /// first parameter out of range.
-    pub fn validate(&self) -> Result<(), LlmError> {
-        fn range(name: &str, v: Option<f64>, lo: f64, hi: f64) -> Result<(), LlmError> {
-            match v {
-                Some(x) if !(lo..=hi).contains(&x) => Err(LlmError::invalid_request(format!(
-                    "`{name}` must be between {lo} and {hi}, got {x}"
-                ))
-                .with_param(name)),
-                _ => Ok(()),
-            }
-        }
-        range("temperature", self.temperature, 0.0, 2.0)?;
-        range("top_p", self.top_p, 0.0, 1.0)?;
-        range("presence_penalty", self.presence_penalty, -2.0, 2.0)?;
-        range("frequency_penalty", self.frequency_penalty, -2.0, 2.0)?;
-        if self.max_tokens == Some(0) {
-            return Err(LlmError::invalid_request("`max_tokens` must be at least 1")
-                .with_param("max_tokens"));
-        }
-        Ok(())
-    }
-}
-
-/// The shape the reply must have.
-#[non_exhaustive]
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum ResponseFormat {
-    /// Free text (the default).
-    #[default]
-    Text,
-    /// Any valid JSON object.
-    JsonObject,
-    /// JSON matching a JSON Schema.
-    JsonSchema(JsonSchemaFormat),
-}
-
-impl ResponseFormat {
-    /// JSON matching `schema`, under `name`, strict (the service enforces the schema exactly).
-    pub fn json_schema(name: impl Into<String>, schema: Value) -> Self {
-        ResponseFormat::JsonSchema(JsonSchemaFormat::new(name, schema))
-    }
-
-    /// The schema when this is [`ResponseFormat::JsonSchema`].
-    pub fn schema(&self) -> Option<&Value> {
-        match self {
-            ResponseFormat::JsonSchema(f) => Some(&f.schema),
-            _ => None,
-        }
-    }
-
-    /// Whether the reply is expected to be JSON.
-    pub fn is_json(&self) -> bool {
-        !matches!(self, ResponseFormat::Text)
-    }
-}
-
-/// A named JSON Schema the reply must match.
-#[non_exhaustive]
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct JsonSchemaFormat {
-    /// A name for the schema (`[a-zA-Z0-9_-]`, at most 64 characters on OpenAI).
-    pub name: String,
-    /// The JSON Schema.
-    pub schema: Value,
-    /// Whether the service must follow the schema exactly. Default: `true`.
-    #[serde(default = "default_true")]
-    pub strict: bool,
-    /// What the schema is for, shown to the model.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-}
-
-fn default_true() -> bool {
-    true
-}
-
-impl JsonSchemaFormat {
-    /// A strict schema format with no description.
-    pub fn new(name: impl Into<String>, schema: Value) -> Self {
-        JsonSchemaFormat {
-            name: name.into(),
-            schema,
-            strict: true,
-            description: None,
-        }
-    }
-
-    /// Sets whether the schema is enforced exactly. Default: `true`.
-    pub fn with_strict(mut self, strict: bool) -> Self {
-        self.strict = strict;
-        self
-    }
-
-    /// Sets the description. Default: none.
-    pub fn with_description(mut self, description: impl Into<String>) -> Self {
-        self.description = Some(description.into());
-        self
-    }
-}
-
-/// A function the model may call.
-///
-/// ```
-/// use nova_llm_core::Tool;
-/// use serde_json::json;
-///
-/// let weather = Tool::new("get_weather", json!({
-///     "type": "object",
-///     "properties": { "city": { "type": "string" } },
-///     "required": ["city"]
-/// }))
-/// .with_description("Current weather for a city");
-/// assert_eq!(weather.name, "get_weather");
-/// ```
-#[non_exhaustive]
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Tool {
-    /// The function name the model calls it by.
-    pub name: String,
-    /// What the tool does, for the model.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    /// JSON Schema of the arguments object.
-    pub parameters: Value,
-    /// Whether the service must follow the schema exactly. Default: unset (service default).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub strict: Option<bool>,
-}
-
-impl Tool {
-    /// A tool taking arguments that match `parameters` (a JSON Schema).
-    pub fn new(name: impl Into<String>, parameters: Value) -> Self {
-        Tool {
-            name: name.into(),
-            description: None,
-            parameters,
-            strict: None,
-        }
-    }
-
-    /// Sets the description. Default: none.
-    pub fn with_description(mut self, description: impl Into<String>) -> Self {
-        self.description = Some(description.into());
-        self
-    }
-
-    /// Sets strict schema adherence. Default: unset.
-    pub fn with_strict(mut self, strict: bool) -> Self {
-        self.strict = Some(strict);
-        self
-    }
-}
-
-/// Whether and which tool the model must call.
-#[non_exhaustive]
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ToolChoice {
-    /// The model decides (the service default when tools are offered).
-    Auto,
-    /// The model must not call a tool.
-    None,
-    /// The model must call at least one tool.
-    Required,
-    /// The model must call the named tool.
-    Tool(String),
-}
+pub use crate::format::{JsonSchemaFormat, ResponseFormat};
+pub use crate::params::ModelParams;
+use crate::params::shared_setters;
+pub use crate::tool::{Tool, ToolChoice};
 
 /// One chat call: the dialog and everything that shapes the reply.
 ///
@@ -266,6 +56,8 @@ fn is_text(f: &ResponseFormat) -> bool {
     matches!(f, ResponseFormat::Text)
 }
 
+shared_setters!(ChatRequest);
+
 impl ChatRequest {
     /// A request over `dialog` with every option at its default.
     pub fn new(dialog: impl Into<Dialog>) -> Self {
@@ -273,66 +65,6 @@ impl ChatRequest {
             dialog: dialog.into(),
             ..Self::default()
         }
-    }
-
-    /// Sets the model. Default: the driver's default model.
-    pub fn model(mut self, model: impl Into<String>) -> Self {
-        self.model = Some(model.into());
-        self
-    }
-
-    /// Replaces all model parameters at once. Default: none set.
-    pub fn params(mut self, params: ModelParams) -> Self {
-        self.params = params;
-        self
-    }
-
-    /// Sets the temperature. Default: unset.
-    pub fn temperature(mut self, t: f64) -> Self {
-        self.params.temperature = Some(t);
-        self
-    }
-
-    /// Sets top-p. Default: unset.
-    pub fn top_p(mut self, p: f64) -> Self {
-        self.params.top_p = Some(p);
-        self
-    }
-
-    /// Sets the maximum output tokens. Default: unset.
-    pub fn max_tokens(mut self, n: u32) -> Self {
-        self.params.max_tokens = Some(n);
-        self
-    }
-
-    /// Adds a stop sequence. Default: none.
-    pub fn stop(mut self, s: impl Into<String>) -> Self {
-        self.params.stop.push(s.into());
-        self
-    }
-
-    /// Sets the seed. Default: unset.
-    pub fn seed(mut self, seed: i64) -> Self {
-        self.params.seed = Some(seed);
-        self
-    }
-
-    /// Sets the presence penalty. Default: unset.
-    pub fn presence_penalty(mut self, p: f64) -> Self {
-        self.params.presence_penalty = Some(p);
-        self
-    }
-
-    /// Sets the frequency penalty. Default: unset.
-    pub fn frequency_penalty(mut self, p: f64) -> Self {
-        self.params.frequency_penalty = Some(p);
-        self
-    }
-
-    /// Sets the end-user id. Default: unset.
-    pub fn user(mut self, user: impl Into<String>) -> Self {
-        self.params.user = Some(user.into());
-        self
     }
 
     /// Sets the response format. Default: text.
@@ -361,12 +93,6 @@ impl ChatRequest {
     /// Allows or forbids several tool calls in one reply. Default: unset.
     pub fn parallel_tool_calls(mut self, allowed: bool) -> Self {
         self.parallel_tool_calls = Some(allowed);
-        self
-    }
-
-    /// Adds a provider-specific parameter, passed through verbatim. Default: none.
-    pub fn extra(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
-        self.extras.insert(key.into(), value.into());
         self
     }
 
@@ -434,6 +160,8 @@ pub struct CompletionRequest {
     pub extras: Map<String, Value>,
 }
 
+shared_setters!(CompletionRequest);
+
 impl CompletionRequest {
     /// A completion of `prompt` with every option at its default.
     pub fn new(prompt: impl Into<String>) -> Self {
@@ -441,36 +169,6 @@ impl CompletionRequest {
             prompt: prompt.into(),
             ..Self::default()
         }
-    }
-
-    /// Sets the model. Default: the driver's default model.
-    pub fn model(mut self, model: impl Into<String>) -> Self {
-        self.model = Some(model.into());
-        self
-    }
-
-    /// Replaces all model parameters. Default: none set.
-    pub fn params(mut self, params: ModelParams) -> Self {
-        self.params = params;
-        self
-    }
-
-    /// Sets the maximum output tokens. Default: unset.
-    pub fn max_tokens(mut self, n: u32) -> Self {
-        self.params.max_tokens = Some(n);
-        self
-    }
-
-    /// Sets the temperature. Default: unset.
-    pub fn temperature(mut self, t: f64) -> Self {
-        self.params.temperature = Some(t);
-        self
-    }
-
-    /// Adds a provider-specific parameter. Default: none.
-    pub fn extra(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
-        self.extras.insert(key.into(), value.into());
-        self
     }
 
     /// Checks the parameters.
@@ -631,6 +329,24 @@ mod tests {
             .max_tokens(5)
             .temperature(0.0)
             .extra("echo", true);
+        // The same setters as a chat request (written once for both).
+        let all = CompletionRequest::new("p")
+            .top_p(0.5)
+            .stop("END")
+            .seed(3)
+            .presence_penalty(0.1)
+            .frequency_penalty(0.2)
+            .user("u");
+        assert_eq!(all.params.top_p, Some(0.5));
+        assert_eq!(all.params.stop, ["END"]);
+        assert_eq!(
+            (all.params.seed, all.params.user.as_deref()),
+            (Some(3), Some("u"))
+        );
+        assert_eq!(
+            (all.params.presence_penalty, all.params.frequency_penalty),
+            (Some(0.1), Some(0.2))
+        );
         let chat = c.to_chat();
         assert_eq!(chat.dialog.len(), 1);
         assert_eq!(chat.dialog.messages()[0].text(), "once upon");
