@@ -172,10 +172,11 @@ pub trait LlmDriver: Send + Sync {
     /// then [`parse_json_reply`].
     ///
     /// # Errors
-    /// [`ErrorKind::InvalidRequest`] when the response format is text; [`ErrorKind::Decode`]
-    /// when the reply is not valid JSON (also when it was cut off at the token limit);
-    /// [`ErrorKind::ContentFiltered`] when the service withheld the reply; and anything
-    /// [`chat`](LlmDriver::chat) returns.
+    /// [`ErrorKind::InvalidRequest`](crate::ErrorKind::InvalidRequest) when the response
+    /// format is text; [`ErrorKind::Decode`](crate::ErrorKind::Decode) when the reply is not
+    /// valid JSON (also when it was cut off at the token limit);
+    /// [`ErrorKind::ContentFiltered`](crate::ErrorKind::ContentFiltered) when the service
+    /// withheld the reply; and anything [`chat`](LlmDriver::chat) returns.
     async fn structured(&self, request: ChatRequest) -> Result<StructuredResponse, LlmError> {
         if !request.response_format.is_json() {
             return Err(LlmError::invalid_request(
@@ -217,8 +218,8 @@ pub trait LlmDriverExt: LlmDriver {
     /// ```
     ///
     /// # Errors
-    /// As for [`LlmDriver::structured`], and [`ErrorKind::Decode`] when the JSON does not fit
-    /// `T`.
+    /// As for [`LlmDriver::structured`], and [`ErrorKind::Decode`](crate::ErrorKind::Decode)
+    /// when the JSON does not fit `T`.
     fn structured_as<T: DeserializeOwned>(
         &self,
         request: ChatRequest,

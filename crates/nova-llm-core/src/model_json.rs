@@ -10,8 +10,8 @@ use crate::tool_call::ToolCall;
 /// Parses a reply's text as JSON, tolerating a surrounding Markdown code fence.
 ///
 /// # Errors
-/// [`ErrorKind::ContentFiltered`] when the reply was withheld, [`ErrorKind::Decode`] when the
-/// text is not JSON (the message says when the reply was cut off at the token limit).
+/// [`ErrorKind::ContentFiltered`] when the reply was withheld, [`ErrorKind::Decode`] when
+/// the text is not JSON (the message says when the reply was cut off at the token limit).
 pub fn parse_json_reply(response: &ChatResponse) -> Result<Value, LlmError> {
     if response.finish_reason == FinishReason::ContentFilter {
         return Err(LlmError::new(
@@ -57,7 +57,7 @@ impl ToolCall {
     /// The arguments parsed as JSON (an empty string counts as `{}`).
     ///
     /// # Errors
-    /// An [`ErrorKind::Decode`](crate::ErrorKind::Decode) error when the model wrote invalid JSON.
+    /// An [`ErrorKind::Decode`] error when the model wrote invalid JSON.
     pub fn arguments_json(&self) -> Result<Value, LlmError> {
         if self.arguments.trim().is_empty() {
             return Ok(Value::Object(Map::new()));

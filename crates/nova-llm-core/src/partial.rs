@@ -6,7 +6,7 @@ use crate::tool_call::ToolCall;
 use crate::usage::Usage;
 
 /// What a stream delivered before it failed: carried by
-/// [`ErrorKind::StreamInterrupted`] errors (and attached
+/// [`ErrorKind::StreamInterrupted`](crate::ErrorKind::StreamInterrupted) errors (and attached
 /// to other mid-stream errors) so that no generated output is lost.
 #[non_exhaustive]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
