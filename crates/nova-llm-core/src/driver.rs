@@ -292,8 +292,9 @@ const _: fn() = || {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::accumulate::collect_stream;
     use crate::response::Usage;
-    use crate::stream::{StreamEvent, collect_stream, next_event};
+    use crate::stream::{StreamEvent, next_event};
     use crate::{ErrorKind, FinishReason, Message, ToolCall};
     use std::sync::Mutex;
 

@@ -68,9 +68,11 @@
 //! ```
 #![doc(test(attr(deny(warnings))))]
 
+pub mod accumulate;
 pub mod dialog;
 pub mod driver;
 pub mod error;
+pub mod error_kind;
 pub mod format;
 pub mod metadata;
 pub mod model_json;
@@ -84,6 +86,7 @@ pub mod tool;
 pub mod tool_call;
 pub mod usage;
 
+pub use accumulate::{StreamAccumulator, collect_stream};
 pub use dialog::{ContentPart, Dialog, Message, Role, ToolCall};
 pub use driver::{Capabilities, LlmDriver, LlmDriverExt, StructuredResponse};
 pub use error::{ErrorKind, LlmError};
@@ -96,8 +99,8 @@ pub use response::{
 };
 pub use secret::ApiKey;
 pub use stream::{
-    ChatStream, PartialOutput, StreamAccumulator, StreamEvent, StreamStart, ToolCallDelta,
-    collect_stream, next_event, stream_from_events, stream_from_items,
+    ChatStream, PartialOutput, StreamEvent, StreamStart, ToolCallDelta, next_event,
+    stream_from_events, stream_from_items,
 };
 
 /// Re-exported so drivers implement the trait with the same macro version.
