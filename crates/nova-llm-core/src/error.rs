@@ -92,7 +92,7 @@ impl LlmError {
     /// [`ErrorKind::StreamInterrupted`] error carrying `partial`, with `cause` as its
     /// [`source`](StdError::source). It keeps the cause's retryability, status,
     /// `retry_after`, code, type and request id, so callers can still tell an overloaded
-    /// service from a content filter. See [the stream contract](crate::stream).
+    /// service from a content filter. See the stream contract (module `stream`).
     ///
     /// ```
     /// use nova_llm_core::{ErrorKind, LlmError, PartialOutput};

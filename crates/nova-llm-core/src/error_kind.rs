@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 /// What went wrong, in terms a caller can act on.
 ///
 /// Retry, fallback and circuit-breaking logic branch on this value (and on
-/// [`LlmError::is_retryable`]), never on message strings.
+/// [`LlmError::is_retryable`](crate::LlmError::is_retryable)), never on message strings.
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -38,7 +38,7 @@ pub enum ErrorKind {
     Overloaded,
     /// The reply could not be decoded (malformed JSON, too large, wrong shape).
     Decode,
-    /// A stream ended before it was finished; [`LlmError::partial`] holds what arrived.
+    /// A stream ended before it was finished; [`LlmError::partial`](crate::LlmError::partial) holds what arrived.
     StreamInterrupted,
     /// The call was cancelled by the caller.
     Cancelled,
