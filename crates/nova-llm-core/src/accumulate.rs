@@ -242,20 +242,12 @@ impl LlmError {
 
 #[cfg(test)]
 mod tests {
-    use std::task::{Context, Poll};
-
     use super::*;
     use crate::stream::{StreamStart, ToolCallDelta, stream_from_events, stream_from_items};
 
+    /// The value of a future that never waits.
     fn block_on<F: std::future::Future>(f: F) -> F::Output {
-        // The futures here never wait, so a no-op waker suffices.
-        let mut f = std::pin::pin!(f);
-        let mut cx = Context::from_waker(std::task::Waker::noop());
-        loop {
-            if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-                return v;
-            }
-        }
+        futures_util::FutureExt::now_or_never(f).expect("the future never waits")
     }
 
     #[test]

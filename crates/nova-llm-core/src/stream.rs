@@ -276,15 +276,9 @@ pub async fn next_event(stream: &mut ChatStream) -> Option<Result<StreamEvent, L
 mod tests {
     use super::*;
 
+    /// The value of a future that never waits.
     fn block_on<F: std::future::Future>(f: F) -> F::Output {
-        // The futures here never wait, so a no-op waker suffices.
-        let mut f = std::pin::pin!(f);
-        let mut cx = Context::from_waker(std::task::Waker::noop());
-        loop {
-            if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-                return v;
-            }
-        }
+        futures_util::FutureExt::now_or_never(f).expect("the future never waits")
     }
 
     #[test]

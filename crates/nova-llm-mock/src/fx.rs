@@ -190,34 +190,26 @@ pub(crate) fn value_for_schema(schema: &Value, root: &Value, base: &str, depth: 
             let item = value_for_schema(&item_schema, root, base, depth + 1);
             Value::Array((0..n).map(|_| item.clone()).collect())
         }
-        "integer" => {
-            let min = obj
-                .get("minimum")
-                .and_then(Value::as_f64)
-                .or_else(|| {
-                    obj.get("exclusiveMinimum")
-                        .and_then(Value::as_f64)
-                        .map(|m| m + 1.0)
-                })
-                .unwrap_or(0.0);
-            Value::from(min.ceil() as i64)
-        }
+        "integer" => Value::from(smallest(obj).ceil() as i64),
         "number" => {
-            let min = obj
-                .get("minimum")
-                .and_then(Value::as_f64)
-                .or_else(|| {
-                    obj.get("exclusiveMinimum")
-                        .and_then(Value::as_f64)
-                        .map(|m| m + 1.0)
-                })
-                .unwrap_or(0.0);
-            serde_json::Number::from_f64(min).map_or(Value::from(0), Value::Number)
+            serde_json::Number::from_f64(smallest(obj)).map_or(Value::from(0), Value::Number)
         }
         "boolean" => Value::Bool(true),
         "null" => Value::Null,
         _ => Value::String(base.to_owned()),
     }
+}
+
+/// The smallest number a schema allows: its `minimum`, one past its `exclusiveMinimum`, or 0.
+fn smallest(obj: &serde_json::Map<String, Value>) -> f64 {
+    obj.get("minimum")
+        .and_then(Value::as_f64)
+        .or_else(|| {
+            obj.get("exclusiveMinimum")
+                .and_then(Value::as_f64)
+                .map(|m| m + 1.0)
+        })
+        .unwrap_or(0.0)
 }
 
 fn resolve_ref<'a>(root: &'a Value, target: &str) -> Option<&'a Value> {
