@@ -471,16 +471,18 @@ fn dialog_of_680() -> Dialog {
     d.user("the latest question")
 }
 
+/// A context layer for the model `m` with `window` tokens, 100 kept for the reply.
+fn window_of_m(window: usize) -> ContextLayer {
+    ContextLayer::new()
+        .windows(ContextWindows::empty().with("m", window))
+        .reply_room(100)
+}
+
 /// A provider over `mock` whose model `m` has `window` tokens, 100 kept for the reply,
 /// summarizing with `writer`.
 fn summarizing(mock: &MockDriver, writer: &MockDriver, window: usize) -> Provider {
     Provider::builder(mock.clone())
-        .context(
-            ContextLayer::new()
-                .windows(ContextWindows::empty().with("m", window))
-                .reply_room(100)
-                .summarize_with(Arc::new(writer.clone())),
-        )
+        .context(window_of_m(window).summarize_with(Arc::new(writer.clone())))
         .build()
 }
 
@@ -548,11 +550,7 @@ async fn a_summarizer_never_fails_a_call_that_trimming_alone_handles() {
     assert!(sent_tokens(&dialog) > 300);
     let mock = MockDriver::new();
     let alone = Provider::builder(mock.clone())
-        .context(
-            ContextLayer::new()
-                .windows(ContextWindows::empty().with("m", 400))
-                .reply_room(100),
-        )
+        .context(window_of_m(400))
         .build();
     alone
         .chat(ChatRequest::new(dialog.clone()).model("m"))

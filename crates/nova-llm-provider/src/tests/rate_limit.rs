@@ -158,6 +158,17 @@ async fn fail_fast_and_max_wait_reject_with_retry_after_and_an_event() {
     assert_eq!(err.retry_after(), Some(Duration::from_secs(60)));
 }
 
+/// The lengths of the `RateLimitWait` events among `events`.
+fn waits(events: Vec<crate::Event>) -> Vec<Duration> {
+    events
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            EventKind::RateLimitWait { waited } => Some(waited),
+            _ => None,
+        })
+        .collect()
+}
+
 #[tokio::test(start_paused = true)]
 async fn waits_are_reported_with_their_length() {
     let driver = clock(Duration::ZERO, None);
@@ -168,14 +179,7 @@ async fn waits_are_reported_with_their_length() {
     let mut rx = p.subscribe();
     p.chat(req("a")).await.unwrap();
     p.chat(req("b")).await.unwrap();
-    let waits: Vec<Duration> = rx
-        .drain()
-        .into_iter()
-        .filter_map(|e| match e.kind {
-            EventKind::RateLimitWait { waited } => Some(waited),
-            _ => None,
-        })
-        .collect();
+    let waits = waits(rx.drain());
     assert_eq!(waits, [Duration::from_secs(2)]);
 }
 
@@ -397,14 +401,7 @@ async fn a_wait_for_a_call_slot_is_reported() {
     let (a, b) = tokio::join!(p.chat(req("a")), p.chat(req("b")));
     a.unwrap();
     b.unwrap();
-    let waits: Vec<Duration> = rx
-        .drain()
-        .into_iter()
-        .filter_map(|e| match e.kind {
-            EventKind::RateLimitWait { waited } => Some(waited),
-            _ => None,
-        })
-        .collect();
+    let waits = waits(rx.drain());
     assert_eq!(waits, [Duration::from_secs(1)]);
 }
 
