@@ -1,13 +1,13 @@
 //! Single-flight for plain calls: identical calls in flight at the same time share one
 //! upstream call. Its first caller (the leader) runs it in its own task, so no task is
 //! spawned per call; the callers that join wait for its result. If the leader goes away
-//! before the end, a waiting caller takes over and runs the call itself.
+//! before the end, a waiting caller enters again and runs the call itself.
 
 use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use nova_llm_core::{ChatRequest, ChatResponse, LlmError};
+use nova_llm_core::{ChatResponse, LlmError};
 use tokio::sync::Notify;
 
 use super::control::FromCache;
@@ -16,7 +16,6 @@ use super::keep::Keep;
 use super::key::CacheKey;
 use super::reply::CachedReply;
 use crate::call::{CallContext, EventKind};
-use crate::plugin::Next;
 
 /// One plain call in flight.
 #[derive(Default)]
@@ -40,66 +39,53 @@ enum Outcome {
     Abandoned,
 }
 
-/// Sends the plain call `request` under `key` upstream, or joins the identical call in
-/// flight (all calls run alone when `single_flight` is off). The reply is kept in `keep`.
-pub(super) async fn call(
-    calls: &InFlight<PlainFlight>,
-    single_flight: bool,
-    key: &CacheKey,
-    keep: Option<Keep>,
-    request: ChatRequest,
-    cx: &mut CallContext,
-    next: Next<'_>,
-) -> Result<ChatResponse, LlmError> {
-    loop {
-        // Join or lead, decided under the shard's lock, let go of before any wait.
-        let role = {
-            let mut shard = calls.shard(key);
-            match shard.get(key).filter(|_| single_flight) {
-                Some(flight) => {
-                    flight.joined.fetch_add(1, Ordering::SeqCst);
-                    Role::Join(Arc::clone(flight))
-                }
-                None => {
-                    let flight = Arc::new(PlainFlight::default());
-                    if single_flight {
-                        shard.insert(key.clone(), Arc::clone(&flight));
-                    }
-                    Role::Lead(flight)
-                }
-            }
-        };
-        match role {
-            Role::Lead(flight) => {
-                let leader = Leader {
-                    flight,
-                    calls,
-                    key,
-                    finished: false,
-                };
-                return leader.run(keep, request, cx, next).await;
-            }
-            Role::Join(flight) => {
-                if let Some(result) = flight.outcome().await {
-                    cx.extensions_mut().insert(FromCache);
-                    cx.emit(EventKind::Coalesced);
-                    return result;
-                }
-                // The leader went away: try again, maybe as the leader.
-            }
-        }
-    }
-}
-
-/// What a caller of a plain call does.
-enum Role {
-    Lead(Arc<PlainFlight>),
+/// What a caller of a plain call under a key does.
+pub(super) enum Role<'a> {
+    /// Run the call for everyone, then [`finish`](Leader::finish) it.
+    Lead(Leader<'a>),
+    /// Wait for the [`outcome`](PlainFlight::outcome) of the call in flight.
     Join(Arc<PlainFlight>),
 }
 
+/// Joins the identical plain call in flight under `key`, or leads a new one (every call
+/// leads its own when `single_flight` is off). Decided under the shard's lock, which is let
+/// go of before any wait.
+pub(super) fn enter<'a>(
+    calls: &'a InFlight<PlainFlight>,
+    single_flight: bool,
+    key: &'a CacheKey,
+) -> Role<'a> {
+    let mut shard = calls.shard(key);
+    if single_flight && let Some(flight) = shard.get(key) {
+        flight.joined.fetch_add(1, Ordering::SeqCst);
+        return Role::Join(Arc::clone(flight));
+    }
+    let flight = Arc::new(PlainFlight::default());
+    if single_flight {
+        shard.insert(key.clone(), Arc::clone(&flight));
+    }
+    Role::Lead(Leader {
+        flight,
+        calls,
+        key,
+        finished: false,
+    })
+}
+
+/// The answer of a call that joined another: marked as served from the cache.
+pub(super) fn joined(
+    result: Result<ChatResponse, LlmError>,
+    cx: &mut CallContext,
+) -> Result<ChatResponse, LlmError> {
+    cx.extensions_mut().insert(FromCache);
+    cx.emit(EventKind::Coalesced);
+    result
+}
+
 impl PlainFlight {
-    /// Waits for the outcome: the result, or `None` when the leader went away first.
-    async fn outcome(&self) -> Option<Result<ChatResponse, LlmError>> {
+    /// Waits for the outcome: the result, or `None` when the leader went away first (the
+    /// caller then enters again, maybe as the leader).
+    pub(super) async fn outcome(&self) -> Option<Result<ChatResponse, LlmError>> {
         loop {
             // Listening before looking, so that no wake-up can slip in between.
             let mut settled = pin!(self.settled.notified());
@@ -121,7 +107,7 @@ impl PlainFlight {
 
 /// The caller running a plain call for everyone; dropped before the end, it tells the
 /// callers waiting on it to take over.
-struct Leader<'a> {
+pub(super) struct Leader<'a> {
     flight: Arc<PlainFlight>,
     calls: &'a InFlight<PlainFlight>,
     key: &'a CacheKey,
@@ -129,14 +115,13 @@ struct Leader<'a> {
 }
 
 impl Leader<'_> {
-    async fn run(
+    /// Keeps a successful reply in `keep`, then hands `result` to the callers that joined.
+    pub(super) async fn finish(
         mut self,
+        result: Result<ChatResponse, LlmError>,
         keep: Option<Keep>,
-        request: ChatRequest,
-        cx: &mut CallContext,
-        next: Next<'_>,
+        cx: &CallContext,
     ) -> Result<ChatResponse, LlmError> {
-        let result = next.chat(request, cx).await;
         if let (Ok(reply), Some(keep)) = (&result, &keep) {
             let stored = CachedReply::from_response(reply);
             if keep.fits(stored.approx_bytes()) {

@@ -11,7 +11,7 @@ use nova_llm_core::{ChatRequest, ChatResponse, ChatStream, LlmError};
 
 use super::control::{CacheControl, FromCache};
 use super::fanout::{Join, SharedStream};
-use super::flight::{self, PlainFlight};
+use super::flight::{self, PlainFlight, Role};
 use super::in_flight::InFlight;
 use super::keep::{Keep, store_failed};
 use super::key::CacheKey;
@@ -176,19 +176,22 @@ impl Middleware for CacheLayer {
         match self.lookup(&request, cx).await {
             Lookup::Hit(reply) => reply.into_response(),
             Lookup::Bypass => next.chat(request, cx).await,
-            Lookup::Miss(key, control) => {
-                let keep = self.keep(&key, control);
-                flight::call(
-                    &self.plain,
-                    self.single_flight,
-                    &key,
-                    keep,
-                    request,
-                    cx,
-                    next,
-                )
-                .await
-            }
+            Lookup::Miss(key, control) => loop {
+                match flight::enter(&self.plain, self.single_flight, &key) {
+                    Role::Lead(leader) => {
+                        // The request goes into the next layer's future at once: this
+                        // call's future holds it only once.
+                        let result = next.chat(request, cx).await;
+                        return leader.finish(result, self.keep(&key, control), cx).await;
+                    }
+                    Role::Join(flight) => {
+                        if let Some(result) = flight.outcome().await {
+                            return flight::joined(result, cx);
+                        }
+                        // The leader went away: enter again, maybe as the leader.
+                    }
+                }
+            },
         }
     }
 

@@ -82,7 +82,8 @@ impl EventsLayer {
             capture: self.capture_content,
             span,
             done: false,
-            stream: StreamStats::default(),
+            first_content: None,
+            text_chars: 0,
         };
         if tracker.hub.wants_all() {
             let prompt = self.capture_content.then(|| request.dialog.clone());
@@ -158,8 +159,11 @@ impl Middleware for EventsLayer {
         };
         match started {
             Ok(inner) => {
-                call.stream.from_cache = from_cache(cx);
-                Ok(Box::pin(Observed { inner, call }))
+                let stats = StreamStats {
+                    from_cache: from_cache(cx),
+                    ..StreamStats::default()
+                };
+                Ok(Box::pin(Observed { inner, call, stats }))
             }
             Err(e) => {
                 call.fail(e.kind(), e.message().to_owned(), e.status());
@@ -202,13 +206,12 @@ fn estimate_tokens(chars: usize) -> u64 {
     (chars as u64).div_ceil(4).max(1)
 }
 
-/// What a stream has shown so far.
+/// What a stream has shown so far, beyond what its [`Tracker`] keeps (kept out of the
+/// tracker so that a plain call's future stays small).
 #[derive(Debug, Default)]
 struct StreamStats {
-    first_content: Option<Duration>,
     usage: Option<Usage>,
     response_model: String,
-    text_chars: usize,
     other_chars: usize,
     reply: String,
     from_cache: bool,
@@ -229,7 +232,10 @@ struct Tracker {
     capture: bool,
     span: tracing::Span,
     done: bool,
-    stream: StreamStats,
+    /// When a stream's first content came.
+    first_content: Option<Duration>,
+    /// The characters of a stream's text so far.
+    text_chars: usize,
 }
 
 impl Tracker {
@@ -297,7 +303,7 @@ impl Tracker {
             EventKind::Completed(Completion {
                 operation: self.operation,
                 latency,
-                time_to_first_token: self.stream.first_content,
+                time_to_first_token: self.first_content,
                 usage,
                 cost_usd,
                 finish_reason,
@@ -331,61 +337,13 @@ impl Tracker {
 
     /// A stream that showed output and then ended early: say so, then fail.
     fn interrupt(&mut self, error: ErrorKind, message: String, status: Option<u16>) {
-        if self.stream.first_content.is_some() && self.hub.wants_all() {
+        if self.first_content.is_some() && self.hub.wants_all() {
             self.emit(EventKind::StreamInterrupted {
                 error,
-                received_chars: self.stream.text_chars,
+                received_chars: self.text_chars,
             });
         }
         self.fail(error, message, status);
-    }
-
-    fn observe(&mut self, event: &StreamEvent) {
-        if self.stream.first_content.is_none() && event.is_content() {
-            let ttft = self.started.elapsed();
-            self.stream.first_content = Some(ttft);
-            if self.hub.wants_all() {
-                self.emit_after(
-                    ttft,
-                    EventKind::FirstChunk {
-                        time_to_first_token: ttft,
-                    },
-                );
-            }
-        }
-        match event {
-            StreamEvent::TextDelta { text } => {
-                self.stream.text_chars += text.chars().count();
-                if self.capture {
-                    self.stream.reply.push_str(text);
-                }
-            }
-            StreamEvent::ReasoningDelta { text } => {
-                self.stream.other_chars += text.chars().count();
-            }
-            StreamEvent::ToolCallDelta(d) => {
-                self.stream.other_chars +=
-                    d.name.as_ref().map_or(0, String::len) + d.arguments.len();
-            }
-            StreamEvent::Usage(u) => self.stream.usage = Some(*u),
-            StreamEvent::Start(s) => self.stream.response_model.clone_from(&s.model),
-            StreamEvent::Finish { reason, .. } => {
-                let usage = self.stream.usage.unwrap_or_default();
-                let output_chars = self.stream.text_chars + self.stream.other_chars;
-                let model = std::mem::take(&mut self.stream.response_model);
-                let reply = self.capture.then(|| std::mem::take(&mut self.stream.reply));
-                let from_cache = self.stream.from_cache;
-                self.complete(
-                    usage,
-                    output_chars,
-                    reason.clone(),
-                    model,
-                    from_cache,
-                    reply,
-                );
-            }
-            _ => {}
-        }
     }
 }
 
@@ -407,6 +365,57 @@ impl Drop for Tracker {
 struct Observed {
     inner: ChatStream,
     call: Tracker,
+    stats: StreamStats,
+}
+
+impl Observed {
+    fn observe(&mut self, event: &StreamEvent) {
+        let call = &mut self.call;
+        let stats = &mut self.stats;
+        if call.first_content.is_none() && event.is_content() {
+            let ttft = call.started.elapsed();
+            call.first_content = Some(ttft);
+            if call.hub.wants_all() {
+                call.emit_after(
+                    ttft,
+                    EventKind::FirstChunk {
+                        time_to_first_token: ttft,
+                    },
+                );
+            }
+        }
+        match event {
+            StreamEvent::TextDelta { text } => {
+                call.text_chars += text.chars().count();
+                if call.capture {
+                    stats.reply.push_str(text);
+                }
+            }
+            StreamEvent::ReasoningDelta { text } => {
+                stats.other_chars += text.chars().count();
+            }
+            StreamEvent::ToolCallDelta(d) => {
+                stats.other_chars += d.name.as_ref().map_or(0, String::len) + d.arguments.len();
+            }
+            StreamEvent::Usage(u) => stats.usage = Some(*u),
+            StreamEvent::Start(s) => stats.response_model.clone_from(&s.model),
+            StreamEvent::Finish { reason, .. } => {
+                let usage = stats.usage.unwrap_or_default();
+                let output_chars = call.text_chars + stats.other_chars;
+                let model = std::mem::take(&mut stats.response_model);
+                let reply = call.capture.then(|| std::mem::take(&mut stats.reply));
+                call.complete(
+                    usage,
+                    output_chars,
+                    reason.clone(),
+                    model,
+                    stats.from_cache,
+                    reply,
+                );
+            }
+            _ => {}
+        }
+    }
 }
 
 impl Stream for Observed {
@@ -419,7 +428,7 @@ impl Stream for Observed {
             return Poll::Ready(None);
         }
         // The inner stream runs in the call's span (cloned: `observe` below borrows the
-        // call); a disabled span (no subscriber) is not entered at all.
+        // stream); a disabled span (no subscriber) is not entered at all.
         let span = (!this.call.span.is_disabled()).then(|| this.call.span.clone());
         let _entered = span.as_ref().map(tracing::Span::enter);
         let item = match this.inner.as_mut().poll_next(cx) {
@@ -427,7 +436,7 @@ impl Stream for Observed {
             Poll::Ready(item) => item,
         };
         match &item {
-            Some(Ok(event)) => this.call.observe(event),
+            Some(Ok(event)) => this.observe(event),
             Some(Err(e)) => this
                 .call
                 .interrupt(e.kind(), e.message().to_owned(), e.status()),

@@ -242,7 +242,7 @@ impl FallbackLayer {
     /// Tries the drivers in order, running the rest of the chain over each.
     async fn run(
         &self,
-        request: ChatRequest,
+        request: &ChatRequest,
         cx: &mut CallContext,
         next: Next<'_>,
         kind: Attempt,
@@ -269,7 +269,7 @@ impl FallbackLayer {
             let probe = breaker
                 .as_deref()
                 .filter(|_| admitted == Some(Admit::Probe));
-            let err = match self.attempt(target, &request, cx, next, kind, probe).await {
+            let err = match self.attempt(target, request, cx, next, kind, probe).await {
                 Ok(outcome) => {
                     self.note(cx, breaker.as_deref(), name, true);
                     return Ok(outcome);
@@ -307,7 +307,7 @@ impl FallbackLayer {
             breaker: probe,
             done: false,
         };
-        let result = kind.make(req, cx, rest).await;
+        let result = kind.start(req, cx, rest).outcome().await;
         probe.done = true;
         result
     }
@@ -457,7 +457,7 @@ impl Middleware for FallbackLayer {
         cx: &mut CallContext,
         next: Next<'_>,
     ) -> Result<ChatResponse, LlmError> {
-        self.run(request, cx, next, Attempt::Plain)
+        self.run(&request, cx, next, Attempt::Plain)
             .await?
             .into_reply()
             .await
@@ -470,7 +470,7 @@ impl Middleware for FallbackLayer {
         next: Next<'_>,
     ) -> Result<ChatStream, LlmError> {
         Ok(self
-            .run(request, cx, next, Attempt::Stream)
+            .run(&request, cx, next, Attempt::Stream)
             .await?
             .into_stream())
     }

@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 
 use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
 use nova_llm_core::{
     ChatRequest, ChatResponse, ChatStream, ErrorKind, LlmError, StreamAccumulator, StreamEvent,
     collect_stream, stream_from_events,
@@ -22,23 +23,36 @@ pub(crate) enum Attempt {
 }
 
 impl Attempt {
-    /// One attempt through `next`. `Err` means nothing was shown yet: the layer may try
-    /// again or elsewhere.
-    pub(crate) async fn make(
+    /// Starts one attempt through `next` (the request is handed on at once, so the
+    /// attempt's future does not carry it); await its [`outcome`](Started::outcome).
+    pub(crate) fn start<'b>(
         self,
         request: ChatRequest,
-        cx: &mut CallContext,
-        next: Next<'_>,
-    ) -> Result<Outcome, LlmError> {
+        cx: &'b mut CallContext,
+        next: Next<'b>,
+    ) -> Started<'b> {
         match self {
-            Attempt::Plain => {
-                let reply = next.chat(request, cx).await?;
-                Ok(Outcome::Reply(Box::new(reply)))
-            }
-            Attempt::Stream => {
-                let stream = next.chat_stream(request, cx).await?;
-                until_first_content(stream).await.map(Outcome::Stream)
-            }
+            Attempt::Plain => Started::Plain(next.chat(request, cx)),
+            Attempt::Stream => Started::Stream(next.chat_stream(request, cx)),
+        }
+    }
+}
+
+/// An attempt under way.
+pub(crate) enum Started<'b> {
+    Plain(BoxFuture<'b, Result<ChatResponse, LlmError>>),
+    Stream(BoxFuture<'b, Result<ChatStream, LlmError>>),
+}
+
+impl Started<'_> {
+    /// The attempt's outcome. `Err` means nothing was shown yet: the layer may try again
+    /// or elsewhere.
+    pub(crate) async fn outcome(self) -> Result<Outcome, LlmError> {
+        match self {
+            Started::Plain(reply) => Ok(Outcome::Reply(Box::new(reply.await?))),
+            Started::Stream(stream) => until_first_content(stream.await?)
+                .await
+                .map(Outcome::Stream),
         }
     }
 }

@@ -261,8 +261,8 @@ impl RateLimitLayer {
     }
 
     /// Waits for a turn (or fails); returns what the call holds while it runs: a call
-    /// slot, then a place in the windows, at once when nobody waits and the limits allow,
-    /// else in line.
+    /// slot (at once, or after a wait), then a place in the windows (at once when nobody
+    /// waits and the limits allow, else in line).
     async fn admit(&self, request: &ChatRequest, cx: &CallContext) -> Result<Admission, LlmError> {
         let scope = self.scope(cx);
         // Without a token limit nothing counts tokens: no need to read the whole dialog.
@@ -272,13 +272,21 @@ impl RateLimitLayer {
             0
         };
         let mut wait = Wait::default();
-        let permit = self.take_slot(cx, &mut wait).await?;
+        // The waits are boxed: rare, and large futures that would otherwise make every
+        // call's future larger.
+        let permit = match &self.in_flight {
+            None => None,
+            Some(sem) => match Arc::clone(sem).try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(_) => Some(Box::pin(self.wait_for_slot(sem, cx, &mut wait)).await?),
+            },
+        };
         let queue = self.queue(&scope);
         let ticket = match self.admit_now(&queue, &scope, tokens, cx).await? {
             Some(ticket) => ticket,
             None => {
-                self.wait_in_line(&queue, &scope, tokens, cx, &mut wait)
-                    .await?
+                let in_line = self.wait_in_line(&queue, &scope, tokens, cx, &mut wait);
+                Box::pin(in_line).await?
             }
         };
         if let Some(waited) = wait.waited() {
@@ -291,18 +299,14 @@ impl RateLimitLayer {
         })
     }
 
-    /// A call slot, with a limit on calls in flight: at once, or after waiting for one.
-    async fn take_slot(
+    /// A call slot that was not free at once: after waiting for one (or at once an error,
+    /// failing fast).
+    async fn wait_for_slot(
         &self,
+        sem: &Arc<Semaphore>,
         cx: &CallContext,
         wait: &mut Wait,
-    ) -> Result<Option<OwnedSemaphorePermit>, LlmError> {
-        let Some(sem) = &self.in_flight else {
-            return Ok(None);
-        };
-        if let Ok(p) = Arc::clone(sem).try_acquire_owned() {
-            return Ok(Some(p));
-        }
+    ) -> Result<OwnedSemaphorePermit, LlmError> {
         if self.mode == Mode::FailFast {
             return Err(self.reject(cx, None, "too many calls in flight"));
         }
@@ -314,9 +318,7 @@ impl RateLimitLayer {
             None => acquire.await,
         };
         // The semaphore is never closed.
-        permit
-            .map(Some)
-            .map_err(|_| self.reject(cx, None, "closed"))
+        permit.map_err(|_| self.reject(cx, None, "closed"))
     }
 
     /// The fast path: nobody is waiting, so a call the limits and the service's signals

@@ -172,7 +172,7 @@ impl RetryLayer {
     /// The attempts of one call (plain or streamed), with waits in between.
     async fn attempts(
         &self,
-        request: ChatRequest,
+        request: &ChatRequest,
         cx: &mut CallContext,
         next: Next<'_>,
         kind: Attempt,
@@ -182,7 +182,7 @@ impl RetryLayer {
         let mut attempt = 1;
         loop {
             cx.set_attempt(attempt);
-            let call = kind.make(request.clone(), cx, next);
+            let call = kind.start(request.clone(), cx, next).outcome();
             let result = match deadline {
                 Some(limit) => tokio::time::timeout_at(limit, call)
                     .await
@@ -219,7 +219,7 @@ impl Middleware for RetryLayer {
         cx: &mut CallContext,
         next: Next<'_>,
     ) -> Result<ChatResponse, LlmError> {
-        self.attempts(request, cx, next, Attempt::Plain)
+        self.attempts(&request, cx, next, Attempt::Plain)
             .await?
             .into_reply()
             .await
@@ -232,7 +232,7 @@ impl Middleware for RetryLayer {
         next: Next<'_>,
     ) -> Result<ChatStream, LlmError> {
         Ok(self
-            .attempts(request, cx, next, Attempt::Stream)
+            .attempts(&request, cx, next, Attempt::Stream)
             .await?
             .into_stream())
     }
