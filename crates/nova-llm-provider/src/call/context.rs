@@ -22,6 +22,7 @@ pub struct Extensions {
 }
 
 impl Extensions {
+    #[inline]
     fn position<T: 'static>(&self) -> Option<usize> {
         let id = TypeId::of::<T>();
         self.values.iter().position(|(t, _)| *t == id)
@@ -37,6 +38,7 @@ impl Extensions {
     }
 
     /// The value of type `T`, if one was stored.
+    #[inline]
     pub fn get<T: Send + Sync + 'static>(&self) -> Option<&T> {
         self.values[self.position::<T>()?].1.downcast_ref()
     }
@@ -182,6 +184,7 @@ impl Relay {
 }
 
 impl CallContext {
+    #[inline]
     pub(crate) fn new(
         operation: Operation,
         options: CallOptions,
@@ -208,11 +211,13 @@ impl CallContext {
     }
 
     /// The call's id, carried by each of its events.
+    #[inline]
     pub fn request_id(&self) -> RequestId {
         self.request_id
     }
 
     /// Which trait method the call came through.
+    #[inline]
     pub fn operation(&self) -> Operation {
         self.operation
     }
@@ -237,21 +242,25 @@ impl CallContext {
     }
 
     /// Values middleware hand to each other.
+    #[inline]
     pub fn extensions(&self) -> &Extensions {
         &self.extensions
     }
 
     /// Values middleware hand to each other, mutably.
+    #[inline]
     pub fn extensions_mut(&mut self) -> &mut Extensions {
         &mut self.extensions
     }
 
     /// When the call entered the provider (tokio's clock, so paused tests see exact times).
+    #[inline]
     pub fn started(&self) -> Instant {
         self.started
     }
 
     /// The model the request names, or `"default"` when it leaves the choice to the driver.
+    #[inline]
     pub fn model(&self) -> &str {
         &self.model
     }
@@ -261,6 +270,7 @@ impl CallContext {
     }
 
     /// The name of the driver at the bottom of the chain.
+    #[inline]
     pub fn driver(&self) -> &str {
         &self.driver
     }

@@ -38,6 +38,7 @@ pub struct RequestId(u64);
 
 impl RequestId {
     /// The next id of this process.
+    #[inline]
     pub(crate) fn next() -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         RequestId(NEXT.fetch_add(1, Ordering::Relaxed))
