@@ -93,20 +93,9 @@ async fn status_400_is_invalid_request_with_the_providers_message_and_param() {
 }
 
 #[tokio::test]
-async fn status_400_context_length_exceeded() {
-    let e = status_error(
-        400,
-        openai_error(
-            "This model's maximum context length is 8192 tokens",
-            "invalid_request_error",
-            json!("context_length_exceeded"),
-        ),
-    )
-    .await;
-    assert_eq!(e.kind(), ErrorKind::ContextLengthExceeded);
-    assert!(!e.is_retryable());
-
-    // Compatible servers say it in words only (vLLM, llama.cpp), or in a code only.
+async fn status_400_context_length_exceeded_in_words_or_code_alone() {
+    // OpenAI's own shape is in the conformance kit; compatible servers say it in words
+    // only (vLLM, llama.cpp), or in a code only.
     for (message, code) in [
         (
             "This model's maximum context length is 4096 tokens. However, you requested 5000",
@@ -135,50 +124,6 @@ async fn status_400_content_filter() {
     )
     .await;
     assert_eq!(e.kind(), ErrorKind::ContentFiltered);
-}
-
-#[tokio::test]
-async fn status_401_is_authentication() {
-    let e = status_error(
-        401,
-        openai_error(
-            "Incorrect API key provided: sk-test***6789",
-            "invalid_request_error",
-            json!("invalid_api_key"),
-        ),
-    )
-    .await;
-    assert_eq!(e.kind(), ErrorKind::Authentication);
-    assert!(!e.is_retryable());
-}
-
-#[tokio::test]
-async fn status_403_is_permission_denied() {
-    let e = status_error(
-        403,
-        openai_error(
-            "Country not supported",
-            "request_forbidden",
-            json!("unsupported_country_region_territory"),
-        ),
-    )
-    .await;
-    assert_eq!(e.kind(), ErrorKind::PermissionDenied);
-}
-
-#[tokio::test]
-async fn status_404_is_not_found() {
-    let e = status_error(
-        404,
-        openai_error(
-            "The model `gpt-9` does not exist",
-            "invalid_request_error",
-            json!("model_not_found"),
-        ),
-    )
-    .await;
-    assert_eq!(e.kind(), ErrorKind::NotFound);
-    assert!(e.to_string().contains("gpt-9"));
 }
 
 #[tokio::test]
@@ -275,21 +220,6 @@ async fn status_429_retry_after_as_http_date_and_in_milliseconds() {
     )
     .await;
     assert_eq!(e.retry_after(), Some(Duration::from_millis(250)));
-}
-
-#[tokio::test]
-async fn status_429_insufficient_quota_is_quota_exceeded_and_not_retryable() {
-    let e = status_error(
-        429,
-        openai_error(
-            "You exceeded your current quota",
-            "insufficient_quota",
-            json!("insufficient_quota"),
-        ),
-    )
-    .await;
-    assert_eq!(e.kind(), ErrorKind::QuotaExceeded);
-    assert!(!e.is_retryable());
 }
 
 #[tokio::test]
@@ -560,20 +490,6 @@ async fn a_body_of_exactly_the_limit_is_read_with_or_without_a_declared_length()
     assert_eq!(unsized_.prompt("q").await.unwrap(), "ok");
 }
 
-#[tokio::test]
-async fn a_body_without_a_declared_length_is_cut_off_at_the_limit() {
-    let body = body_of(6000);
-    let (base, _closed) = raw_server(
-        UNSIZED_HEAD,
-        body.chunks(2000).map(|c| Step::Write(c.to_vec())).collect(),
-        End::Close,
-    );
-    let d = limited(base);
-    let e = d.prompt("q").await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Decode);
-    assert!(e.to_string().contains("4096-byte limit"), "{e}");
-}
-
 /// A JSON response head without a length: the body ends when the connection closes.
 const UNSIZED_HEAD: &str =
     "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n";
@@ -594,34 +510,13 @@ async fn malformed_json_with_status_200_is_a_decode_error_with_the_request_id() 
     assert_eq!(e.request_id(), Some("req_bad"));
 }
 
+/// The key in the driver's `Debug` and in errors is the conformance kit's check; what is
+/// left here is the builder's `Debug` and a key that cannot be sent.
 #[tokio::test]
-async fn the_key_never_appears_in_debug_display_or_errors() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(401).set_body_json(openai_error(
-            "Incorrect API key provided",
-            "invalid_request_error",
-            json!("invalid_api_key"),
-        )))
-        .mount(&server)
-        .await;
-    let builder = OpenAiDriver::builder()
-        .base_url(format!("{}/v1", server.uri()))
-        .api_key(KEY);
-    let d = builder.clone().build().unwrap();
-    let e = d.prompt("q").await.unwrap_err();
-    for shown in [
-        format!("{builder:?}"),
-        format!("{d:?}"),
-        format!("{e}"),
-        format!("{e:?}"),
-        format!("{:?}", crate::ApiKey::new(KEY)),
-        format!("{:?}", std::error::Error::source(&e)),
-    ] {
-        assert!(!shown.contains(KEY), "key leaked: {shown}");
-        assert!(!shown.contains("SECRET"), "key leaked: {shown}");
-    }
-    assert!(format!("{d:?}").contains("<redacted>"));
+async fn the_key_never_appears_in_the_builder_or_a_refusal_of_it() {
+    let builder = OpenAiDriver::builder().api_key(KEY);
+    let shown = format!("{builder:?}");
+    assert!(!shown.contains("SECRET"), "key leaked: {shown}");
     assert_eq!(
         format!("{:?}", crate::ApiKey::new(KEY)),
         "ApiKey(<redacted>)"
@@ -637,21 +532,13 @@ async fn the_key_never_appears_in_debug_display_or_errors() {
     assert!(!err.to_string().contains("SECRET"));
 }
 
-/// Some compatible servers and proxies echo the key they were sent: in a JSON error, in a
-/// plain-text page, in an error event inside a stream. The driver takes it out of every
-/// error it returns (plain, streamed before and after the first chunk, completion).
+/// Some compatible servers and proxies echo the key they were sent. An echo in a JSON error
+/// before any output is the conformance kit's check; here, an echo in an error event after
+/// the first chunk, and in a proxy's plain page on the completions endpoint.
 #[tokio::test]
-async fn a_key_the_service_echoes_is_redacted_from_every_error() {
+async fn a_key_the_service_echoes_mid_stream_or_in_a_page_is_redacted() {
     let echo = format!("Incorrect API key provided: {KEY}. Authorization: Bearer {KEY}");
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(wiremock::matchers::path("/v1/chat/completions"))
-        .respond_with(ResponseTemplate::new(401).set_body_json(json!({
-            "error": {"message": echo, "type": "invalid_request_error", "code": KEY, "param": KEY}
-        })))
-        .up_to_n_times(2)
-        .mount(&server)
-        .await;
     Mock::given(method("POST"))
         .and(wiremock::matchers::path("/v1/chat/completions"))
         .respond_with(ResponseTemplate::new(200).set_body_raw(
@@ -673,10 +560,10 @@ async fn a_key_the_service_echoes_is_redacted_from_every_error() {
         .mount(&server)
         .await;
     let d = driver(&server);
-    let q = || ChatRequest::new(Dialog::new().user("q"));
-    let plain = d.chat(q()).await.unwrap_err();
-    let refused = d.chat_stream(q()).await.err().unwrap();
-    let mut stream = d.chat_stream(q()).await.unwrap();
+    let mut stream = d
+        .chat_stream(ChatRequest::new(Dialog::new().user("q")))
+        .await
+        .unwrap();
     let mut mid = None;
     while let Some(item) = nova_llm_core::next_event(&mut stream).await {
         if let Err(e) = item {
@@ -688,13 +575,8 @@ async fn a_key_the_service_echoes_is_redacted_from_every_error() {
         .complete(nova_llm_core::CompletionRequest::new("p"))
         .await
         .unwrap_err();
-    assert_eq!(plain.kind(), ErrorKind::Authentication);
-    assert_eq!(
-        plain.message(),
-        "Incorrect API key provided: <redacted>. Authorization: Bearer <redacted>"
-    );
     assert_eq!(page.kind(), ErrorKind::Server);
-    for e in [plain, refused, mid, page] {
+    for e in [mid, page] {
         let mut shown = vec![e.to_string(), format!("{e:?}")];
         let mut source = std::error::Error::source(&e);
         while let Some(s) = source {

@@ -3,6 +3,7 @@
 //! streams), the error table, secrets, configuration, and an opt-in live test.
 
 mod config;
+mod conformance;
 mod errors;
 mod live;
 mod parsing;

@@ -61,8 +61,6 @@ pub(crate) enum Step {
 pub(crate) enum End {
     /// Close the connection.
     Close,
-    /// Keep it open, writing nothing, until the client goes away.
-    Hang,
 }
 
 /// A one-connection HTTP server on loopback that sends `head` then `steps`, then ends as
@@ -94,18 +92,6 @@ pub(crate) fn raw_server(
             End::Close => {
                 drop(sock);
                 let _ = tx.send(false);
-            }
-            End::Hang => {
-                // Wait for the client to hang up (read returns 0 or fails).
-                let mut buf = [0u8; 256];
-                let closed = loop {
-                    match sock.read(&mut buf) {
-                        Ok(0) => break true,
-                        Ok(_) => continue,
-                        Err(_) => break false,
-                    }
-                };
-                let _ = tx.send(closed);
             }
         }
     });
