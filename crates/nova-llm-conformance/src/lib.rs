@@ -100,7 +100,7 @@ mod wire;
 
 pub use harness::{Arrange, DriverUnderTest, Harness, Setup};
 pub use report::{CheckResult, Outcome, Report};
-pub use scenario::{ErrorClass, RETRY_AFTER, Scenario};
+pub use scenario::{ErrorClass, RETRY_AFTER, Scenario, fragments};
 pub use wire::{Step, WireReply};
 
 /// Runs every check against the driver `harness` makes, and reports each outcome.

@@ -95,6 +95,31 @@ pub enum Scenario {
     },
 }
 
+/// The fragments a double sends for [`Scenario::StreamToolCalls`]: each call's arguments
+/// cut in two halves, the calls interleaved (every call's first half, then every call's
+/// second half), as `(index of the call, the call, the piece of its arguments)`.
+///
+/// ```
+/// use nova_llm_conformance::fragments;
+/// use nova_llm_core::ToolCall;
+///
+/// let calls = [ToolCall::new("a", "f", "{\"x\":1}"), ToolCall::new("b", "g", "{}")];
+/// let pieces: Vec<_> = fragments(&calls).into_iter().map(|(i, _, p)| (i, p)).collect();
+/// assert_eq!(pieces, [(0, "{\"x"), (1, "{"), (0, "\":1}"), (1, "}")]);
+/// ```
+pub fn fragments(calls: &[ToolCall]) -> Vec<(usize, &ToolCall, &str)> {
+    let half = |c: &ToolCall| c.arguments.len() / 2;
+    let firsts = calls
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (i, c, c.arguments.get(..half(c)).unwrap_or_default()));
+    let seconds = calls
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (i, c, c.arguments.get(half(c)..).unwrap_or_default()));
+    firsts.chain(seconds).collect()
+}
+
 /// The classes of errors a service sends, each with what the driver must make of it.
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,7 +5,7 @@ use std::error::Error as _;
 
 use nova_llm_core::{LlmDriver, LlmError};
 
-use super::{KEY, Kit, Verdict, expect, request, skipped};
+use super::{KEY, Kit, Verdict, expect, prepared, request};
 use crate::scenario::{ErrorClass, RETRY_AFTER, Scenario};
 
 pub(super) async fn run(kit: &Kit<'_>) {
@@ -63,10 +63,7 @@ async fn error_class(kit: &Kit<'_>, class: ErrorClass) -> Verdict {
         class,
         message: format!("conformance: {class:?}"),
     };
-    let p = match kit.prepare(&scenario) {
-        Ok(p) => p,
-        Err(why) => return skipped(why),
-    };
+    let p = prepared!(kit, &scenario);
     let err = match p.driver.chat(request()).await {
         Ok(r) => return Err(format!("a plain call succeeded with {:?}", r.text())),
         Err(e) => e,
@@ -99,10 +96,7 @@ async fn key_never_shown(kit: &Kit<'_>) -> Verdict {
         class: ErrorClass::Authentication,
         message: format!("Incorrect API key provided: {KEY}. Authorization: Bearer {KEY}"),
     };
-    let p = match kit.prepare(&scenario) {
-        Ok(p) => p,
-        Err(why) => return skipped(why),
-    };
+    let p = prepared!(kit, &scenario);
     let debug = format!("{:?}", p.driver);
     expect(!debug.contains(KEY), || {
         format!("the driver's Debug shows the key: {debug}")

@@ -11,7 +11,10 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use nova_llm_core::{ApiKey, ChatRequest, ChatStream, Dialog, LlmError, StreamEvent, next_event};
+use nova_llm_core::{
+    ApiKey, ChatRequest, ChatResponse, ChatStream, Dialog, LlmDriver, LlmError, StreamEvent,
+    next_event,
+};
 use serde_json::Value;
 
 use crate::harness::{Arrange, DriverUnderTest, Harness, Setup};
@@ -103,6 +106,35 @@ impl<'h> Kit<'h> {
         self.report
             .into_inner()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A fresh driver with `$scenario` arranged, or the check returns its skip.
+macro_rules! prepared {
+    ($kit:expr, $scenario:expr) => {
+        match $kit.prepare($scenario) {
+            Ok(p) => p,
+            Err(why) => return $crate::checks::skipped(why),
+        }
+    };
+}
+pub(crate) use prepared;
+
+impl Prepared {
+    /// A plain call of the simple request.
+    pub(crate) async fn reply(&self) -> Result<ChatResponse, String> {
+        self.driver
+            .chat(request())
+            .await
+            .map_err(|e| format!("the call failed: {e}"))
+    }
+
+    /// A streamed call of the simple request.
+    pub(crate) async fn stream(&self) -> Result<ChatStream, String> {
+        self.driver
+            .chat_stream(request())
+            .await
+            .map_err(|e| format!("the stream call failed: {e}"))
     }
 }
 

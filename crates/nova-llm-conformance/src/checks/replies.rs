@@ -3,7 +3,7 @@
 use nova_llm_core::{FinishReason, LlmDriver};
 use serde_json::json;
 
-use super::{Kit, Verdict, expect, request, same_calls, skipped};
+use super::{Kit, Verdict, expect, prepared, request, same_calls};
 use crate::scenario::{Scenario, content};
 
 pub(super) async fn run(kit: &Kit<'_>) {
@@ -20,15 +20,8 @@ async fn text_and_usage(kit: &Kit<'_>) -> Verdict {
         text: text.clone(),
         usage,
     };
-    let p = match kit.prepare(&scenario) {
-        Ok(p) => p,
-        Err(why) => return skipped(why),
-    };
-    let reply = p
-        .driver
-        .chat(request())
-        .await
-        .map_err(|e| format!("the call failed: {e}"))?;
+    let p = prepared!(kit, &scenario);
+    let reply = p.reply().await?;
     expect(reply.text() == text, || {
         format!("the text is {:?}, not {text:?}", reply.text())
     })?;
@@ -47,15 +40,8 @@ async fn tool_calls(kit: &Kit<'_>) -> Verdict {
         calls: calls.clone(),
         usage: content::usage(),
     };
-    let p = match kit.prepare(&scenario) {
-        Ok(p) => p,
-        Err(why) => return skipped(why),
-    };
-    let reply = p
-        .driver
-        .chat(request())
-        .await
-        .map_err(|e| format!("the call failed: {e}"))?;
+    let p = prepared!(kit, &scenario);
+    let reply = p.reply().await?;
     expect(same_calls(reply.tool_calls(), &calls), || {
         format!("the calls are {:?}, not {calls:?}", reply.tool_calls())
     })?;
@@ -72,10 +58,7 @@ async fn structured(kit: &Kit<'_>) -> Verdict {
     let scenario = Scenario::Structured {
         value: value.clone(),
     };
-    let p = match kit.prepare(&scenario) {
-        Ok(p) => p,
-        Err(why) => return skipped(why),
-    };
+    let p = prepared!(kit, &scenario);
     let schema = json!({
         "type": "object",
         "properties": {
@@ -103,15 +86,8 @@ async fn reasoning(kit: &Kit<'_>) -> Verdict {
         text: text.into(),
         usage: content::usage(),
     };
-    let p = match kit.prepare(&scenario) {
-        Ok(p) => p,
-        Err(why) => return skipped(why),
-    };
-    let reply = p
-        .driver
-        .chat(request())
-        .await
-        .map_err(|e| format!("the call failed: {e}"))?;
+    let p = prepared!(kit, &scenario);
+    let reply = p.reply().await?;
     expect(reply.reasoning.as_deref() == Some(thought), || {
         format!("the reasoning is {:?}, not {thought:?}", reply.reasoning)
     })?;

@@ -128,11 +128,7 @@ async fn dropped_stream(kit: &Kit<'_>) -> Verdict {
         Err(why) => return skipped(why),
     };
     let before = kit.server.hung_up();
-    let mut stream = p
-        .driver
-        .chat_stream(request())
-        .await
-        .map_err(|e| format!("the stream call failed: {e}"))?;
+    let mut stream = p.stream().await?;
     match next_event(&mut stream).await {
         Some(Ok(_)) => {}
         other => return Err(format!("the stream gave {other:?} first")),

@@ -7,7 +7,7 @@ use nova_llm_core::{
 };
 use tokio::runtime::{Handle, RuntimeFlavor};
 
-use super::{Kit, Verdict, drain, expect, request, same_calls, skipped, text_of};
+use super::{Kit, Verdict, drain, expect, prepared, request, same_calls, text_of};
 use crate::report::Outcome;
 use crate::scenario::{ErrorClass, Scenario, content};
 
@@ -100,15 +100,8 @@ async fn streamed_tool_calls(kit: &Kit<'_>) -> Verdict {
     let scenario = Scenario::StreamToolCalls {
         calls: calls.clone(),
     };
-    let p = match kit.prepare(&scenario) {
-        Ok(p) => p,
-        Err(why) => return skipped(why),
-    };
-    let stream = p
-        .driver
-        .chat_stream(request())
-        .await
-        .map_err(|e| format!("the stream call failed: {e}"))?;
+    let p = prepared!(kit, &scenario);
+    let stream = p.stream().await?;
     let reply = collect_stream(stream)
         .await
         .map_err(|e| format!("the stream failed: {e}"))?;
@@ -179,15 +172,8 @@ async fn cut_stream(kit: &Kit<'_>) -> Verdict {
         deltas: deltas.clone(),
         after: 2,
     };
-    let p = match kit.prepare(&scenario) {
-        Ok(p) => p,
-        Err(why) => return skipped(why),
-    };
-    let stream = p
-        .driver
-        .chat_stream(request())
-        .await
-        .map_err(|e| format!("the stream call failed: {e}"))?;
+    let p = prepared!(kit, &scenario);
+    let stream = p.stream().await?;
     let (events, err) = drain(stream).await;
     let err = interrupted(&events, err, &deltas[..2].concat())?;
     expect(err.is_retryable(), || {
@@ -203,15 +189,8 @@ async fn error_mid_stream(kit: &Kit<'_>, class: ErrorClass) -> Verdict {
         class,
         message: format!("conformance: {class:?} mid-stream"),
     };
-    let p = match kit.prepare(&scenario) {
-        Ok(p) => p,
-        Err(why) => return skipped(why),
-    };
-    let stream = p
-        .driver
-        .chat_stream(request())
-        .await
-        .map_err(|e| format!("the stream call failed: {e}"))?;
+    let p = prepared!(kit, &scenario);
+    let stream = p.stream().await?;
     let (events, err) = drain(stream).await;
     let err = interrupted(&events, err, &deltas[..3].concat())?;
     expect(err.cause_kind() == Some(class.kind()), || {
@@ -245,15 +224,8 @@ async fn idle_timeout(kit: &Kit<'_>) -> Verdict {
         deltas: deltas.clone(),
         after: 2,
     };
-    let p = match kit.prepare(&scenario) {
-        Ok(p) => p,
-        Err(why) => return skipped(why),
-    };
-    let mut stream = p
-        .driver
-        .chat_stream(request())
-        .await
-        .map_err(|e| format!("the stream call failed: {e}"))?;
+    let p = prepared!(kit, &scenario);
+    let mut stream = p.stream().await?;
     let mut events = Vec::new();
     while text_of(&events) != deltas[..2].concat() {
         match next_event(&mut stream).await {

@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 
 use nova_llm_conformance::{
-    Arrange, DriverUnderTest, ErrorClass, Harness, Outcome, RETRY_AFTER, Scenario, Setup,
+    Arrange, DriverUnderTest, ErrorClass, Harness, Outcome, RETRY_AFTER, Scenario, Setup, fragments,
 };
 use nova_llm_core::{ChatResponse, FinishReason, LlmError, ToolCallDelta};
 use nova_llm_mock::{MockDriver, Reply, ScriptedStream};
@@ -83,23 +83,17 @@ impl Harness for MockHarness {
             }
             Scenario::StreamToolCalls { calls } => {
                 // Interleaved, ids and names repeated in every fragment.
-                let mut s = ScriptedStream::new();
-                for half in 0..2 {
-                    for (i, c) in calls.iter().enumerate() {
-                        let cut = c.arguments.len() / 2;
-                        let part = if half == 0 {
-                            &c.arguments[..cut]
-                        } else {
-                            &c.arguments[cut..]
-                        };
-                        s = s.tool_call_delta(
-                            ToolCallDelta::new(i)
-                                .with_id(c.id.clone())
-                                .with_name(c.name.clone())
-                                .with_arguments(part),
-                        );
-                    }
-                }
+                let s =
+                    fragments(calls)
+                        .into_iter()
+                        .fold(ScriptedStream::new(), |s, (i, c, piece)| {
+                            s.tool_call_delta(
+                                ToolCallDelta::new(i)
+                                    .with_id(c.id.clone())
+                                    .with_name(c.name.clone())
+                                    .with_arguments(piece),
+                            )
+                        });
                 Reply::stream(s.finish(FinishReason::ToolCalls))
             }
             Scenario::Error { class, .. } => {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use nova_llm_conformance::{
     Arrange, DriverUnderTest, ErrorClass, Harness, RETRY_AFTER, Scenario, Setup, Step, WireReply,
+    fragments,
 };
 use nova_llm_core::{ToolCall, Usage};
 use serde_json::{Value, json};
@@ -159,23 +160,15 @@ impl Harness for OpenAiHarness {
             Scenario::StreamToolCalls { calls } => {
                 // The calls' fragments interleaved; a compatible server repeats ids and
                 // names in every fragment.
-                let mut events = Vec::new();
-                for half in 0..2 {
-                    for (i, c) in calls.iter().enumerate() {
-                        let cut = c.arguments.len() / 2;
-                        let part = if half == 0 {
-                            &c.arguments[..cut]
-                        } else {
-                            &c.arguments[cut..]
-                        };
-                        events.push(event(
-                            &json!({"choices": [{"index": 0, "delta": {"tool_calls": [
-                                {"index": i, "id": c.id, "type": "function",
-                                 "function": {"name": c.name, "arguments": part}}
-                            ]}}]}),
-                        ));
-                    }
-                }
+                let mut events: Vec<String> = fragments(calls)
+                    .into_iter()
+                    .map(|(i, c, piece)| {
+                        event(&json!({"choices": [{"index": 0, "delta": {"tool_calls": [
+                            {"index": i, "id": c.id, "type": "function",
+                             "function": {"name": c.name, "arguments": piece}}
+                        ]}}]}))
+                    })
+                    .collect();
                 events.push(event(
                     &json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}),
                 ));
