@@ -79,7 +79,7 @@ async fn a_plain_call_reports_the_servers_usage_model_and_cost() {
     // Counted under the model that answered, as it was priced.
     assert!(m.get(p.get_ref().name(), "gpt-4o-mini").is_none());
     let m = m.get(p.get_ref().name(), "gpt-4o-mini-2024-07-18").unwrap();
-    assert_eq!((m.requests, m.cached_input_tokens), (1, 200));
+    assert_eq!((m.requests, m.cache_read_tokens), (1, 200));
 }
 
 fn stream_body() -> String {

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::dialog::Message;
+use crate::dialog::{ContentPart, Message, ReasoningPart};
 use crate::error::{ErrorKind, LlmError};
 use crate::metadata::ResponseMetadata;
 use crate::partial::PartialOutput;
@@ -15,9 +15,15 @@ use crate::usage::Usage;
 
 /// Assembles stream events into a whole [`ChatResponse`].
 ///
-/// Text and reasoning deltas are concatenated; tool-call fragments are joined by index (ids
-/// and names that some servers repeat in every fragment are not duplicated); the last usage
-/// and finish win.
+/// Content keeps its order where a service needs it: text deltas are concatenated into a
+/// text part and reasoning deltas into a reasoning part; a reasoning signature closes the
+/// reasoning part before it (a signature with no reasoning before it is a part of its own)
+/// and redacted reasoning is a part of its own, and content after such a signed or redacted
+/// part starts new parts (Anthropic's blocks, kept in order for the next turn). Unsigned
+/// reasoning interleaved with text (as some OpenAI-compatible servers stream it) splits
+/// nothing: the text stays one part, exactly as it was streamed.
+/// Tool-call fragments are joined by index (ids and names that some servers repeat in
+/// every fragment are not duplicated); the last usage and finish win.
 ///
 /// ```
 /// use nova_llm_core::{FinishReason, StreamAccumulator, StreamEvent, ToolCallDelta, Usage};
@@ -39,8 +45,12 @@ pub struct StreamAccumulator {
     id: String,
     model: String,
     metadata: ResponseMetadata,
-    text: String,
-    reasoning: String,
+    /// Text and reasoning parts, in order.
+    parts: Vec<ContentPart>,
+    /// The text part text deltas extend, until signed or redacted reasoning follows it.
+    text_at: Option<usize>,
+    /// The reasoning part reasoning deltas extend, until a signature closes it.
+    reasoning_at: Option<usize>,
     tool_calls: BTreeMap<usize, ToolCall>,
     usage: Option<Usage>,
     finish: Option<(FinishReason, Option<String>)>,
@@ -52,8 +62,7 @@ impl fmt::Debug for StreamAccumulator {
         f.debug_struct("StreamAccumulator")
             .field("id", &self.id)
             .field("model", &self.model)
-            .field("text_len", &self.text.len())
-            .field("reasoning_len", &self.reasoning.len())
+            .field("parts", &self.parts.len())
             .field("tool_calls", &self.tool_calls.len())
             .field("usage", &self.usage)
             .field("finish", &self.finish)
@@ -92,11 +101,34 @@ impl StreamAccumulator {
             }
             StreamEvent::TextDelta { text } => {
                 self.saw_content = true;
-                self.text.push_str(text);
+                match self.text_at.and_then(|i| self.parts.get_mut(i)) {
+                    Some(ContentPart::Text { text: last }) => last.push_str(text),
+                    _ => {
+                        self.text_at = Some(self.parts.len());
+                        self.parts.push(ContentPart::text(text.as_str()));
+                    }
+                }
             }
             StreamEvent::ReasoningDelta { text } => {
                 self.saw_content = true;
-                self.reasoning.push_str(text);
+                self.in_reasoning(|r| r.text.push_str(text));
+            }
+            StreamEvent::ReasoningSignature { signature, origin } => {
+                self.saw_content = true;
+                self.in_reasoning(|r| {
+                    r.signature = Some(signature.clone());
+                    r.origin = Some(origin.clone());
+                });
+                self.close_block();
+            }
+            StreamEvent::ReasoningRedacted { data, origin } => {
+                self.saw_content = true;
+                self.parts
+                    .push(ContentPart::Reasoning(ReasoningPart::redacted(
+                        data.as_str(),
+                        origin.as_str(),
+                    )));
+                self.close_block();
             }
             StreamEvent::ToolCallDelta(d) => {
                 self.saw_content = true;
@@ -126,6 +158,29 @@ impl StreamAccumulator {
         }
     }
 
+    /// Applies `f` to the reasoning part reasoning deltas and signatures go to, made if
+    /// there is none.
+    fn in_reasoning(&mut self, f: impl FnOnce(&mut ReasoningPart)) {
+        let at = match self.reasoning_at {
+            Some(i) if matches!(self.parts.get(i), Some(ContentPart::Reasoning(_))) => i,
+            _ => {
+                self.parts
+                    .push(ContentPart::Reasoning(ReasoningPart::default()));
+                self.parts.len() - 1
+            }
+        };
+        self.reasoning_at = Some(at);
+        if let Some(ContentPart::Reasoning(r)) = self.parts.get_mut(at) {
+            f(r);
+        }
+    }
+
+    /// A signed or redacted part ended a block: what follows starts new parts.
+    fn close_block(&mut self) {
+        self.text_at = None;
+        self.reasoning_at = None;
+    }
+
     /// Whether any content event (text, reasoning, tool-call fragment) has arrived.
     pub fn saw_content(&self) -> bool {
         self.saw_content
@@ -136,9 +191,10 @@ impl StreamAccumulator {
         self.finish.is_some()
     }
 
-    /// The text so far.
-    pub fn text(&self) -> &str {
-        &self.text
+    /// The text so far (text parts joined with a newline, as
+    /// [`Message::text`](crate::Message::text) joins them).
+    pub fn text(&self) -> String {
+        join(self.parts.iter().filter_map(ContentPart::as_text))
     }
 
     /// The usage reported so far, if any.
@@ -151,8 +207,14 @@ impl StreamAccumulator {
         PartialOutput {
             id: self.id.clone(),
             model: self.model.clone(),
-            text: self.text.clone(),
-            reasoning: self.reasoning.clone(),
+            text: self.text(),
+            reasoning: join(
+                self.parts
+                    .iter()
+                    .filter_map(ContentPart::as_reasoning)
+                    .map(|r| r.text.as_str())
+                    .filter(|t| !t.is_empty()),
+            ),
             tool_calls: self.tool_calls.values().cloned().collect(),
             usage: self.usage,
         }
@@ -170,13 +232,13 @@ impl StreamAccumulator {
                 self.partial(),
             ));
         };
-        let mut message = Message::assistant(self.text);
+        let mut message = Message::assistant("");
+        message.content = self.parts;
         message.tool_calls = self.tool_calls.into_values().collect();
         Ok(ChatResponse {
             id: self.id,
             model: self.model,
             message,
-            reasoning: (!self.reasoning.is_empty()).then_some(self.reasoning),
             finish_reason: reason,
             raw_finish_reason: raw,
             usage: self.usage.unwrap_or_default(),
@@ -213,6 +275,18 @@ impl StreamAccumulator {
             err
         }
     }
+}
+
+/// `texts` joined with a newline.
+fn join<'a>(texts: impl Iterator<Item = &'a str>) -> String {
+    let mut out = String::new();
+    for (i, t) in texts.enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(t);
+    }
+    out
 }
 
 /// Reads a stream to its end and assembles the whole reply.
@@ -266,7 +340,7 @@ mod tests {
         // What it says at each step, before the end.
         acc.push(&events[0]);
         assert!(!acc.saw_content() && !acc.is_finished());
-        assert_eq!((acc.text(), acc.usage()), ("", None));
+        assert_eq!((acc.text().as_str(), acc.usage()), ("", None));
         for e in &events[1..4] {
             acc.push(e);
         }
@@ -280,7 +354,7 @@ mod tests {
         assert_eq!(acc.usage(), Some(Usage::new(5, 2)));
         let r = acc.finish().unwrap();
         assert_eq!(r.text(), "Hello, world");
-        assert_eq!(r.reasoning.as_deref(), Some("think hard"));
+        assert_eq!(r.reasoning().as_deref(), Some("think hard"));
         assert_eq!((r.id.as_str(), r.model.as_str()), ("id1", "m1"));
         assert_eq!(r.usage, Usage::new(5, 2));
         assert_eq!(r.finish_reason, FinishReason::Stop);
@@ -356,6 +430,74 @@ mod tests {
         assert!(matches!(events.last(), Some(StreamEvent::Finish { .. })));
         let back = block_on(collect_stream(stream_from_events(events))).unwrap();
         assert_eq!(back, r);
+    }
+
+    #[test]
+    fn reasoning_parts_keep_their_order_signatures_and_redactions() {
+        let sig = |s: &str| StreamEvent::ReasoningSignature {
+            signature: s.into(),
+            origin: "anthropic".into(),
+        };
+        let events = [
+            StreamEvent::reasoning("first "),
+            StreamEvent::reasoning("thought"),
+            sig("s1"),
+            // A signature with no text before it (the service withheld the text).
+            sig("s2"),
+            StreamEvent::ReasoningRedacted {
+                data: "opaque".into(),
+                origin: "anthropic".into(),
+            },
+            StreamEvent::text("Ans"),
+            // Unsigned reasoning between text deltas splits nothing.
+            StreamEvent::reasoning("more"),
+            StreamEvent::text("wer"),
+            StreamEvent::reasoning(" still"),
+            // A signature ends the block: the text after it is a part of its own.
+            sig("s3"),
+            StreamEvent::text("Rest"),
+            StreamEvent::finish(FinishReason::Stop),
+        ];
+        let mut acc = StreamAccumulator::new();
+        for e in &events {
+            acc.push(e);
+        }
+        let partial = acc.partial();
+        assert_eq!(
+            (partial.text.as_str(), partial.reasoning.as_str()),
+            ("Answer\nRest", "first thought\nmore still")
+        );
+        let r = acc.finish().unwrap();
+        assert_eq!(
+            r.message.content,
+            [
+                ContentPart::Reasoning(
+                    ReasoningPart::new("first thought").with_signature("s1", "anthropic")
+                ),
+                ContentPart::Reasoning(ReasoningPart::default().with_signature("s2", "anthropic")),
+                ContentPart::Reasoning(ReasoningPart::redacted("opaque", "anthropic")),
+                ContentPart::text("Answer"),
+                ContentPart::Reasoning(
+                    ReasoningPart::new("more still").with_signature("s3", "anthropic")
+                ),
+                ContentPart::text("Rest"),
+            ]
+        );
+        assert_eq!(r.text(), "Answer\nRest");
+        assert_eq!(r.reasoning().as_deref(), Some("first thought\nmore still"));
+        // And the reply's events give the same reply back.
+        let back = block_on(collect_stream(stream_from_events(r.to_events()))).unwrap();
+        assert_eq!(back, r);
+
+        // Reasoning no signature closed is kept.
+        let mut acc = StreamAccumulator::new();
+        acc.push(&StreamEvent::reasoning("unfinished"));
+        assert_eq!(acc.partial().reasoning, "unfinished");
+        acc.push(&StreamEvent::finish(FinishReason::Length));
+        assert_eq!(
+            acc.finish().unwrap().reasoning().as_deref(),
+            Some("unfinished")
+        );
     }
 
     #[test]

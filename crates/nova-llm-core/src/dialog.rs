@@ -5,6 +5,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub use crate::cache_hint::CacheTtl;
+use crate::media::DataUrl;
+pub use crate::reasoning::ReasoningPart;
 pub use crate::tool_call::ToolCall;
 
 /// Who wrote a message.
@@ -91,6 +94,17 @@ pub enum ContentPart {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         detail: Option<String>,
     },
+    /// A document (a PDF), by `https:` URL or `data:` URL.
+    Document {
+        /// Where the document is (`https://...` or `data:application/pdf;base64,...`).
+        url: String,
+        /// A title, for services that take one (and a file name for those that want one).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        title: Option<String>,
+    },
+    /// Reasoning the model did (assistant rows), with the opaque data some services want
+    /// back in the next turn. Never part of the row's [`text`](Message::text).
+    Reasoning(ReasoningPart),
 }
 
 impl ContentPart {
@@ -107,11 +121,32 @@ impl ContentPart {
         }
     }
 
+    /// A PDF sent inline: `data` is its base64 encoding.
+    pub fn pdf_base64(data: &str) -> Self {
+        Self::document_url(DataUrl::base64("application/pdf", data))
+    }
+
+    /// A document part from a URL (`https:` or `data:`), with no title.
+    pub fn document_url(url: impl Into<String>) -> Self {
+        ContentPart::Document {
+            url: url.into(),
+            title: None,
+        }
+    }
+
     /// The text of a text part, `None` for other parts.
     pub fn as_text(&self) -> Option<&str> {
         match self {
             ContentPart::Text { text } => Some(text),
-            ContentPart::Image { .. } => None,
+            _ => None,
+        }
+    }
+
+    /// The reasoning of a reasoning part, `None` for other parts.
+    pub fn as_reasoning(&self) -> Option<&ReasoningPart> {
+        match self {
+            ContentPart::Reasoning(r) => Some(r),
+            _ => None,
         }
     }
 }
@@ -148,6 +183,9 @@ pub struct Message {
     /// Free-form data for the application; never sent to a model.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub metadata: Map<String, Value>,
+    /// A prompt-caching breakpoint after this row, for services that take one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_breakpoint: Option<CacheTtl>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -170,6 +208,7 @@ impl Message {
             tool_call_id: None,
             hidden: false,
             metadata: Map::new(),
+            cache_breakpoint: None,
         }
     }
 
@@ -208,6 +247,24 @@ impl Message {
         self
     }
 
+    /// Adds reasoning (on an assistant row), after any reasoning already there and before
+    /// the rest of the content: a model reasons before it answers.
+    pub fn with_reasoning(mut self, part: ReasoningPart) -> Self {
+        let at = self
+            .content
+            .iter()
+            .position(|p| !matches!(p, ContentPart::Reasoning(_)))
+            .unwrap_or(self.content.len());
+        self.content.insert(at, ContentPart::Reasoning(part));
+        self
+    }
+
+    /// Marks a prompt-caching breakpoint after this row. Default: none.
+    pub fn with_cache_breakpoint(mut self, ttl: CacheTtl) -> Self {
+        self.cache_breakpoint = Some(ttl);
+        self
+    }
+
     /// Adds a tool call (on an assistant row).
     pub fn with_tool_call(mut self, call: ToolCall) -> Self {
         self.tool_calls.push(call);
@@ -232,7 +289,7 @@ impl Message {
         self
     }
 
-    /// The text parts joined with a newline (images are skipped).
+    /// The text parts joined with a newline (images, documents and reasoning are skipped).
     pub fn text(&self) -> String {
         let mut texts = self.content.iter().filter_map(ContentPart::as_text);
         let Some(first) = texts.next() else {
@@ -244,6 +301,23 @@ impl Message {
             out.push_str(t);
         }
         out
+    }
+
+    /// The reasoning texts joined with a newline; `None` when the row has no reasoning
+    /// text.
+    pub fn reasoning(&self) -> Option<String> {
+        let mut texts = self
+            .content
+            .iter()
+            .filter_map(ContentPart::as_reasoning)
+            .map(|r| r.text.as_str())
+            .filter(|t| !t.is_empty());
+        let mut out = texts.next()?.to_owned();
+        for t in texts {
+            out.push('\n');
+            out.push_str(t);
+        }
+        Some(out)
     }
 
     /// Whether the row has an image part.
@@ -441,6 +515,43 @@ mod tests {
         assert!(!Message::user("words only").has_image());
         assert_eq!(Message::assistant("").text(), "");
         assert!(Message::assistant("").content.is_empty());
+    }
+
+    #[test]
+    fn reasoning_documents_and_breakpoints_round_trip_and_stay_out_of_the_text() {
+        let row = Message::assistant("Four.")
+            .with_reasoning(ReasoningPart::new("2+2").with_signature("sig", "anthropic"))
+            .with_reasoning(ReasoningPart::redacted("opaque", "anthropic"))
+            .with_cache_breakpoint(CacheTtl::Long);
+        // Reasoning goes before the answer, in the order it was added.
+        assert!(matches!(&row.content[0], ContentPart::Reasoning(r) if r.text == "2+2"));
+        assert!(matches!(&row.content[1], ContentPart::Reasoning(r) if r.redacted.is_some()));
+        assert_eq!(row.content[2].as_text(), Some("Four."));
+        assert_eq!(row.text(), "Four.");
+        assert_eq!(row.reasoning().as_deref(), Some("2+2"));
+        assert_eq!(Message::assistant("x").reasoning(), None);
+        let json = serde_json::to_value(&row).unwrap();
+        assert_eq!(json["content"][0]["type"], "reasoning");
+        assert_eq!(json["content"][0]["signature"], "sig");
+        assert_eq!(json["cache_breakpoint"], "long");
+        assert_eq!(serde_json::from_value::<Message>(json).unwrap(), row);
+
+        let pdf = Message::user_parts([
+            ContentPart::pdf_base64("JVBERi0x"),
+            ContentPart::text("Summarize it."),
+        ]);
+        assert_eq!(
+            pdf.content[0],
+            ContentPart::Document {
+                url: "data:application/pdf;base64,JVBERi0x".into(),
+                title: None
+            }
+        );
+        assert_eq!(pdf.text(), "Summarize it.");
+        let json = serde_json::to_value(&pdf).unwrap();
+        assert_eq!(json["content"][0]["type"], "document");
+        assert!(json.get("cache_breakpoint").is_none());
+        assert_eq!(serde_json::from_value::<Message>(json).unwrap(), pdf);
     }
 
     #[test]

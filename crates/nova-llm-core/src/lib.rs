@@ -8,9 +8,12 @@
 //!
 //! - [`Dialog`] and [`Message`]: the conversation, with hidden rows that stay in history but
 //!   are never sent.
-//! - [`ChatRequest`] (model, [`ModelParams`], [`ResponseFormat`], [`Tool`]s, extras) and
-//!   [`CompletionRequest`].
-//! - [`ChatResponse`] with [`Usage`], a normalized [`FinishReason`] and [`ResponseMetadata`].
+//! - [`ChatRequest`] (model, [`ModelParams`], [`ResponseFormat`], [`Tool`]s, a portable
+//!   [`Reasoning`] control, extras) and [`CompletionRequest`]; prompt-caching breakpoints
+//!   ([`CacheTtl`]) on rows and tools.
+//! - [`ChatResponse`] with [`Usage`] (cache reads and writes, reasoning; unreported apart
+//!   from zero), a normalized [`FinishReason`] and [`ResponseMetadata`]. Reasoning travels
+//!   in the assistant row as [`ReasoningPart`]s, with the signatures a service wants back.
 //! - [`StreamEvent`]s in a [`ChatStream`], and the [`StreamAccumulator`] that turns them back
 //!   into a reply (see [the stream contract](stream)).
 //! - [`LlmError`], one opaque classified error: ask it [`kind`](LlmError::kind),
@@ -69,15 +72,18 @@
 #![doc(test(attr(deny(warnings))))]
 
 pub mod accumulate;
+pub mod cache_hint;
 pub mod dialog;
 pub mod driver;
 pub mod error;
 pub mod error_kind;
 pub mod format;
+pub mod media;
 pub mod metadata;
 pub mod model_json;
 pub mod params;
 pub mod partial;
+pub mod reasoning;
 pub mod request;
 pub mod response;
 pub mod secret;
@@ -87,10 +93,13 @@ pub mod tool_call;
 pub mod usage;
 
 pub use accumulate::{StreamAccumulator, collect_stream};
+pub use cache_hint::CacheTtl;
 pub use dialog::{ContentPart, Dialog, Message, Role, ToolCall};
 pub use driver::{Capabilities, LlmDriver, LlmDriverExt, StructuredResponse};
 pub use error::{ErrorKind, LlmError};
+pub use media::DataUrl;
 pub use model_json::parse_json_reply;
+pub use reasoning::{Effort, Reasoning, ReasoningPart};
 pub use request::{
     ChatRequest, CompletionRequest, JsonSchemaFormat, ModelParams, ResponseFormat, Tool, ToolChoice,
 };

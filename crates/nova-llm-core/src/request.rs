@@ -8,6 +8,7 @@ use crate::error::LlmError;
 pub use crate::format::{JsonSchemaFormat, ResponseFormat};
 pub use crate::params::ModelParams;
 use crate::params::shared_setters;
+pub use crate::reasoning::{Effort, Reasoning};
 pub use crate::tool::{Tool, ToolChoice};
 
 /// One chat call: the dialog and everything that shapes the reply.
@@ -46,6 +47,10 @@ pub struct ChatRequest {
     /// Whether several tool calls may come in one reply. Default: unset (service default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parallel_tool_calls: Option<bool>,
+    /// How much the model should reason, mapped by each driver to its service. Default:
+    /// unset (service default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<Reasoning>,
     /// Provider-specific parameters, sent verbatim and merged last (they win over the fields
     /// above). Default: none.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
@@ -96,8 +101,14 @@ impl ChatRequest {
         self
     }
 
+    /// Sets how much the model should reason. Default: unset (service default).
+    pub fn reasoning(mut self, reasoning: Reasoning) -> Self {
+        self.reasoning = Some(reasoning);
+        self
+    }
+
     /// Checks what any service would reject: nothing to send, parameters out of range,
-    /// unnamed tools, a forced tool that is not offered.
+    /// unnamed tools, a forced tool that is not offered, a reasoning budget of zero.
     ///
     /// # Errors
     /// An [`ErrorKind::InvalidRequest`](crate::ErrorKind::InvalidRequest) error saying what is
@@ -124,6 +135,12 @@ impl ChatRequest {
                 "`tool_choice` names `{name}`, which is not among the offered tools"
             ))
             .with_param("tool_choice"));
+        }
+        if self.reasoning == Some(Reasoning::Budget(0)) {
+            return Err(LlmError::invalid_request(
+                "a reasoning budget of 0 tokens: use `Reasoning::Off` for no reasoning",
+            )
+            .with_param("reasoning"));
         }
         if let ResponseFormat::JsonSchema(f) = &self.response_format
             && f.name.trim().is_empty()
@@ -216,6 +233,7 @@ mod tests {
             .tool(Tool::new("f", json!({"type": "object"})))
             .tool_choice(ToolChoice::Tool("f".into()))
             .parallel_tool_calls(false)
+            .reasoning(Reasoning::Effort(Effort::High))
             .extra("top_k", 40);
         assert_eq!(req.model.as_deref(), Some("m"));
         assert_eq!(req.params.stop, ["END", "STOP"]);
@@ -227,6 +245,7 @@ mod tests {
         );
         assert_eq!(req.extras["top_k"], 40);
         assert_eq!(req.parallel_tool_calls, Some(false));
+        assert_eq!(req.reasoning, Some(Reasoning::Effort(Effort::High)));
         req.validate().unwrap();
     }
 
@@ -247,6 +266,7 @@ mod tests {
                 "tool_choice",
             ),
             (base().json_schema("", json!({})), "response_format"),
+            (base().reasoning(Reasoning::Budget(0)), "reasoning"),
         ];
         for (req, param) in cases {
             let err = req.validate().unwrap_err();

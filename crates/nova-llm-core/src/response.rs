@@ -25,8 +25,16 @@ pub enum FinishReason {
     Length,
     /// The model asked for tool calls.
     ToolCalls,
-    /// Content was withheld by a filter.
+    /// Content was withheld by a filter (OpenAI `content_filter`, Gemini `SAFETY`).
     ContentFilter,
+    /// The model declined to answer (Anthropic `refusal`, an OpenAI reply with a
+    /// `refusal`): the model's own decision, not a filter's.
+    Refusal,
+    /// The service paused a long-running turn of its own tools (Anthropic `pause_turn`):
+    /// send the reply back as it is to let it continue.
+    PauseTurn,
+    /// Generation stopped because the output recited training data (Gemini `RECITATION`).
+    Recitation,
     /// The service ended the reply without saying why: no finish reason at all (some
     /// OpenAI-compatible servers and proxies end a stream with `[DONE]` alone), an empty
     /// one, or Gemini's `FINISH_REASON_UNSPECIFIED`. The reply is complete (the service
@@ -37,29 +45,44 @@ pub enum FinishReason {
 }
 
 impl FinishReason {
-    /// Normalizes a service's finish reason (`stop`, `eos`, `end_turn`, `length`,
-    /// `max_tokens`, `tool_calls`, `function_call`, `tool_use`, `content_filter`, ...).
+    /// Normalizes a service's finish reason: OpenAI's (`stop`, `length`, `tool_calls`,
+    /// `function_call`, `content_filter`), Anthropic's (`end_turn`, `stop_sequence`,
+    /// `max_tokens`, `tool_use`, `refusal`, `pause_turn`, `model_context_window_exceeded`),
+    /// Gemini's (`STOP`, `MAX_TOKENS`, `SAFETY`, `RECITATION`, `PROHIBITED_CONTENT`, ...)
+    /// and the local servers' (`eos`, `model_length`).
     pub fn from_raw(raw: &str) -> Self {
         match raw {
-            "stop" | "eos" | "eos_token" | "end_turn" | "stop_sequence" | "end" => {
+            "stop" | "STOP" | "eos" | "eos_token" | "end_turn" | "stop_sequence" | "end" => {
                 FinishReason::Stop
             }
-            "length" | "max_tokens" | "model_length" => FinishReason::Length,
+            "length"
+            | "max_tokens"
+            | "MAX_TOKENS"
+            | "model_length"
+            | "model_context_window_exceeded" => FinishReason::Length,
             "tool_calls" | "function_call" | "tool_use" => FinishReason::ToolCalls,
-            "content_filter" | "safety" | "refusal" => FinishReason::ContentFilter,
+            "content_filter" | "safety" | "SAFETY" | "PROHIBITED_CONTENT" | "BLOCKLIST"
+            | "SPII" | "IMAGE_SAFETY" => FinishReason::ContentFilter,
+            "refusal" => FinishReason::Refusal,
+            "pause_turn" => FinishReason::PauseTurn,
+            "recitation" | "RECITATION" => FinishReason::Recitation,
             "" | "unspecified" | "FINISH_REASON_UNSPECIFIED" => FinishReason::Unspecified,
             other => FinishReason::Other(other.to_owned()),
         }
     }
 
-    /// The normalized name (`stop`, `length`, `tool_calls`, `content_filter`,
-    /// `unspecified`, or the raw value for [`FinishReason::Other`]).
+    /// The normalized name (`stop`, `length`, `tool_calls`, `content_filter`, `refusal`,
+    /// `pause_turn`, `recitation`, `unspecified`, or the raw value for
+    /// [`FinishReason::Other`]).
     pub fn as_str(&self) -> &str {
         match self {
             FinishReason::Stop => "stop",
             FinishReason::Length => "length",
             FinishReason::ToolCalls => "tool_calls",
             FinishReason::ContentFilter => "content_filter",
+            FinishReason::Refusal => "refusal",
+            FinishReason::PauseTurn => "pause_turn",
+            FinishReason::Recitation => "recitation",
             FinishReason::Unspecified => "unspecified",
             FinishReason::Other(s) => s,
         }
@@ -109,11 +132,8 @@ pub struct ChatResponse {
     /// The model that answered, as the service named it.
     #[serde(default)]
     pub model: String,
-    /// The assistant row: text and tool calls.
+    /// The assistant row: reasoning, text and tool calls.
     pub message: Message,
-    /// Reasoning ("thinking") text, when the service returns it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reasoning: Option<String>,
     /// Why generation stopped, normalized.
     #[serde(default)]
     pub finish_reason: FinishReason,
@@ -134,7 +154,6 @@ impl Default for ChatResponse {
             id: String::new(),
             model: String::new(),
             message: Message::assistant(""),
-            reasoning: None,
             finish_reason: FinishReason::Stop,
             raw_finish_reason: None,
             usage: Usage::default(),
@@ -196,9 +215,12 @@ impl ChatResponse {
         self
     }
 
-    /// Sets the reasoning text. Default: none.
+    /// Adds reasoning text (a [`ReasoningPart`](crate::ReasoningPart) before the reply's
+    /// text). Default: none.
     pub fn with_reasoning(mut self, reasoning: impl Into<String>) -> Self {
-        self.reasoning = Some(reasoning.into());
+        self.message = self
+            .message
+            .with_reasoning(crate::ReasoningPart::new(reasoning));
         self
     }
 
@@ -211,6 +233,12 @@ impl ChatResponse {
     /// The reply's text parts joined with newlines (empty for a pure tool call).
     pub fn text(&self) -> String {
         self.message.text()
+    }
+
+    /// The reasoning texts joined with newlines; `None` when the reply has none. The parts
+    /// themselves, with their signatures, are in the message.
+    pub fn reasoning(&self) -> Option<String> {
+        self.message.reasoning()
     }
 
     /// The tool calls the model asked for.
@@ -294,7 +322,6 @@ impl From<CompletionResponse> for ChatResponse {
             id: r.id,
             model: r.model,
             message: Message::assistant(r.text),
-            reasoning: None,
             finish_reason: r.finish_reason,
             raw_finish_reason: r.raw_finish_reason,
             usage: r.usage,
@@ -322,9 +349,22 @@ mod tests {
             FinishReason::from_raw("content_filter"),
             FinishReason::ContentFilter
         );
+        for (raw, want) in [
+            ("refusal", FinishReason::Refusal),
+            ("pause_turn", FinishReason::PauseTurn),
+            ("RECITATION", FinishReason::Recitation),
+            ("SAFETY", FinishReason::ContentFilter),
+            ("STOP", FinishReason::Stop),
+            ("MAX_TOKENS", FinishReason::Length),
+            ("model_context_window_exceeded", FinishReason::Length),
+        ] {
+            assert_eq!(FinishReason::from_raw(raw), want, "{raw}");
+            // The normalized name reads back as the same reason.
+            assert_eq!(FinishReason::from(want.to_string()), want);
+        }
         assert_eq!(
-            FinishReason::from_raw("recitation"),
-            FinishReason::Other("recitation".into())
+            FinishReason::from_raw("MALFORMED_FUNCTION_CALL"),
+            FinishReason::Other("MALFORMED_FUNCTION_CALL".into())
         );
         for unsaid in ["", "FINISH_REASON_UNSPECIFIED", "unspecified"] {
             assert_eq!(FinishReason::from_raw(unsaid), FinishReason::Unspecified);

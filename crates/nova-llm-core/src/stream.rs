@@ -8,9 +8,10 @@
 //! 1. An error that happens before the stream has produced anything (bad request, 401,
 //!    429, connection refused) fails the `chat_stream` call itself; it is never the first
 //!    item.
-//! 2. Content arrives as [`StreamEvent::TextDelta`], [`StreamEvent::ReasoningDelta`] and
-//!    [`StreamEvent::ToolCallDelta`]. [`StreamEvent::Start`] and [`StreamEvent::Usage`] may
-//!    come at any point.
+//! 2. Content arrives as [`StreamEvent::TextDelta`], [`StreamEvent::ReasoningDelta`],
+//!    [`StreamEvent::ReasoningSignature`] (which closes the reasoning before it),
+//!    [`StreamEvent::ReasoningRedacted`] and [`StreamEvent::ToolCallDelta`].
+//!    [`StreamEvent::Start`] and [`StreamEvent::Usage`] may come at any point.
 //! 3. A complete stream ends with exactly one [`StreamEvent::Finish`], its last event. A
 //!    service that marks the end of its reply without saying why (an OpenAI-compatible
 //!    server's `[DONE]` with no finish reason) gives [`FinishReason::Unspecified`], never a
@@ -37,6 +38,7 @@ use std::task::{Context, Poll};
 use futures_core::Stream;
 use serde::{Deserialize, Serialize};
 
+use crate::dialog::{ContentPart, ReasoningPart};
 use crate::error::LlmError;
 use crate::metadata::ResponseMetadata;
 pub use crate::partial::PartialOutput;
@@ -64,6 +66,21 @@ pub enum StreamEvent {
     ReasoningDelta {
         /// The reasoning piece.
         text: String,
+    },
+    /// The signature that closes the reasoning streamed since the last signature: opaque,
+    /// kept with that reasoning in the reply's [`ReasoningPart`](crate::ReasoningPart).
+    ReasoningSignature {
+        /// The signature, as the service sent it.
+        signature: String,
+        /// The service it came from (`anthropic`, ...).
+        origin: String,
+    },
+    /// Reasoning the service sent redacted (encrypted): one whole opaque part.
+    ReasoningRedacted {
+        /// The opaque data, as the service sent it.
+        data: String,
+        /// The service it came from.
+        origin: String,
     },
     /// A fragment of a tool call.
     ToolCallDelta(Box<ToolCallDelta>),
@@ -114,7 +131,8 @@ impl StreamEvent {
         }
     }
 
-    /// Whether the event carries reply content (text, reasoning or a tool-call fragment).
+    /// Whether the event carries reply content (text, reasoning, a reasoning signature or
+    /// redacted reasoning, or a tool-call fragment).
     ///
     /// Retry and fallback may switch drivers only before the first content event.
     pub fn is_content(&self) -> bool {
@@ -122,6 +140,8 @@ impl StreamEvent {
             self,
             StreamEvent::TextDelta { .. }
                 | StreamEvent::ReasoningDelta { .. }
+                | StreamEvent::ReasoningSignature { .. }
+                | StreamEvent::ReasoningRedacted { .. }
                 | StreamEvent::ToolCallDelta(_)
         )
     }
@@ -205,8 +225,10 @@ impl ToolCallDelta {
 }
 
 impl ChatResponse {
-    /// The reply as the events of a stream: start, reasoning, text, tool calls (one fragment
-    /// each), usage, finish. Accumulating them gives back an equal response.
+    /// The reply as the events of a stream: start, then the content in order (reasoning
+    /// with its signature, text, each run of text parts as one delta joined as
+    /// [`Message::text`](crate::Message::text) joins them), tool calls (one fragment each),
+    /// usage, finish. Accumulating them gives back an equal response.
     pub fn to_events(&self) -> Vec<StreamEvent> {
         let mut events = Vec::with_capacity(4 + self.message.tool_calls.len());
         events.push(StreamEvent::start(StreamStart {
@@ -214,12 +236,28 @@ impl ChatResponse {
             model: self.model.clone(),
             metadata: self.metadata.clone(),
         }));
-        if let Some(r) = &self.reasoning {
-            events.push(StreamEvent::reasoning(r.clone()));
+        let mut text: Option<String> = None;
+        for part in &self.message.content {
+            match part {
+                ContentPart::Text { text: t } => match &mut text {
+                    Some(run) => {
+                        run.push('\n');
+                        run.push_str(t);
+                    }
+                    None => text = Some(t.clone()),
+                },
+                ContentPart::Reasoning(r) => {
+                    if let Some(run) = text.take() {
+                        events.push(StreamEvent::text(run));
+                    }
+                    reasoning_events(r, &mut events);
+                }
+                // Assistant replies carry no images or documents.
+                _ => {}
+            }
         }
-        let text = self.message.text();
-        if !text.is_empty() {
-            events.push(StreamEvent::text(text));
+        if let Some(run) = text.filter(|t| !t.is_empty()) {
+            events.push(StreamEvent::text(run));
         }
         for (index, call) in self.message.tool_calls.iter().enumerate() {
             events.push(StreamEvent::tool_call(ToolCallDelta {
@@ -235,6 +273,27 @@ impl ChatResponse {
             raw: self.raw_finish_reason.clone(),
         });
         events
+    }
+}
+
+/// The events of one reasoning part.
+fn reasoning_events(r: &ReasoningPart, events: &mut Vec<StreamEvent>) {
+    let origin = || r.origin.clone().unwrap_or_default();
+    if let Some(data) = &r.redacted {
+        events.push(StreamEvent::ReasoningRedacted {
+            data: data.clone(),
+            origin: origin(),
+        });
+        return;
+    }
+    if !r.text.is_empty() {
+        events.push(StreamEvent::reasoning(r.text.clone()));
+    }
+    if let Some(signature) = &r.signature {
+        events.push(StreamEvent::ReasoningSignature {
+            signature: signature.clone(),
+            origin: origin(),
+        });
     }
 }
 
@@ -294,6 +353,18 @@ mod tests {
         assert!(StreamEvent::text("a").is_content());
         assert!(StreamEvent::reasoning("a").is_content());
         assert!(StreamEvent::tool_call(ToolCallDelta::new(0)).is_content());
+        for opaque in [
+            StreamEvent::ReasoningSignature {
+                signature: "s".into(),
+                origin: "anthropic".into(),
+            },
+            StreamEvent::ReasoningRedacted {
+                data: "d".into(),
+                origin: "anthropic".into(),
+            },
+        ] {
+            assert!(opaque.is_content());
+        }
         assert!(!StreamEvent::Usage(Usage::default()).is_content());
         assert!(!StreamEvent::finish(FinishReason::Stop).is_content());
         assert!(!StreamEvent::start(StreamStart::default()).is_content());
@@ -305,6 +376,10 @@ mod tests {
             StreamEvent::start(StreamStart::new("i", "m")),
             StreamEvent::text("t"),
             StreamEvent::reasoning("r"),
+            StreamEvent::ReasoningSignature {
+                signature: "sig".into(),
+                origin: "anthropic".into(),
+            },
             StreamEvent::tool_call(ToolCallDelta::new(2).with_id("c").with_arguments("{")),
             StreamEvent::Usage(Usage::new(1, 1)),
             StreamEvent::finish_raw("eos"),

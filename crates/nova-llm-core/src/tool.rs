@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::cache_hint::CacheTtl;
+
 /// A function the model may call.
 ///
 /// ```
@@ -30,6 +32,10 @@ pub struct Tool {
     /// Whether the service must follow the schema exactly. Default: unset (service default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strict: Option<bool>,
+    /// A prompt-caching breakpoint after this tool (tools come first in the prompt), for
+    /// services that take one. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_breakpoint: Option<CacheTtl>,
 }
 
 impl Tool {
@@ -40,12 +46,19 @@ impl Tool {
             description: None,
             parameters,
             strict: None,
+            cache_breakpoint: None,
         }
     }
 
     /// Sets the description. Default: none.
     pub fn with_description(mut self, description: impl Into<String>) -> Self {
         self.description = Some(description.into());
+        self
+    }
+
+    /// Marks a prompt-caching breakpoint after this tool. Default: none.
+    pub fn with_cache_breakpoint(mut self, ttl: CacheTtl) -> Self {
+        self.cache_breakpoint = Some(ttl);
         self
     }
 

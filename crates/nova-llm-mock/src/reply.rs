@@ -3,8 +3,7 @@
 use std::time::Duration;
 
 use nova_llm_core::{
-    ChatResponse, ErrorKind, FinishReason, LlmError, StreamEvent, StreamStart, ToolCall,
-    ToolCallDelta, Usage,
+    ChatResponse, ErrorKind, FinishReason, LlmError, StreamEvent, ToolCall, ToolCallDelta, Usage,
 };
 use serde_json::Value;
 
@@ -239,40 +238,41 @@ impl ScriptedStream {
     }
 }
 
-/// The stream events of a whole response: start, reasoning and text cut by `chunking`, tool
-/// calls (name and id first, arguments cut by `chunking`), usage, finish.
+/// The stream events of a whole response ([`ChatResponse::to_events`]: start, content in
+/// order with reasoning signatures, tool calls, usage, finish), reasoning and text cut by
+/// `chunking`, tool calls sent as their name and id first, then their arguments cut by
+/// `chunking`.
 pub(crate) fn events_of(response: &ChatResponse, chunking: Chunking) -> Vec<StreamEvent> {
-    let mut events = vec![StreamEvent::start(
-        StreamStart::new(response.id.clone(), response.model.clone())
-            .with_metadata(response.metadata.clone()),
-    )];
-    if let Some(r) = &response.reasoning {
-        events.extend(chunking.split(r).into_iter().map(StreamEvent::reasoning));
+    let whole = response.to_events();
+    let mut events = Vec::with_capacity(whole.len() * 2);
+    for event in whole {
+        match event {
+            StreamEvent::TextDelta { text } => {
+                events.extend(chunking.split(&text).into_iter().map(StreamEvent::text));
+            }
+            StreamEvent::ReasoningDelta { text } => {
+                events.extend(
+                    chunking
+                        .split(&text)
+                        .into_iter()
+                        .map(StreamEvent::reasoning),
+                );
+            }
+            StreamEvent::ToolCallDelta(call) => {
+                let index = call.index;
+                let mut head = ToolCallDelta::new(index);
+                head.id = call.id;
+                head.name = call.name;
+                events.push(StreamEvent::tool_call(head));
+                events.extend(
+                    chunking.split(&call.arguments).into_iter().map(|a| {
+                        StreamEvent::tool_call(ToolCallDelta::new(index).with_arguments(a))
+                    }),
+                );
+            }
+            other => events.push(other),
+        }
     }
-    events.extend(
-        chunking
-            .split(&response.text())
-            .into_iter()
-            .map(StreamEvent::text),
-    );
-    for (index, call) in response.message.tool_calls.iter().enumerate() {
-        events.push(StreamEvent::tool_call(
-            ToolCallDelta::new(index)
-                .with_id(call.id.clone())
-                .with_name(call.name.clone()),
-        ));
-        events.extend(
-            chunking
-                .split(&call.arguments)
-                .into_iter()
-                .map(|a| StreamEvent::tool_call(ToolCallDelta::new(index).with_arguments(a))),
-        );
-    }
-    events.push(StreamEvent::Usage(response.usage));
-    events.push(StreamEvent::Finish {
-        reason: response.finish_reason.clone(),
-        raw: response.raw_finish_reason.clone(),
-    });
     events
 }
 

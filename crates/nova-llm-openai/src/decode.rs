@@ -130,7 +130,7 @@ impl ChunkDecoder {
             None => FinishReason::Unspecified,
         };
         if self.refused {
-            reason = FinishReason::ContentFilter;
+            reason = FinishReason::Refusal;
         }
         out.push_back(Ok(StreamEvent::Finish { reason, raw }));
     }

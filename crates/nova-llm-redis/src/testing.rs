@@ -11,10 +11,32 @@
 //! # let _ = url;
 //! ```
 
+use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
+
+/// The ports this process has handed out. A stopped server's port is free again as far as
+/// the OS knows, and another test of the same binary starting a server could get it: the
+/// stopped server's clients would then reach the wrong Redis. So no port is given twice.
+static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+
+/// A free loopback port this process has not handed out before.
+fn fresh_port() -> Option<u16> {
+    let mut taken = HANDED_OUT.lock().unwrap_or_else(PoisonError::into_inner);
+    for _ in 0..100 {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .ok()?;
+        if taken.insert(port) {
+            return Some(port);
+        }
+    }
+    None
+}
 
 /// A Redis to test against.
 #[derive(Debug)]
@@ -36,10 +58,7 @@ impl RedisServer {
                 child: None,
             });
         }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .ok()?;
+        let port = fresh_port()?;
         let mut server = RedisServer {
             url: format!("redis://127.0.0.1:{port}/"),
             port: Some(port),
@@ -59,6 +78,7 @@ impl RedisServer {
         }
     }
 
+    /// Starts `redis-server` on this harness's port; whether it answers.
     fn spawn(&mut self) -> bool {
         let Some(port) = self.port else {
             return false;

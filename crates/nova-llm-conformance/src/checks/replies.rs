@@ -88,8 +88,8 @@ async fn reasoning(kit: &Kit<'_>) -> Verdict {
     };
     let p = prepared!(kit, &scenario);
     let reply = p.reply().await?;
-    expect(reply.reasoning.as_deref() == Some(thought), || {
-        format!("the reasoning is {:?}, not {thought:?}", reply.reasoning)
+    expect(reply.reasoning().as_deref() == Some(thought), || {
+        format!("the reasoning is {:?}, not {thought:?}", reply.reasoning())
     })?;
     expect(reply.text() == text, || {
         format!("the text is {:?}, not {text:?}", reply.text())

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 use nova_llm_conformance::{DriverUnderTest, Outcome, Report, Setup};
 use nova_llm_core::{
-    ChatRequest, ChatResponse, ChatStream, ErrorKind, LlmDriver, LlmError, StreamEvent, Usage,
-    async_trait,
+    ChatRequest, ChatResponse, ChatStream, ContentPart, ErrorKind, LlmDriver, LlmError,
+    StreamEvent, Usage, async_trait,
 };
 use nova_llm_mock::MockDriver;
 
@@ -73,7 +73,10 @@ impl Flawed {
             Flaw::ProseAroundJson => {
                 r = ChatResponse::from_text(format!("Sure! Here it is: {}", r.text()));
             }
-            Flaw::NoReasoning => r.reasoning = None,
+            Flaw::NoReasoning => r
+                .message
+                .content
+                .retain(|p| !matches!(p, ContentPart::Reasoning(_))),
             _ => {}
         }
         r

@@ -65,9 +65,7 @@ async fn a_plain_reply_is_parsed_with_usage_request_id_and_rate_limits() {
     assert_eq!(r.raw_finish_reason.as_deref(), Some("stop"));
     assert_eq!(
         r.usage,
-        Usage::new(10, 3)
-            .with_cached_input(4)
-            .with_reasoning_output(1)
+        Usage::new(10, 3).with_cache_read(4).with_reasoning(1)
     );
     assert_eq!(r.metadata.request_id.as_deref(), Some("req_42"));
     assert_eq!(r.metadata.system_fingerprint.as_deref(), Some("fp_1"));
@@ -111,13 +109,13 @@ fn content_given_as_parts_is_joined() {
 }
 
 #[test]
-fn a_refusal_is_a_content_filter_finish_with_the_refusal_text() {
+fn a_refusal_is_a_refusal_finish_with_the_refusal_text() {
     let r = parse(choice(
         json!({"role": "assistant", "content": null, "refusal": "I can't help with that."}),
         json!("stop"),
     ));
     assert_eq!(r.text(), "I can't help with that.");
-    assert_eq!(r.finish_reason, FinishReason::ContentFilter);
+    assert_eq!(r.finish_reason, FinishReason::Refusal);
     assert_eq!(r.raw_finish_reason.as_deref(), Some("stop"));
     assert_eq!(r.message.metadata["refusal"], true);
 
@@ -127,7 +125,7 @@ fn a_refusal_is_a_content_filter_finish_with_the_refusal_text() {
         json!("stop"),
     ));
     assert_eq!(r.text(), "Partly:");
-    assert_eq!(r.finish_reason, FinishReason::ContentFilter);
+    assert_eq!(r.finish_reason, FinishReason::Refusal);
 }
 
 #[test]
@@ -136,17 +134,17 @@ fn reasoning_comes_from_reasoning_content_or_reasoning() {
         json!({"content": "4", "reasoning_content": "2+2"}),
         json!("stop"),
     ));
-    assert_eq!(r.reasoning.as_deref(), Some("2+2"));
+    assert_eq!(r.reasoning().as_deref(), Some("2+2"));
     let r = parse(choice(
         json!({"content": "4", "reasoning": "think"}),
         json!("stop"),
     ));
-    assert_eq!(r.reasoning.as_deref(), Some("think"));
+    assert_eq!(r.reasoning().as_deref(), Some("think"));
     let r = parse(choice(
         json!({"content": "4", "reasoning_content": ""}),
         json!("stop"),
     ));
-    assert_eq!(r.reasoning, None);
+    assert_eq!(r.reasoning(), None);
 }
 
 #[test]

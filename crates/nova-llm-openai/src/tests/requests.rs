@@ -1,8 +1,9 @@
 //! The exact requests the driver sends: method, path, headers and JSON body.
 
 use nova_llm_core::{
-    ChatRequest, CompletionRequest, ContentPart, Dialog, JsonSchemaFormat, LlmDriver, Message,
-    ResponseFormat, Tool, ToolCall, ToolChoice, collect_stream,
+    CacheTtl, ChatRequest, CompletionRequest, ContentPart, Dialog, Effort, JsonSchemaFormat,
+    LlmDriver, Message, Reasoning, ReasoningPart, ResponseFormat, Tool, ToolCall, ToolChoice,
+    collect_stream,
 };
 use serde_json::{Value, json};
 use wiremock::matchers::{header, method, path, query_param};
@@ -283,6 +284,62 @@ async fn messages_of_every_kind_are_encoded_and_hidden_rows_skipped() {
             {"role": "assistant", "content": ""}
         ])
     );
+}
+
+#[tokio::test]
+async fn reasoning_stays_home_documents_go_inline_and_breakpoints_are_marked() {
+    let thought = ReasoningPart::new("2+2").with_signature("sig-from-claude", "anthropic");
+    let dialog = Dialog::new()
+        .message(Message::system("long rules").with_cache_breakpoint(CacheTtl::Short))
+        .message(Message::user_parts([
+            ContentPart::Document {
+                url: "data:application/pdf;base64,JVBERi0x".into(),
+                title: Some("report.pdf".into()),
+            },
+            ContentPart::text("Summarize."),
+        ]))
+        // Reasoning from any service is never sent back to OpenAI.
+        .message(Message::assistant("Four.").with_reasoning(thought))
+        .user("thanks");
+    let body = sent_body(ChatRequest::new(dialog).reasoning(Reasoning::Effort(Effort::High))).await;
+    assert_eq!(
+        body["messages"],
+        json!([
+            {"role": "system", "content": [
+                {"type": "text", "text": "long rules", "prompt_cache_breakpoint": {"mode": "explicit"}}
+            ]},
+            {"role": "user", "content": [
+                {"type": "file", "file": {"filename": "report.pdf", "file_data": "data:application/pdf;base64,JVBERi0x"}},
+                {"type": "text", "text": "Summarize."}
+            ]},
+            {"role": "assistant", "content": "Four."},
+            {"role": "user", "content": "thanks"}
+        ])
+    );
+    assert_eq!(body["reasoning_effort"], "high");
+    // The portable control, level by level; a budget becomes the level that spends
+    // about as much.
+    for (r, want) in [
+        (Reasoning::Off, "none"),
+        (Reasoning::Budget(1_024), "low"),
+        (Reasoning::Budget(8_000), "medium"),
+        (Reasoning::Budget(32_000), "high"),
+        (Reasoning::Effort(Effort::Minimal), "minimal"),
+        (Reasoning::Effort(Effort::XHigh), "xhigh"),
+    ] {
+        let body = sent_body(ChatRequest::new(Dialog::new().user("q")).reasoning(r)).await;
+        assert_eq!(body["reasoning_effort"], want, "{r}");
+    }
+    // A document by URL cannot be sent: a classified error, nothing sent.
+    let server = server_with_chat().await;
+    let by_url = Message::user_parts([ContentPart::document_url("https://example.com/a.pdf")]);
+    let err = driver(&server)
+        .chat(ChatRequest::new(Dialog::new().message(by_url)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), nova_llm_core::ErrorKind::InvalidRequest);
+    assert!(err.message().contains("inline"), "{err}");
+    assert!(bodies(&server).await.is_empty());
 }
 
 #[tokio::test]

@@ -317,9 +317,9 @@ fn reasoning_deltas_and_refusals_are_kept() {
     ]
     .concat();
     let r = reply(&[s.as_bytes()]).unwrap();
-    assert_eq!(r.reasoning.as_deref(), Some("think more"));
+    assert_eq!(r.reasoning().as_deref(), Some("think more"));
     assert_eq!(r.text(), "No.");
-    assert_eq!(r.finish_reason, FinishReason::ContentFilter);
+    assert_eq!(r.finish_reason, FinishReason::Refusal);
 }
 
 #[test]

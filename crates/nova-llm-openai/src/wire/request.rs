@@ -2,8 +2,8 @@
 //! extras are merged last.
 
 use nova_llm_core::{
-    ChatRequest, CompletionRequest, ContentPart, LlmError, Message, ModelParams, ResponseFormat,
-    Role, ToolChoice,
+    ChatRequest, CompletionRequest, ContentPart, DataUrl, Effort, LlmError, Message, ModelParams,
+    Reasoning, ResponseFormat, Role, ToolChoice,
 };
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -77,10 +77,26 @@ struct WireChatRequest<'a> {
     tool_choice: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     parallel_tool_calls: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_effort: Option<&'static str>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     stream: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     stream_options: Option<StreamOptions>,
+}
+
+/// The `reasoning_effort` of the portable control: `none` for off, the level as it is, and
+/// a token budget as the level that spends about as much (OpenAI takes no budget): under
+/// 2,048 tokens `low`, under 16,384 `medium`, else `high`.
+fn reasoning_effort(r: Reasoning) -> &'static str {
+    match r {
+        Reasoning::Off => "none",
+        Reasoning::Budget(n) if n < 2_048 => Effort::Low.as_str(),
+        Reasoning::Budget(n) if n < 16_384 => Effort::Medium.as_str(),
+        Reasoning::Budget(_) => Effort::High.as_str(),
+        Reasoning::Effort(e) => e.as_str(),
+        _ => Effort::Medium.as_str(),
+    }
 }
 
 #[derive(Serialize)]
@@ -112,8 +128,51 @@ enum WireContent<'a> {
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum WirePart<'a> {
-    Text { text: &'a str },
-    ImageUrl { image_url: WireImage<'a> },
+    Text {
+        text: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        prompt_cache_breakpoint: Option<Breakpoint>,
+    },
+    ImageUrl {
+        image_url: WireImage<'a>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        prompt_cache_breakpoint: Option<Breakpoint>,
+    },
+    File {
+        file: WireFile<'a>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        prompt_cache_breakpoint: Option<Breakpoint>,
+    },
+}
+
+impl WirePart<'_> {
+    fn mark_breakpoint(&mut self) {
+        let (WirePart::Text {
+            prompt_cache_breakpoint: b,
+            ..
+        }
+        | WirePart::ImageUrl {
+            prompt_cache_breakpoint: b,
+            ..
+        }
+        | WirePart::File {
+            prompt_cache_breakpoint: b,
+            ..
+        }) = self;
+        *b = Some(Breakpoint { mode: "explicit" });
+    }
+}
+
+/// `{"mode": "explicit"}`: the end of a prefix to cache (its lifetime is the request's).
+#[derive(Serialize)]
+struct Breakpoint {
+    mode: &'static str,
+}
+
+#[derive(Serialize)]
+struct WireFile<'a> {
+    filename: &'a str,
+    file_data: &'a str,
 }
 
 #[derive(Serialize)]
@@ -170,34 +229,69 @@ struct WireFunctionDef<'a> {
     strict: Option<bool>,
 }
 
-fn wire_message(m: &Message) -> WireMessage<'_> {
-    let only_text = m.content.iter().all(|p| p.as_text().is_some());
-    let content = if m.content.is_empty() {
+/// The part of `p` sent to the service: reasoning is not (OpenAI takes none back), a
+/// document only inline.
+fn wire_part(p: &ContentPart) -> Result<Option<WirePart<'_>>, LlmError> {
+    Ok(Some(match p {
+        ContentPart::Text { text } => WirePart::Text {
+            text,
+            prompt_cache_breakpoint: None,
+        },
+        ContentPart::Image { url, detail } => WirePart::ImageUrl {
+            image_url: WireImage {
+                url,
+                detail: detail.as_deref(),
+            },
+            prompt_cache_breakpoint: None,
+        },
+        ContentPart::Document { url, title } => {
+            if DataUrl::parse(url).is_none() {
+                return Err(LlmError::invalid_request(
+                    "OpenAI's chat API takes a document inline only (a base64 `data:` URL), \
+                     not by URL",
+                )
+                .with_param("messages"));
+            }
+            WirePart::File {
+                file: WireFile {
+                    filename: title.as_deref().unwrap_or("document.pdf"),
+                    file_data: url,
+                },
+                prompt_cache_breakpoint: None,
+            }
+        }
+        _ => return Ok(None),
+    }))
+}
+
+fn wire_message(m: &Message) -> Result<WireMessage<'_>, LlmError> {
+    let sent = |p: &ContentPart| !matches!(p, ContentPart::Reasoning(_));
+    let only_text = m
+        .content
+        .iter()
+        .filter(|p| sent(p))
+        .all(|p| p.as_text().is_some());
+    let content = if !m.content.iter().any(sent) {
         if m.role == Role::Assistant && !m.tool_calls.is_empty() {
             WireContent::Null(None)
         } else {
             WireContent::Text(String::new())
         }
-    } else if only_text {
+    } else if only_text && m.cache_breakpoint.is_none() {
         WireContent::Text(m.text())
     } else {
-        WireContent::Parts(
-            m.content
-                .iter()
-                .filter_map(|p| match p {
-                    ContentPart::Text { text } => Some(WirePart::Text { text }),
-                    ContentPart::Image { url, detail } => Some(WirePart::ImageUrl {
-                        image_url: WireImage {
-                            url,
-                            detail: detail.as_deref(),
-                        },
-                    }),
-                    _ => None,
-                })
-                .collect(),
-        )
+        let mut parts = Vec::with_capacity(m.content.len());
+        for p in &m.content {
+            parts.extend(wire_part(p)?);
+        }
+        if m.cache_breakpoint.is_some()
+            && let Some(last) = parts.last_mut()
+        {
+            last.mark_breakpoint();
+        }
+        WireContent::Parts(parts)
     };
-    WireMessage {
+    Ok(WireMessage {
         role: m.role.as_str(),
         content,
         name: m.name.as_deref(),
@@ -214,7 +308,7 @@ fn wire_message(m: &Message) -> WireMessage<'_> {
             })
             .collect(),
         tool_call_id: m.tool_call_id.as_deref(),
-    }
+    })
 }
 
 fn wire_tool_choice(choice: &ToolChoice) -> Value {
@@ -274,7 +368,11 @@ pub(crate) fn encode_chat(
     };
     let body = WireChatRequest {
         model,
-        messages: request.dialog.visible().map(wire_message).collect(),
+        messages: request
+            .dialog
+            .visible()
+            .map(wire_message)
+            .collect::<Result<_, _>>()?,
         params: WireParams::new(&request.params),
         response_format,
         tools: request
@@ -292,6 +390,7 @@ pub(crate) fn encode_chat(
             .collect(),
         tool_choice: request.tool_choice.as_ref().map(wire_tool_choice),
         parallel_tool_calls: request.parallel_tool_calls,
+        reasoning_effort: request.reasoning.map(reasoning_effort),
         stream,
         stream_options: stream.then_some(StreamOptions {
             include_usage: true,

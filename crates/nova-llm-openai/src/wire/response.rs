@@ -40,12 +40,14 @@ pub(crate) struct WireUsage {
     completion_tokens_details: TokenDetails,
 }
 
+/// A breakdown the server may leave out (most OpenAI-compatible servers do): `None` then,
+/// not zero.
 #[derive(Deserialize, Default)]
 struct TokenDetails {
-    #[serde(default, deserialize_with = "nullable")]
-    cached_tokens: u64,
-    #[serde(default, deserialize_with = "nullable")]
-    reasoning_tokens: u64,
+    #[serde(default)]
+    cached_tokens: Option<u64>,
+    #[serde(default)]
+    reasoning_tokens: Option<u64>,
 }
 
 impl WireUsage {
@@ -55,10 +57,10 @@ impl WireUsage {
         } else {
             self.total_tokens
         };
-        let mut u = Usage::new(self.prompt_tokens, self.completion_tokens)
-            .with_cached_input(self.prompt_tokens_details.cached_tokens)
-            .with_reasoning_output(self.completion_tokens_details.reasoning_tokens);
+        let mut u = Usage::new(self.prompt_tokens, self.completion_tokens);
         u.total_tokens = total;
+        u.cache_read_tokens = self.prompt_tokens_details.cached_tokens;
+        u.reasoning_tokens = self.completion_tokens_details.reasoning_tokens;
         u
     }
 }
@@ -267,7 +269,7 @@ pub(crate) fn decode_chat(
         response.finish_reason = FinishReason::Unspecified;
     }
     if refused {
-        response.finish_reason = FinishReason::ContentFilter;
+        response.finish_reason = FinishReason::Refusal;
     }
     if let Some(r) = reasoning {
         response = response.with_reasoning(r);

@@ -14,6 +14,10 @@ pub(super) fn event_bytes(event: &StreamEvent) -> usize {
         StreamEvent::TextDelta { text } | StreamEvent::ReasoningDelta { text } => {
             text.len() + TEXT_BYTES
         }
+        StreamEvent::ReasoningSignature {
+            signature: opaque, ..
+        }
+        | StreamEvent::ReasoningRedacted { data: opaque, .. } => opaque.len() + TEXT_BYTES,
         StreamEvent::ToolCallDelta(d) => {
             d.arguments.len() + d.name.as_ref().map_or(0, String::len) + TOOL_BYTES
         }

@@ -19,11 +19,13 @@ pub const KEY_VERSION: &str = "v1";
 /// A cache key: `v1:` and 64 hex digits of SHA-256.
 ///
 /// It covers the driver's name and the model, the kind of call (chat or plain completion),
-/// every visible row (role, text and image parts, name, tool calls, tool-call id), the model
-/// parameters, the response format, the tools and tool choice, parallel tool calls and the
-/// provider extras. Object keys inside JSON values (schemas, extras) are sorted, so field
-/// order never matters. Hidden rows, row metadata, request ids and tags are not part of it,
-/// and neither is whether the call streams (a streamed reply can answer a plain call).
+/// every visible row (role, every content part, reasoning included, name, tool calls,
+/// tool-call id), the model parameters, the response format, the tools and tool choice,
+/// parallel tool calls, the reasoning control and the provider extras. Object keys inside
+/// JSON values (schemas, extras) are sorted, so field order never matters. Hidden rows, row
+/// metadata, prompt-caching breakpoints (they never change the answer), request ids and
+/// tags are not part of it, and neither is whether the call streams (a streamed reply can
+/// answer a plain call).
 ///
 /// ```
 /// use nova_llm_core::{ChatRequest, Dialog, Message};
@@ -91,6 +93,11 @@ impl CacheKey {
             Some(true) => b"true",
             Some(false) => b"false",
         });
+        // Only when set, so that the keys of requests without it stay what they were.
+        if let Some(r) = &request.reasoning {
+            h.tag(b'R');
+            h.serde(r);
+        }
         h.tag(b'X');
         h.len(request.extras.len());
         h.sorted_map(&request.extras);

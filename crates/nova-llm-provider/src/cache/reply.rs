@@ -174,7 +174,21 @@ fn response_bytes(r: &ChatResponse) -> usize {
     } else {
         0
     };
-    let reasoning = r.reasoning.as_ref().map_or(0, |t| t.len() + TEXT_BYTES);
+    let reasoning: usize = r
+        .message
+        .content
+        .iter()
+        .filter_map(ContentPart::as_reasoning)
+        .map(|p| {
+            let text = if p.text.is_empty() {
+                0
+            } else {
+                p.text.len() + TEXT_BYTES
+            };
+            let opaque = p.signature.as_ref().or(p.redacted.as_ref());
+            text + opaque.map_or(0, |o| o.len() + TEXT_BYTES)
+        })
+        .sum();
     let tools: usize = r
         .message
         .tool_calls
@@ -269,7 +283,7 @@ mod tests {
         assert_eq!(reply.to_response().unwrap(), want);
         assert_eq!(reply.clone().into_response().unwrap(), want);
         assert_eq!(want.text(), "héllo world");
-        assert_eq!(want.reasoning.as_deref(), Some("thinkmore"));
+        assert_eq!(want.reasoning().as_deref(), Some("thinkmore"));
         assert_eq!(reply.approx_bytes(), weight(&events));
         // Replayed as a stream, event for event.
         let replayed = futures_executor_block_on(reply.to_stream());

@@ -121,12 +121,12 @@ impl Middleware for EventsLayer {
             Ok(reply) => {
                 let reply_text = call.capture.then(|| reply.text());
                 // Only an estimate of the usage (when the service reported none) counts them.
-                let output_chars = if reply.usage == Usage::default() {
-                    text_chars(&reply.message)
-                        + reply.reasoning.as_deref().map_or(0, |r| r.chars().count())
-                        + tool_call_chars(reply)
-                } else {
+                let output_chars = if reply.usage.is_reported() {
                     0
+                } else {
+                    text_chars(&reply.message)
+                        + reasoning_chars(&reply.message)
+                        + tool_call_chars(reply)
                 };
                 call.complete(
                     reply.usage,
@@ -191,6 +191,15 @@ fn text_chars(message: &Message) -> usize {
         .filter_map(ContentPart::as_text)
         .fold((0, 0), |(n, c), t| (n + 1, c + t.chars().count()));
     chars + parts.saturating_sub(1)
+}
+
+fn reasoning_chars(message: &Message) -> usize {
+    message
+        .content
+        .iter()
+        .filter_map(ContentPart::as_reasoning)
+        .map(|r| r.text.chars().count())
+        .sum()
 }
 
 fn tool_call_chars(reply: &ChatResponse) -> usize {
@@ -267,7 +276,7 @@ impl Tracker {
         reply: Option<String>,
     ) {
         self.done = true;
-        let usage = if usage == Usage::default() {
+        let usage = if !usage.is_reported() {
             Usage::new(
                 estimate_tokens(self.input_chars),
                 estimate_tokens(output_chars),

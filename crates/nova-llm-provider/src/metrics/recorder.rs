@@ -67,7 +67,9 @@ struct Stats {
     ttft: Hist,
     input_tokens: u64,
     output_tokens: u64,
-    cached_input_tokens: u64,
+    cache_read_tokens: u64,
+    cache_write_tokens: u64,
+    reasoning_tokens: u64,
     estimated_usage: u64,
     cost_usd: f64,
     unpriced: u64,
@@ -112,7 +114,9 @@ impl Stats {
         self.ttft.add(&o.ttft);
         self.input_tokens += o.input_tokens;
         self.output_tokens += o.output_tokens;
-        self.cached_input_tokens += o.cached_input_tokens;
+        self.cache_read_tokens += o.cache_read_tokens;
+        self.cache_write_tokens += o.cache_write_tokens;
+        self.reasoning_tokens += o.reasoning_tokens;
         self.estimated_usage += o.estimated_usage;
         self.cost_usd += o.cost_usd;
         self.unpriced += o.unpriced;
@@ -153,7 +157,9 @@ impl Default for Stats {
             ttft: Hist::new(),
             input_tokens: 0,
             output_tokens: 0,
-            cached_input_tokens: 0,
+            cache_read_tokens: 0,
+            cache_write_tokens: 0,
+            reasoning_tokens: 0,
             estimated_usage: 0,
             cost_usd: 0.0,
             unpriced: 0,
@@ -184,7 +190,9 @@ impl Metrics {
                 s.from_cache += u64::from(c.from_cache);
                 s.input_tokens += c.usage.input_tokens;
                 s.output_tokens += c.usage.output_tokens;
-                s.cached_input_tokens += c.usage.cached_input_tokens;
+                s.cache_read_tokens += c.usage.cache_read_tokens.unwrap_or(0);
+                s.cache_write_tokens += c.usage.cache_write_tokens.unwrap_or(0);
+                s.reasoning_tokens += c.usage.reasoning_tokens.unwrap_or(0);
                 s.estimated_usage += u64::from(c.usage.estimated);
                 match c.cost_usd {
                     Some(cost) => s.cost_usd += cost,
@@ -228,7 +236,9 @@ impl Metrics {
                 time_to_first_token: Percentiles::of(&s.ttft),
                 input_tokens: s.input_tokens,
                 output_tokens: s.output_tokens,
-                cached_input_tokens: s.cached_input_tokens,
+                cache_read_tokens: s.cache_read_tokens,
+                cache_write_tokens: s.cache_write_tokens,
+                reasoning_tokens: s.reasoning_tokens,
                 estimated_usage: s.estimated_usage,
                 cost_usd: s.cost_usd,
                 unpriced: s.unpriced,
@@ -309,8 +319,12 @@ pub struct ModelMetrics {
     pub input_tokens: u64,
     /// Output tokens of completed calls.
     pub output_tokens: u64,
-    /// Input tokens served from the service's prompt cache.
-    pub cached_input_tokens: u64,
+    /// Input tokens read from the service's prompt cache (part of `input_tokens`).
+    pub cache_read_tokens: u64,
+    /// Input tokens written to the service's prompt cache (part of `input_tokens`).
+    pub cache_write_tokens: u64,
+    /// Output tokens spent on reasoning (part of `output_tokens`).
+    pub reasoning_tokens: u64,
     /// Completed calls whose usage was estimated (the driver reported none).
     pub estimated_usage: u64,
     /// Cost of the priced calls, in US dollars.

@@ -155,6 +155,14 @@ fn keys_ignore_what_is_not_sent_and_the_order_of_json_fields() {
         .metadata
         .insert("ui".into(), json!("x"));
     assert_eq!(key(&base), key(&hidden));
+    // A prompt-caching breakpoint asks the service to cache; it never changes the answer.
+    let mut marked = base.clone();
+    let row = std::mem::replace(&mut marked.dialog.messages_mut()[0], Message::user(""));
+    marked.dialog.messages_mut()[0] = row.with_cache_breakpoint(nova_llm_core::CacheTtl::Long);
+    marked.tools[0] = marked.tools[0]
+        .clone()
+        .with_cache_breakpoint(nova_llm_core::CacheTtl::Short);
+    assert_eq!(key(&base), key(&marked));
 
     let a: serde_json::Value =
         serde_json::from_str(r#"{"x": 1, "y": {"p": [1, 2], "q": null}}"#).unwrap();
@@ -214,6 +222,30 @@ fn mutations() -> Vec<(&'static str, Change)> {
         (
             "tool result id",
             Box::new(|r| r.dialog.messages_mut()[3].tool_call_id = Some("call_2".into())),
+        ),
+        (
+            "document",
+            Box::new(|r| {
+                r.dialog.messages_mut()[1]
+                    .content
+                    .push(ContentPart::pdf_base64("JVBERi0x"));
+            }),
+        ),
+        (
+            "reasoning part",
+            Box::new(|r| {
+                let row = std::mem::replace(&mut r.dialog.messages_mut()[2], Message::user(""));
+                r.dialog.messages_mut()[2] =
+                    row.with_reasoning(nova_llm_core::ReasoningPart::new("hm"));
+            }),
+        ),
+        (
+            "reasoning control",
+            Box::new(|r| r.reasoning = Some(nova_llm_core::Reasoning::Budget(2048))),
+        ),
+        (
+            "another reasoning control",
+            Box::new(|r| r.reasoning = Some(nova_llm_core::Reasoning::Off)),
         ),
         (
             "temperature",

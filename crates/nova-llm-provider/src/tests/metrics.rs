@@ -201,9 +201,7 @@ impl LlmDriver for NoUsage {
         let message = nova_llm_core::Message::assistant("twelve chars").with_tool_call(
             nova_llm_core::ToolCall::new("call_1", "lookup", "{\"q\":1}"),
         );
-        let mut reply = ChatResponse::new(message);
-        reply.reasoning = Some("nine more".into());
-        Ok(reply)
+        Ok(ChatResponse::new(message).with_reasoning("nine more"))
     }
 
     async fn chat_stream(&self, _: ChatRequest) -> Result<ChatStream, LlmError> {
@@ -444,7 +442,7 @@ fn calls_on_this_thread(metrics: &Metrics, t: usize) {
             .cache(CacheLayer::in_memory(100, None))
             .build();
         let mut priced = ChatResponse::from_text("a");
-        priced.usage = Usage::new(10, 5).with_cached_input(4);
+        priced.usage = Usage::new(10, 5).with_cache_read(4);
         mock.push(Reply::response(priced));
         for _ in 0..2 {
             p.chat(req(&format!("q{t}")).model("gpt-4o")).await.unwrap();
@@ -482,7 +480,7 @@ fn what_several_threads_record_adds_up() {
     });
     let (one, four) = (one.snapshot(), four.snapshot());
     let mine = one.get("mock", "gpt-4o").unwrap();
-    assert!(mine.errors > 0 && mine.from_cache > 0 && mine.cached_input_tokens > 0);
+    assert!(mine.errors > 0 && mine.from_cache > 0 && mine.cache_read_tokens > 0);
     assert!(mine.estimated_usage > 0 && mine.cost_usd > 0.0);
     assert!(mine.time_to_first_token.count > 0);
     assert_eq!(one.get("mock", "my-local").unwrap().unpriced, 1);
@@ -498,7 +496,7 @@ fn what_several_threads_record_adds_up() {
         assert_eq!(b.from_cache, times4(a.from_cache));
         assert_eq!(b.input_tokens, times4(a.input_tokens));
         assert_eq!(b.output_tokens, times4(a.output_tokens));
-        assert_eq!(b.cached_input_tokens, times4(a.cached_input_tokens));
+        assert_eq!(b.cache_read_tokens, times4(a.cache_read_tokens));
         assert_eq!(b.estimated_usage, times4(a.estimated_usage));
         assert_eq!(b.unpriced, times4(a.unpriced));
         assert_eq!(b.latency.count, times4(a.latency.count));

@@ -14,6 +14,13 @@ fn dated_snapshots_find_their_model_and_nothing_else_does() {
     assert_ne!(t.get("gpt-4o"), Some(mini));
     assert_eq!(t.get("gpt-4-0613"), t.get("gpt-4"));
     assert_eq!(t.get("gpt-4.1-2025-04-14"), t.get("gpt-4.1"));
+    let haiku = t.get("claude-haiku-4-5").unwrap();
+    assert_eq!(t.get("claude-haiku-4-5-20251001"), Some(haiku));
+    // A version number is not a date: an unlisted version has no price, rather than the
+    // price of an older model (Opus 4 costs three times what Opus 4.5 does).
+    assert_eq!(t.get("claude-opus-4-9"), None);
+    assert_ne!(t.get("claude-opus-4-5"), t.get("claude-opus-4"));
+    assert_eq!(t.get("gpt-4o-08-06"), None);
     // Variants are not priced as their base model.
     assert_eq!(t.get("gpt-4o-audio-preview"), None);
     assert_eq!(t.get("gpt-4-32k"), None);
@@ -25,13 +32,41 @@ fn dated_snapshots_find_their_model_and_nothing_else_does() {
 #[test]
 fn cost_charges_cached_input_at_its_own_rate() {
     let p = Price::per_million(2.0, 8.0).with_cached_input(0.5);
-    let u = Usage::new(1_000, 500).with_cached_input(400);
+    let u = Usage::new(1_000, 500).with_cache_read(400);
     let want = (600.0 * 2.0 + 400.0 * 0.5 + 500.0 * 8.0) / 1e6;
     assert!((p.cost(&u) - want).abs() < 1e-15);
     // More cached tokens than input tokens (a confused server) never goes negative.
-    let odd = Usage::new(10, 0).with_cached_input(50);
+    let odd = Usage::new(10, 0).with_cache_read(50);
     assert!((p.cost(&odd) - 10.0 * 0.5 / 1e6).abs() < 1e-15);
     assert_eq!(Price::per_million(1.0, 1.0).cached_input_per_million, 1.0);
+}
+
+#[test]
+fn anthropic_cache_writes_cost_more_and_reads_less_than_input() {
+    let t = PriceTable::builtin();
+    // Claude Sonnet 4.6: $3 input, $3.75 cache write, $0.30 cache read, $15 output.
+    // 10,000 prompt tokens: 6,000 read from the cache, 3,000 written to it, 1,000 plain.
+    let u = Usage::new(10_000, 2_000)
+        .with_cache_read(6_000)
+        .with_cache_write(3_000);
+    let want = (1_000.0 * 3.0 + 6_000.0 * 0.30 + 3_000.0 * 3.75 + 2_000.0 * 15.0) / 1e6;
+    let got = t.cost("claude-sonnet-4-6", &u).unwrap();
+    assert!((got - want).abs() < 1e-15, "{got} != {want}");
+    // The same prompt with no cache at all.
+    let plain = t
+        .cost("claude-sonnet-4-6", &Usage::new(10_000, 2_000))
+        .unwrap();
+    assert!((plain - (10_000.0 * 3.0 + 2_000.0 * 15.0) / 1e6).abs() < 1e-15);
+    // A write with no price of its own costs what input costs (OpenAI's automatic cache).
+    let p = Price::per_million(2.0, 8.0);
+    let written = Usage::new(1_000, 0).with_cache_write(1_000);
+    assert!((p.cost(&written) - 1_000.0 * 2.0 / 1e6).abs() < 1e-15);
+    // Reads and writes beyond the input (a confused server) never go negative.
+    let odd = Usage::new(10, 0).with_cache_read(6).with_cache_write(50);
+    let p = Price::per_million(1.0, 1.0)
+        .with_cached_input(0.5)
+        .with_cache_write(2.0);
+    assert!((p.cost(&odd) - (6.0 * 0.5 + 4.0 * 2.0) / 1e6).abs() < 1e-15);
 }
 
 #[test]
