@@ -8,6 +8,8 @@ use nova_llm_core::{ApiKey, ErrorKind, LlmError};
 use reqwest::Url;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 
+use nova_llm_http::Endpoint;
+
 use crate::OpenAiDriver;
 use crate::wire::MaxTokensField;
 
@@ -317,7 +319,7 @@ impl OpenAiBuilder {
 
         let client = match self.client {
             Some(c) => c,
-            None => default_client(self.connect_timeout)?,
+            None => nova_llm_http::default_client(self.connect_timeout)?,
         };
         let max_tokens_field = self.max_tokens_field.unwrap_or(
             if self.azure.is_some() || is_openai_host(base.as_str()) {
@@ -329,14 +331,17 @@ impl OpenAiBuilder {
         Ok(OpenAiDriver {
             inner: Arc::new(crate::Inner {
                 name: self.name,
-                client,
+                endpoint: Endpoint {
+                    client,
+                    headers,
+                    request_timeout: self.request_timeout,
+                    max_response_bytes: self.max_response_bytes,
+                    error_of: crate::errors::from_status,
+                },
                 chat_url,
                 completions_url,
-                headers,
                 default_model: self.default_model,
-                request_timeout: self.request_timeout,
                 stream_idle_timeout: self.stream_idle_timeout,
-                max_response_bytes: self.max_response_bytes,
                 max_tokens_field,
                 api_key: self.api_key,
                 azure_deployment: self.azure.map(|a| a.deployment),
@@ -350,31 +355,4 @@ fn is_openai_host(url: &str) -> bool {
         .ok()
         .and_then(|u| u.host_str().map(|h| h == "api.openai.com"))
         .unwrap_or(false)
-}
-
-fn default_client(connect_timeout: Option<Duration>) -> Result<reqwest::Client, LlmError> {
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| {
-            LlmError::new(ErrorKind::Other, "could not set up TLS protocol versions").with_source(e)
-        })?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    // No redirects: following a 301/302 would resend the POST as a GET without its body;
-    // a redirect is reported as an error with its status instead. No retries either: a
-    // driver makes one attempt, retrying is the provider's job.
-    let mut builder = reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .redirect(reqwest::redirect::Policy::none())
-        .retry(reqwest::retry::never());
-    if let Some(t) = connect_timeout {
-        builder = builder.connect_timeout(t);
-    }
-    builder.build().map_err(|e| {
-        LlmError::new(ErrorKind::Other, "could not build the HTTP client").with_source(e)
-    })
 }

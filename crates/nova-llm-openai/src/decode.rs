@@ -9,12 +9,11 @@ use nova_llm_core::{
     FinishReason, LlmError, ResponseMetadata, StreamEvent, StreamStart, ToolCallDelta,
 };
 
-use crate::errors::from_stream_payload;
-use crate::sse::{LineTooLong, SseEvent, SseParser};
-use crate::wire::{WireChunk, decode_chunk, delta_text, error_from_value};
+pub use nova_llm_http::Item;
+use nova_llm_http::{Decoder, LineTooLong, SseEvent, SseParser};
 
-/// One decoded item of a stream.
-pub type Item = Result<StreamEvent, LlmError>;
+use crate::errors::from_stream_payload;
+use crate::wire::{WireChunk, decode_chunk, delta_text, error_from_value};
 
 /// Turns the bytes of a `/chat/completions` or `/completions` event stream into events,
 /// fed as they arrive (`feed`), then ended (`end`).
@@ -233,11 +232,33 @@ impl ChunkDecoder {
 }
 
 /// The truncation error for a stream that ended before it finished.
-pub(crate) fn truncated(partial: nova_llm_core::PartialOutput) -> LlmError {
+fn truncated(partial: nova_llm_core::PartialOutput) -> LlmError {
     LlmError::stream_interrupted(
         "the stream ended before the service finished the reply (no finish reason, no [DONE])",
         partial,
     )
+}
+
+impl Decoder for ChunkDecoder {
+    fn feed(&mut self, bytes: &[u8], out: &mut VecDeque<Item>) {
+        ChunkDecoder::feed(self, bytes, out);
+    }
+
+    fn end(&mut self, out: &mut VecDeque<Item>) {
+        ChunkDecoder::end(self, out);
+    }
+
+    fn is_complete(&self) -> bool {
+        ChunkDecoder::is_complete(self)
+    }
+
+    fn is_closed(&self) -> bool {
+        ChunkDecoder::is_closed(self)
+    }
+
+    fn truncated(&self, partial: nova_llm_core::PartialOutput) -> LlmError {
+        truncated(partial)
+    }
 }
 
 #[cfg(test)]

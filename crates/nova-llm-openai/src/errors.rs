@@ -3,16 +3,10 @@
 use std::time::{Duration, SystemTime};
 
 use nova_llm_core::{ErrorKind, LlmError, RateLimitSnapshot, ResponseMetadata};
+use nova_llm_http::{one_line, retry_after};
 use reqwest::header::{HeaderMap, HeaderValue};
 
 use crate::wire::{WireError, WireErrorBody};
-
-/// Longest provider message kept in an error (a proxy's HTML page can be megabytes).
-const MAX_MESSAGE_CHARS: usize = 500;
-
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name)?.to_str().ok().map(str::trim)
-}
 
 /// The response headers [`metadata_from_headers`] reads, each its first value.
 #[derive(Default)]
@@ -116,33 +110,6 @@ pub(crate) fn parse_reset(s: &str) -> Option<Duration> {
         rest = &rest[unit_end..];
     }
     Duration::try_from_secs_f64(total).ok()
-}
-
-/// `retry-after-ms`, else `retry-after` in seconds or as an HTTP date (relative to `now`).
-pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    if let Some(ms) = header(headers, "retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
-        return Duration::try_from_secs_f64(ms / 1000.0).ok();
-    }
-    let v = header(headers, "retry-after")?;
-    if let Ok(secs) = v.parse::<f64>() {
-        return Duration::try_from_secs_f64(secs).ok();
-    }
-    let at = httpdate::parse_http_date(v).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
-}
-
-fn one_line(s: &str) -> String {
-    let mut out: String = s
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .chars()
-        .take(MAX_MESSAGE_CHARS)
-        .collect();
-    if s.chars().count() > MAX_MESSAGE_CHARS {
-        out.push('…');
-    }
-    out
 }
 
 fn contains_any(haystack: Option<&str>, needles: &[&str]) -> bool {
@@ -273,42 +240,6 @@ pub(crate) fn from_stream_payload(wire: WireError) -> LlmError {
     err
 }
 
-/// A transport failure from reqwest. The message never repeats the URL's query (Azure keys
-/// are headers, but a user's base URL could carry secrets).
-pub(crate) fn from_reqwest(e: reqwest::Error, during: &str) -> LlmError {
-    let kind = if e.is_timeout() {
-        ErrorKind::Timeout
-    } else if e.is_connect() {
-        ErrorKind::Connection
-    } else if e.is_decode() {
-        ErrorKind::Decode
-    } else {
-        ErrorKind::Connection
-    };
-    let what = match kind {
-        ErrorKind::Timeout => "timed out",
-        ErrorKind::Decode => "could not be decoded",
-        _ if e.is_connect() => "could not connect",
-        _ => "failed",
-    };
-    LlmError::new(kind, format!("{during} {what}")).with_source(e.without_url())
-}
-
-/// A failure while a response body is read. reqwest reports those as decode errors, but
-/// this driver turns on no content decoding, so they are the transport's: the connection
-/// was reset or closed before the body was complete. Retryable, like any broken connection.
-pub(crate) fn from_body_read(e: reqwest::Error) -> LlmError {
-    let (kind, message) = if e.is_timeout() {
-        (ErrorKind::Timeout, "reading the response timed out")
-    } else {
-        (
-            ErrorKind::Connection,
-            "the connection broke while the response was read",
-        )
-    };
-    LlmError::new(kind, message).with_source(e.without_url())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -404,38 +335,5 @@ mod tests {
         h.insert("x-request-id", HeaderValue::from_bytes(b"\xff").unwrap());
         assert_eq!(metadata_from_headers(&h).request_id, None);
         assert!(metadata_from_headers(&h).rate_limit.is_none());
-    }
-
-    #[test]
-    fn retry_after_reads_ms_seconds_and_http_dates() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        let h = headers(&[("retry-after-ms", "1500"), ("retry-after", "9")]);
-        assert_eq!(retry_after(&h, now), Some(Duration::from_millis(1500)));
-        let h = headers(&[("retry-after", "7")]);
-        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(7)));
-        let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
-        let h = headers(&[("retry-after", &later)]);
-        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(30)));
-        let past = httpdate::fmt_http_date(now - Duration::from_secs(30));
-        assert_eq!(
-            retry_after(&headers(&[("retry-after", &past)]), now),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(
-            retry_after(&headers(&[("retry-after", "whenever")]), now),
-            None
-        );
-    }
-
-    #[test]
-    fn long_or_multi_line_messages_are_folded_and_cut() {
-        assert_eq!(one_line("a\n  b\tc"), "a b c");
-        let long = "x".repeat(2000);
-        let cut = one_line(&long);
-        assert_eq!(cut.chars().count(), MAX_MESSAGE_CHARS + 1);
-        assert!(cut.ends_with('…'));
-        // Exactly at the limit: nothing was cut, so no ellipsis.
-        let whole = "é".repeat(MAX_MESSAGE_CHARS);
-        assert_eq!(one_line(&whole), whole);
     }
 }

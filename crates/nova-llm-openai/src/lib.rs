@@ -65,11 +65,8 @@ mod config;
 )]
 mod decode;
 mod errors;
-mod http;
 #[cfg(feature = "internals")]
 pub mod internals;
-mod sse;
-mod stream;
 #[cfg(test)]
 mod tests;
 mod wire;
@@ -80,10 +77,10 @@ use std::time::Duration;
 
 use nova_llm_core::{
     Capabilities, ChatRequest, ChatResponse, ChatStream, CompletionRequest, CompletionResponse,
-    LlmDriver, LlmError, async_trait,
+    LlmDriver, LlmError, ResponseMetadata, async_trait,
 };
+use nova_llm_http::Endpoint;
 use reqwest::Url;
-use reqwest::header::HeaderMap;
 
 pub use config::{DEFAULT_BASE_URL, DEFAULT_MODEL, OpenAiBuilder};
 pub use nova_llm_core::ApiKey;
@@ -97,15 +94,13 @@ pub struct OpenAiDriver {
 
 struct Inner {
     name: String,
-    client: reqwest::Client,
+    /// The client, the headers (authorization marked sensitive, organization, project,
+    /// extra headers), the request timeout and size limit, and how errors read.
+    endpoint: Endpoint,
     chat_url: Url,
     completions_url: Url,
-    /// Authorization (marked sensitive), organization, project, extra headers.
-    headers: HeaderMap,
     default_model: String,
-    request_timeout: Option<Duration>,
     stream_idle_timeout: Option<Duration>,
-    max_response_bytes: usize,
     max_tokens_field: MaxTokensField,
     /// Kept to take it out of error texts a service echoes it in (it is sent from `headers`).
     api_key: Option<ApiKey>,
@@ -181,10 +176,8 @@ impl LlmDriver for OpenAiDriver {
         request.validate()?;
         let model = self.model(&request.model);
         let body = wire::encode_chat(&request, model, false, self.inner.max_tokens_field)?;
-        let i = &self.inner;
-        i.exchange(&i.chat_url, body, wire::decode_chat)
+        self.exchange(&self.inner.chat_url, body, wire::decode_chat)
             .await
-            .map_err(|e| i.redact(e))
     }
 
     async fn chat_stream(&self, request: ChatRequest) -> Result<ChatStream, LlmError> {
@@ -197,10 +190,8 @@ impl LlmDriver for OpenAiDriver {
     async fn complete(&self, request: CompletionRequest) -> Result<CompletionResponse, LlmError> {
         request.validate()?;
         let body = wire::encode_completion(&request, self.model(&request.model), false)?;
-        let i = &self.inner;
-        i.exchange(&i.completions_url, body, wire::decode_completion)
+        self.exchange(&self.inner.completions_url, body, wire::decode_completion)
             .await
-            .map_err(|e| i.redact(e))
     }
 
     async fn complete_stream(&self, request: CompletionRequest) -> Result<ChatStream, LlmError> {
@@ -211,13 +202,46 @@ impl LlmDriver for OpenAiDriver {
 }
 
 impl OpenAiDriver {
+    /// Posts `body` for a whole reply and decodes it with `decode` (a decode error carries
+    /// the response's request id); every error redacted.
+    async fn exchange<T>(
+        &self,
+        url: &Url,
+        body: Vec<u8>,
+        decode: fn(&[u8], ResponseMetadata) -> Result<T, LlmError>,
+    ) -> Result<T, LlmError> {
+        let i = &self.inner;
+        let (headers, bytes) = i
+            .endpoint
+            .exchange(url, body)
+            .await
+            .map_err(|e| i.redact(e))?;
+        let metadata = errors::metadata_from_headers(&headers);
+        let request_id = metadata.request_id.clone();
+        decode(&bytes, metadata).map_err(|e| {
+            let e = match request_id {
+                Some(id) => e.with_request_id(id),
+                None => e,
+            };
+            i.redact(e)
+        })
+    }
+
     /// Opens an event stream for `body`.
     async fn stream(&self, url: &Url, body: Vec<u8>) -> Result<ChatStream, LlmError> {
-        let response = self
-            .inner
+        let i = &self.inner;
+        let response = i
+            .endpoint
             .open_stream(url, body)
             .await
-            .map_err(|e| self.inner.redact(e))?;
-        Ok(stream::events(Arc::clone(&self.inner), response))
+            .map_err(|e| i.redact(e))?;
+        let metadata = errors::metadata_from_headers(response.headers());
+        let decoder = decode::ChunkDecoder::new(metadata, i.endpoint.max_response_bytes);
+        Ok(nova_llm_http::events(
+            response,
+            decoder,
+            i.stream_idle_timeout,
+            i.api_key.clone(),
+        ))
     }
 }

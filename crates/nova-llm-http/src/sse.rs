@@ -12,20 +12,20 @@ use std::fmt;
 
 /// One dispatched event.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct SseEvent {
+pub struct SseEvent {
     /// The `event:` field, if any (for example `error`).
-    pub(crate) event: Option<String>,
+    pub event: Option<String>,
     /// The `data:` lines joined with `\n`.
-    pub(crate) data: String,
+    pub data: String,
     /// The `id:` field, if any.
-    pub(crate) id: Option<String>,
+    pub id: Option<String>,
 }
 
 /// A line, or the data of one event, exceeded the parser's limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct LineTooLong {
+pub struct LineTooLong {
     /// The limit, in bytes.
-    pub(crate) limit: usize,
+    pub limit: usize,
 }
 
 impl fmt::Display for LineTooLong {
@@ -43,7 +43,7 @@ impl std::error::Error for LineTooLong {}
 /// The incremental parser. Feed it bytes with [`push`](SseParser::push) and call
 /// [`finish`](SseParser::finish) at the end of input.
 #[derive(Debug, Clone)]
-pub(crate) struct SseParser {
+pub struct SseParser {
     line: Vec<u8>,
     data: String,
     has_data: bool,
@@ -57,7 +57,7 @@ pub(crate) struct SseParser {
 impl SseParser {
     /// A parser that rejects lines, and events whose joined data is, longer than `max_line`
     /// bytes.
-    pub(crate) fn new(max_line: usize) -> Self {
+    pub fn new(max_line: usize) -> Self {
         SseParser {
             line: Vec::new(),
             data: String::new(),
@@ -74,11 +74,7 @@ impl SseParser {
     /// # Errors
     /// [`LineTooLong`] when a line or an event exceeds the limit; the parser should then be
     /// dropped.
-    pub(crate) fn push(
-        &mut self,
-        mut bytes: &[u8],
-        out: &mut Vec<SseEvent>,
-    ) -> Result<(), LineTooLong> {
+    pub fn push(&mut self, mut bytes: &[u8], out: &mut Vec<SseEvent>) -> Result<(), LineTooLong> {
         if self.skip_lf {
             self.skip_lf = false;
             if let Some(rest) = bytes.strip_prefix(b"\n") {
@@ -123,7 +119,7 @@ impl SseParser {
     ///
     /// # Errors
     /// [`LineTooLong`] when that last line makes the open event exceed the limit.
-    pub(crate) fn finish(&mut self, out: &mut Vec<SseEvent>) -> Result<(), LineTooLong> {
+    pub fn finish(&mut self, out: &mut Vec<SseEvent>) -> Result<(), LineTooLong> {
         if !self.line.is_empty() {
             let line = std::mem::take(&mut self.line);
             self.line_done(&line, out)?;
@@ -135,8 +131,7 @@ impl SseParser {
     /// The bytes the parser's buffers hold right now (capacity, not length). It is bounded
     /// by the largest line and event seen, whatever the length of the stream: a test feeds a
     /// long stream and checks it stays flat.
-    #[cfg(any(test, feature = "internals"))] // only tests and benchmarks look at it
-    pub(crate) fn buffered_bytes(&self) -> usize {
+    pub fn buffered_bytes(&self) -> usize {
         self.line.capacity()
             + self.data.capacity()
             + self.event.as_ref().map_or(0, String::capacity)

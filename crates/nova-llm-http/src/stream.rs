@@ -1,33 +1,61 @@
-//! An event stream read off the HTTP response: bytes decoded into events as they come,
-//! the idle timeout between chunks, the partial output of a failure, and the end.
+//! An event stream read off an HTTP response: bytes handed to the driver's decoder as they
+//! come, the idle timeout between chunks, the stream contract's rules for errors and for a
+//! stream cut short, and the key taken out of every error.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use nova_llm_core::{ChatStream, ErrorKind, LlmError, StreamAccumulator};
+use nova_llm_core::{
+    ApiKey, ChatStream, ErrorKind, LlmError, PartialOutput, StreamAccumulator, StreamEvent,
+};
 use reqwest::Response;
 
-use crate::decode::{self, ChunkDecoder, Item};
-use crate::{Inner, errors};
+use crate::transport::from_body_read;
 
-/// The stream of `response`, decoded; errors are the driver's (its key taken out).
-pub(crate) fn events(driver: Arc<Inner>, response: Response) -> ChatStream {
-    let metadata = errors::metadata_from_headers(response.headers());
-    let state = StreamState {
-        decoder: ChunkDecoder::new(metadata, driver.max_response_bytes),
-        idle: driver.stream_idle_timeout,
-        driver,
+/// One decoded item of a stream.
+pub type Item = Result<StreamEvent, LlmError>;
+
+/// What a driver's stream decoder does: bytes in, events out, no I/O. It follows the
+/// stream contract for what it produces; [`events`] drives it and handles the end.
+pub trait Decoder: Send + 'static {
+    /// Decodes `bytes`, appending items to `out`.
+    fn feed(&mut self, bytes: &[u8], out: &mut VecDeque<Item>);
+    /// The input ended: appends what is still due (the finish of a complete stream).
+    fn end(&mut self, out: &mut VecDeque<Item>);
+    /// Whether the service marked its reply complete.
+    fn is_complete(&self) -> bool;
+    /// Whether the decoder stopped for good (the end marker, or an error produced).
+    fn is_closed(&self) -> bool;
+    /// The error of a stream that ended before the service marked it complete, carrying
+    /// what arrived.
+    fn truncated(&self, partial: PartialOutput) -> LlmError;
+}
+
+/// The events of `response`, decoded by `decoder`; nothing for `idle` (when set) is a
+/// timeout; every error has `key` taken out of its texts. Fused: after the end it keeps
+/// answering `None`. Dropping the stream aborts the HTTP request.
+pub fn events<D: Decoder>(
+    response: Response,
+    decoder: D,
+    idle: Option<Duration>,
+    key: Option<ApiKey>,
+) -> ChatStream {
+    let state = State {
+        decoder,
+        idle,
+        key,
         response: Some(response),
         queue: VecDeque::new(),
         acc: StreamAccumulator::new(),
         phase: Phase::Reading,
     };
-    // Fused: polling again after the end keeps answering `None`.
     Box::pin(
         futures_util::stream::unfold(state, |mut st| async move {
-            let item = st.next().await?.map_err(|e| st.driver.redact(e));
+            let item = st.next().await?.map_err(|e| match &st.key {
+                Some(key) => e.redact(key),
+                None => e,
+            });
             Some((item, st))
         })
         .fuse(),
@@ -37,25 +65,25 @@ pub(crate) fn events(driver: Arc<Inner>, response: Response) -> ChatStream {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     Reading,
-    /// The input ended (or `[DONE]` arrived): hand out what is queued, then end.
+    /// The input ended (or the decoder closed): hand out what is queued, then end.
     Draining,
     Done,
 }
 
-struct StreamState {
-    /// The driver's settings (its key, to take out of errors).
-    driver: Arc<Inner>,
+struct State<D> {
+    decoder: D,
+    idle: Option<Duration>,
+    /// Taken out of every error's texts (a service or proxy may echo it).
+    key: Option<ApiKey>,
     /// Dropping it aborts the HTTP request.
     response: Option<Response>,
-    decoder: ChunkDecoder,
     queue: VecDeque<Item>,
     /// What was handed out so far, for the partial output of a failure.
     acc: StreamAccumulator,
-    idle: Option<Duration>,
     phase: Phase,
 }
 
-impl StreamState {
+impl<D: Decoder> State<D> {
     fn close(&mut self) {
         self.phase = Phase::Done;
         self.queue.clear();
@@ -83,7 +111,7 @@ impl StreamState {
                     if self.decoder.is_complete() {
                         return None;
                     }
-                    return Some(Err(decode::truncated(self.acc.partial())));
+                    return Some(Err(self.decoder.truncated(self.acc.partial())));
                 }
                 Phase::Reading => {}
             }
@@ -117,7 +145,7 @@ impl StreamState {
                 }
                 Err(e) => {
                     self.close();
-                    let err = errors::from_body_read(e);
+                    let err = from_body_read(e);
                     return Some(Err(self.acc.interrupt(err)));
                 }
             }
