@@ -177,6 +177,10 @@ pub struct Message {
     /// The call this row answers (tool rows).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_call_id: Option<String>,
+    /// Whether this tool row reports that the tool failed (services that take it, such as
+    /// Anthropic's `is_error`, are told; others see the content only).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub is_error: bool,
     /// A hidden row stays in the history but is never sent to a model.
     #[serde(default, skip_serializing_if = "is_false")]
     pub hidden: bool,
@@ -206,6 +210,7 @@ impl Message {
             name: None,
             tool_calls: Vec::new(),
             tool_call_id: None,
+            is_error: false,
             hidden: false,
             metadata: Map::new(),
             cache_breakpoint: None,
@@ -231,6 +236,13 @@ impl Message {
     pub fn tool_result(tool_call_id: impl Into<String>, content: impl Into<String>) -> Self {
         let mut m = Self::new(Role::Tool, content);
         m.tool_call_id = Some(tool_call_id.into());
+        m
+    }
+
+    /// A tool row saying the call with id `tool_call_id` failed, `content` saying how.
+    pub fn tool_error(tool_call_id: impl Into<String>, content: impl Into<String>) -> Self {
+        let mut m = Self::tool_result(tool_call_id, content);
+        m.is_error = true;
         m
     }
 
@@ -466,6 +478,13 @@ mod tests {
         );
         assert_eq!(d.messages()[3].tool_call_id.as_deref(), Some("call_1"));
         assert_eq!(d.messages()[3].text(), "42");
+        assert!(!d.messages()[3].is_error);
+        let failed = Message::tool_error("call_2", "timed out");
+        assert!(failed.is_error && failed.role == Role::Tool);
+        assert_eq!(failed.tool_call_id.as_deref(), Some("call_2"));
+        let json = serde_json::to_value(&failed).unwrap();
+        assert_eq!(json["is_error"], true);
+        assert_eq!(serde_json::from_value::<Message>(json).unwrap(), failed);
     }
 
     #[test]

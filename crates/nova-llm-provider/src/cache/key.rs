@@ -20,7 +20,7 @@ pub const KEY_VERSION: &str = "v1";
 ///
 /// It covers the driver's name and the model, the kind of call (chat or plain completion),
 /// every visible row (role, every content part, reasoning included, name, tool calls,
-/// tool-call id), the model parameters, the response format, the tools and tool choice,
+/// tool-call id, whether a tool failed), the model parameters, the response format, the tools and tool choice,
 /// parallel tool calls, the reasoning control and the provider extras. Object keys inside
 /// JSON values (schemas, extras) are sorted, so field order never matters. Hidden rows, row
 /// metadata, prompt-caching breakpoints (they never change the answer), request ids and
@@ -223,6 +223,10 @@ impl KeyHasher {
         match &m.tool_call_id {
             None => self.json(b"null"),
             Some(id) => self.serde(id),
+        }
+        // Only when set, so that the keys of other rows stay what they were.
+        if m.is_error {
+            self.tag(b'E');
         }
     }
 

@@ -224,6 +224,10 @@ fn mutations() -> Vec<(&'static str, Change)> {
             Box::new(|r| r.dialog.messages_mut()[3].tool_call_id = Some("call_2".into())),
         ),
         (
+            "tool failed",
+            Box::new(|r| r.dialog.messages_mut()[3].is_error = true),
+        ),
+        (
             "document",
             Box::new(|r| {
                 r.dialog.messages_mut()[1]
