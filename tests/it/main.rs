@@ -3,6 +3,7 @@
 // A test panics on what it does not expect, helpers included.
 #![allow(clippy::unwrap_used)]
 
+mod across_vendors;
 mod core_contract;
 mod fault_matrix;
 mod mock_as_dyn;

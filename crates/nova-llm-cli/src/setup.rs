@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use nova_llm_anthropic::{AnthropicBuilder, AnthropicDriver};
 use nova_llm_core::{ChatRequest, Dialog, ErrorKind, LlmDriver, LlmError, ModelParams};
 use nova_llm_mock::MockDriver;
 use nova_llm_openai::{OpenAiBuilder, OpenAiDriver};
@@ -23,12 +24,24 @@ fn openai(base_url: Option<&str>) -> Result<OpenAiDriver, LlmError> {
     .build()
 }
 
+/// An Anthropic driver for `base_url` (or `ANTHROPIC_BASE_URL`), keyed from the
+/// environment.
+fn anthropic(base_url: Option<&str>) -> Result<AnthropicDriver, LlmError> {
+    let base_url = base_url.map(str::to_owned);
+    AnthropicBuilder::from_lookup(|name| match name {
+        "ANTHROPIC_BASE_URL" if base_url.is_some() => base_url.clone(),
+        _ => std::env::var(name).ok(),
+    })?
+    .build()
+}
+
 /// The provider the options ask for: the driver, then retries, fallback, rate limits and a
 /// cache when asked (`cache` also when the command wants one anyway).
 pub(crate) fn provider(c: &Common, cache: bool) -> Result<Provider, LlmError> {
     let driver: Arc<dyn LlmDriver> = match c.driver {
         DriverKind::Mock => Arc::new(MockDriver::new()),
         DriverKind::Openai => Arc::new(openai(c.base_url.as_deref())?),
+        DriverKind::Anthropic => Arc::new(anthropic(c.base_url.as_deref())?),
     };
     let mut b = Provider::builder_shared(Arc::clone(&driver));
     if c.retries > 0 {
@@ -73,17 +86,23 @@ pub(crate) fn request(c: &Common, dialog: Dialog) -> Result<ChatRequest, LlmErro
 
 /// A hint for an error, where one helps.
 pub(crate) fn hint(err: &LlmError, c: &Common) -> Option<String> {
+    let (key, default_url) = match c.driver {
+        DriverKind::Anthropic => ("ANTHROPIC_API_KEY", nova_llm_anthropic::DEFAULT_BASE_URL),
+        _ => ("OPENAI_API_KEY", nova_llm_openai::DEFAULT_BASE_URL),
+    };
     match err.kind() {
-        ErrorKind::Authentication if err.status().is_none() => Some(
-            "export OPENAI_API_KEY=sk-..., or pass --base-url for a local server that needs no key"
-                .into(),
-        ),
-        ErrorKind::Authentication => Some("check that OPENAI_API_KEY holds a valid key".into()),
+        ErrorKind::Authentication
+            if err.status().is_none() && c.driver == DriverKind::Anthropic =>
+        {
+            Some(format!("export {key}=sk-ant-..."))
+        }
+        ErrorKind::Authentication if err.status().is_none() => Some(format!(
+            "export {key}=sk-..., or pass --base-url for a local server that needs no key"
+        )),
+        ErrorKind::Authentication => Some(format!("check that {key} holds a valid key")),
         ErrorKind::Connection => Some(format!(
             "is the server at {} running and reachable?",
-            c.base_url
-                .as_deref()
-                .unwrap_or(nova_llm_openai::DEFAULT_BASE_URL)
+            c.base_url.as_deref().unwrap_or(default_url)
         )),
         ErrorKind::RateLimited => Some(match err.retry_after() {
             Some(d) => format!(

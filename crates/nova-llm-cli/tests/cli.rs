@@ -25,12 +25,14 @@ async fn nova(args: &[&str], key: Option<&str>, stdin: Option<&str>) -> Output {
     cmd.args(args)
         .env_remove("OPENAI_API_KEY")
         .env_remove("OPENAI_BASE_URL")
+        .env_remove("ANTHROPIC_API_KEY")
+        .env_remove("ANTHROPIC_BASE_URL")
         .env_remove("NOVA_DRIVER")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     if let Some(k) = key {
-        cmd.env("OPENAI_API_KEY", k);
+        cmd.env("OPENAI_API_KEY", k).env("ANTHROPIC_API_KEY", k);
     }
     let mut child = cmd.spawn().unwrap();
     let mut input = child.stdin.take().unwrap();
@@ -222,6 +224,62 @@ async fn chat_against_an_openai_compatible_server() {
     assert_eq!(
         body["messages"][1],
         json!({"role": "user", "content": "Say hi"})
+    );
+}
+
+#[tokio::test]
+async fn chat_against_anthropic_with_its_own_key_and_base_url() {
+    let s = server().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .and(header("x-api-key", KEY))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-haiku-4-5",
+            "content": [{"type": "text", "text": "Hello!"}], "stop_reason": "end_turn",
+            "usage": {"input_tokens": 1000, "output_tokens": 200}
+        })))
+        .mount(&s)
+        .await;
+    let o = nova(
+        &[
+            "chat",
+            "--driver",
+            "anthropic",
+            "--base-url",
+            &s.uri(),
+            "--model",
+            "claude-haiku-4-5",
+            "--system",
+            "be brief",
+            "--max-tokens",
+            "50",
+            "--stats",
+            "Say hi",
+        ],
+        Some(KEY),
+        None,
+    )
+    .await;
+    assert_eq!((o.code, o.stdout.as_str()), (0, "Hello!\n"), "{}", o.stderr);
+    // Claude Haiku 4.5: $1 in, $5 out per million.
+    assert!(o.stderr.contains("cost $0.002000"), "{}", o.stderr);
+    let body: Value =
+        serde_json::from_slice(&s.received_requests().await.unwrap()[0].body).unwrap();
+    assert_eq!(
+        body,
+        json!({
+            "model": "claude-haiku-4-5", "max_tokens": 50, "system": "be brief",
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "Say hi"}]}]
+        })
+    );
+    // No key: one clear line naming the variable.
+    let o = nova(&["chat", "--driver", "anthropic", "hi"], None, None).await;
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("ANTHROPIC_API_KEY"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("hint: export ANTHROPIC_API_KEY"),
+        "{}",
+        o.stderr
     );
 }
 
