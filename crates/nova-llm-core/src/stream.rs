@@ -68,7 +68,7 @@ pub enum StreamEvent {
         text: String,
     },
     /// The signature that closes the reasoning streamed since the last signature: opaque,
-    /// kept with that reasoning in the reply's [`ReasoningPart`](crate::ReasoningPart).
+    /// kept with that reasoning in the reply's [`ReasoningPart`].
     ReasoningSignature {
         /// The signature, as the service sent it.
         signature: String,
