@@ -6,9 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nova_llm_core::{ApiKey, ErrorKind, LlmError};
-use nova_llm_http::Endpoint;
-use reqwest::Url;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use nova_llm_http::{Transport, insert_header, insert_secret, join_path};
+use reqwest::header::HeaderMap;
 
 use crate::AnthropicDriver;
 
@@ -49,11 +48,7 @@ pub struct AnthropicBuilder {
     default_model: String,
     default_max_tokens: u32,
     headers: Vec<(String, String)>,
-    connect_timeout: Option<Duration>,
-    request_timeout: Option<Duration>,
-    stream_idle_timeout: Option<Duration>,
-    max_response_bytes: usize,
-    client: Option<reqwest::Client>,
+    transport: Transport,
 }
 
 impl fmt::Debug for AnthropicBuilder {
@@ -70,10 +65,7 @@ impl fmt::Debug for AnthropicBuilder {
                 "headers",
                 &self.headers.iter().map(|(k, _)| k).collect::<Vec<_>>(),
             )
-            .field("connect_timeout", &self.connect_timeout)
-            .field("request_timeout", &self.request_timeout)
-            .field("stream_idle_timeout", &self.stream_idle_timeout)
-            .field("max_response_bytes", &self.max_response_bytes)
+            .field("transport", &self.transport)
             .finish_non_exhaustive()
     }
 }
@@ -89,11 +81,7 @@ impl Default for AnthropicBuilder {
             default_model: DEFAULT_MODEL.into(),
             default_max_tokens: DEFAULT_MAX_TOKENS,
             headers: Vec::new(),
-            connect_timeout: Some(Duration::from_secs(10)),
-            request_timeout: Some(Duration::from_secs(600)),
-            stream_idle_timeout: Some(Duration::from_secs(120)),
-            max_response_bytes: 32 << 20,
-            client: None,
+            transport: Transport::default(),
         }
     }
 }
@@ -152,28 +140,28 @@ impl AnthropicBuilder {
 
     /// Time allowed to connect. Default: 10 s. Not applied to an injected client.
     pub fn connect_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
-        self.connect_timeout = timeout.into();
+        self.transport.connect_timeout = timeout.into();
         self
     }
 
     /// Time allowed for a whole non-streamed call, and for a streamed call to start
     /// (response headers received). Default: 600 s.
     pub fn request_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
-        self.request_timeout = timeout.into();
+        self.transport.request_timeout = timeout.into();
         self
     }
 
     /// Longest silence allowed between two pieces of a stream before it ends with a
     /// timeout error (the API sends `ping` events meanwhile). Default: 120 s.
     pub fn stream_idle_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
-        self.stream_idle_timeout = timeout.into();
+        self.transport.stream_idle_timeout = timeout.into();
         self
     }
 
     /// Largest response body read (and largest single stream line); beyond it the call
     /// fails with a decode error. Default: 32 MiB.
     pub fn max_response_bytes(mut self, bytes: usize) -> Self {
-        self.max_response_bytes = bytes.max(1024);
+        self.transport.max_response_bytes = bytes.max(1024);
         self
     }
 
@@ -181,7 +169,7 @@ impl AnthropicBuilder {
     /// rustls and the Mozilla root certificates that follows no redirects and retries
     /// nothing.
     pub fn client(mut self, client: reqwest::Client) -> Self {
-        self.client = Some(client);
+        self.transport.client = Some(client);
         self
     }
 
@@ -220,72 +208,28 @@ impl AnthropicBuilder {
     /// header that cannot be sent in HTTP (the message never shows the key);
     /// [`ErrorKind::Other`] when the HTTP client cannot be built.
     pub fn build(self) -> Result<AnthropicDriver, LlmError> {
-        let base = Url::parse(self.base_url.trim_end_matches('/')).map_err(|e| {
-            LlmError::invalid_request(format!(
-                "the base URL `{}` is not a valid URL",
-                self.base_url
-            ))
-            .with_source(e)
-        })?;
-        if !matches!(base.scheme(), "http" | "https") {
-            return Err(LlmError::invalid_request(format!(
-                "the base URL must be http or https, not `{}`",
-                base.scheme()
-            )));
-        }
-        let mut messages_url = base.clone();
-        messages_url.set_path(&format!(
-            "{}/v1/messages",
-            base.path().trim_end_matches('/')
-        ));
-
+        let base = nova_llm_http::base_url(&self.base_url)?;
         let mut headers = HeaderMap::new();
         if let Some(key) = &self.api_key {
-            let mut value = HeaderValue::from_str(key.expose()).map_err(|_| {
-                LlmError::invalid_request(
-                    "the API key has characters that cannot be sent in an HTTP header",
-                )
-            })?;
-            value.set_sensitive(true);
-            headers.insert(HeaderName::from_static("x-api-key"), value);
+            insert_secret(&mut headers, "x-api-key", key.expose())?;
         }
-        let mut add = |name: &str, value: &str| -> Result<(), LlmError> {
-            let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-                LlmError::invalid_request(format!("`{name}` is not a valid header name"))
-            })?;
-            let v = HeaderValue::from_str(value).map_err(|_| {
-                LlmError::invalid_request(format!("the value of header `{name}` is not valid"))
-            })?;
-            headers.insert(n, v);
-            Ok(())
-        };
-        add("anthropic-version", &self.api_version)?;
+        insert_header(&mut headers, "anthropic-version", &self.api_version)?;
         if !self.betas.is_empty() {
-            add("anthropic-beta", &self.betas.join(","))?;
+            insert_header(&mut headers, "anthropic-beta", &self.betas.join(","))?;
         }
         for (k, v) in &self.headers {
-            add(k, v)?;
+            insert_header(&mut headers, k, v)?;
         }
-
-        let client = match self.client {
-            Some(c) => c,
-            None => nova_llm_http::default_client(self.connect_timeout)?,
-        };
+        let endpoint =
+            self.transport
+                .endpoint(headers, self.api_key, crate::errors::from_status)?;
         Ok(AnthropicDriver {
             inner: Arc::new(crate::Inner {
                 name: self.name,
-                endpoint: Endpoint {
-                    client,
-                    headers,
-                    request_timeout: self.request_timeout,
-                    max_response_bytes: self.max_response_bytes,
-                    error_of: crate::errors::from_status,
-                },
-                messages_url,
+                endpoint,
+                messages_url: join_path(&base, "v1/messages"),
                 default_model: self.default_model,
                 default_max_tokens: self.default_max_tokens,
-                stream_idle_timeout: self.stream_idle_timeout,
-                api_key: self.api_key,
             }),
         })
     }

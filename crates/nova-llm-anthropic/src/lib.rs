@@ -98,7 +98,6 @@ mod wire;
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use nova_llm_core::{
     Capabilities, ChatRequest, ChatResponse, ChatStream, LlmDriver, LlmError, async_trait,
@@ -124,25 +123,12 @@ pub struct AnthropicDriver {
 struct Inner {
     name: String,
     /// The client, the headers (`x-api-key` marked sensitive, `anthropic-version`, betas,
-    /// extra headers), the request timeout and size limit, and how errors read.
+    /// extra headers), the timeouts and size limit, how errors read, and the key to take
+    /// out of them.
     endpoint: Endpoint,
     messages_url: Url,
     default_model: String,
     default_max_tokens: u32,
-    stream_idle_timeout: Option<Duration>,
-    /// Kept to take it out of error texts a service echoes it in (it is sent from the
-    /// endpoint's headers).
-    api_key: Option<nova_llm_core::ApiKey>,
-}
-
-impl Inner {
-    /// `err` without the driver's key in any of its texts.
-    fn redact(&self, err: LlmError) -> LlmError {
-        match &self.api_key {
-            Some(key) => err.redact(key),
-            None => err,
-        }
-    }
 }
 
 impl fmt::Debug for AnthropicDriver {
@@ -154,7 +140,7 @@ impl fmt::Debug for AnthropicDriver {
             .field("default_model", &i.default_model)
             .field(
                 "api_key",
-                &if i.api_key.is_some() {
+                &if i.endpoint.api_key.is_some() {
                     "<redacted>"
                 } else {
                     "<none>"
@@ -200,44 +186,35 @@ impl LlmDriver for AnthropicDriver {
         &self.inner.name
     }
 
+    /// Streaming, tools, structured output and images are native; a plain completion is
+    /// served as a one-turn chat (the Messages API has no completion endpoint).
     fn capabilities(&self) -> Capabilities {
-        Capabilities::all()
+        Capabilities::all().with_completions(false)
     }
 
     async fn chat(&self, request: ChatRequest) -> Result<ChatResponse, LlmError> {
         let body = self.body(&request, false)?;
         let i = &self.inner;
-        let (headers, bytes) = i
-            .endpoint
-            .exchange(&i.messages_url, body)
+        i.endpoint
+            .call(
+                &i.messages_url,
+                body,
+                errors::metadata_from_headers,
+                wire::decode_message,
+            )
             .await
-            .map_err(|e| i.redact(e))?;
-        let metadata = errors::metadata_from_headers(&headers);
-        let request_id = metadata.request_id.clone();
-        wire::decode_message(&bytes, metadata).map_err(|e| {
-            let e = match request_id {
-                Some(id) => e.with_request_id(id),
-                None => e,
-            };
-            i.redact(e)
-        })
     }
 
     async fn chat_stream(&self, request: ChatRequest) -> Result<ChatStream, LlmError> {
         let body = self.body(&request, true)?;
         let i = &self.inner;
-        let response = i
-            .endpoint
-            .open_stream(&i.messages_url, body)
+        i.endpoint
+            .stream(
+                &i.messages_url,
+                body,
+                errors::metadata_from_headers,
+                decode::EventDecoder::new,
+            )
             .await
-            .map_err(|e| i.redact(e))?;
-        let metadata = errors::metadata_from_headers(response.headers());
-        let decoder = decode::EventDecoder::new(metadata, i.endpoint.max_response_bytes);
-        Ok(nova_llm_http::events(
-            response,
-            decoder,
-            i.stream_idle_timeout,
-            i.api_key.clone(),
-        ))
     }
 }

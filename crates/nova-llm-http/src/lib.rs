@@ -4,9 +4,13 @@
 //!
 //! - [`SseParser`]: an incremental Server-Sent Events parser, bounded by the largest event
 //!   (a hostile server cannot make it grow), tolerant of every line ending and split.
-//! - [`Endpoint`]: one exchange, a JSON body posted with the driver's headers, the status
+//! - [`Transport`]: the settings every driver's builder takes (timeouts, size limit,
+//!   client) with their defaults, and [`base_url`], [`insert_header`], [`insert_secret`]
+//!   to check what a builder is given.
+//! - [`Endpoint`]: one call, a JSON body posted with the driver's headers, the status
 //!   checked (the service's error made by the driver's own `error_of`), a body read up to
-//!   a size limit ([`read_limited`]); or a stream opened, its timeout on the head only.
+//!   a size limit ([`read_limited`]) and decoded; or a stream opened, its timeout on the
+//!   head only, and decoded; every error with the driver's key taken out.
 //! - [`events`]: the event stream off a response, bytes handed to the driver's
 //!   [`Decoder`], with the idle timeout, the stream contract's rules for errors after
 //!   content and for a stream cut short, and the key taken out of every error.
@@ -78,6 +82,7 @@ mod retry_after;
 mod sse;
 mod stream;
 mod transport;
+mod transport_options;
 
 pub use client::default_client;
 pub use exchange::{Endpoint, read_limited};
@@ -86,3 +91,4 @@ pub use retry_after::{header, retry_after};
 pub use sse::{LineTooLong, SseEvent, SseParser};
 pub use stream::{Decoder, Item, events};
 pub use transport::{from_body_read, from_reqwest};
+pub use transport_options::{Transport, base_url, insert_header, insert_secret, join_path};

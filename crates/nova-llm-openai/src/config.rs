@@ -5,10 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nova_llm_core::{ApiKey, ErrorKind, LlmError};
+use nova_llm_http::{Transport, insert_header, insert_secret, join_path};
 use reqwest::Url;
-use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
-
-use nova_llm_http::Endpoint;
+use reqwest::header::HeaderMap;
 
 use crate::OpenAiDriver;
 use crate::wire::MaxTokensField;
@@ -49,11 +48,7 @@ pub struct OpenAiBuilder {
     project: Option<String>,
     default_model: String,
     headers: Vec<(String, String)>,
-    connect_timeout: Option<Duration>,
-    request_timeout: Option<Duration>,
-    stream_idle_timeout: Option<Duration>,
-    max_response_bytes: usize,
-    client: Option<reqwest::Client>,
+    transport: Transport,
     azure: Option<Azure>,
     max_tokens_field: Option<MaxTokensField>,
 }
@@ -71,10 +66,7 @@ impl fmt::Debug for OpenAiBuilder {
                 "headers",
                 &self.headers.iter().map(|(k, _)| k).collect::<Vec<_>>(),
             )
-            .field("connect_timeout", &self.connect_timeout)
-            .field("request_timeout", &self.request_timeout)
-            .field("stream_idle_timeout", &self.stream_idle_timeout)
-            .field("max_response_bytes", &self.max_response_bytes)
+            .field("transport", &self.transport)
             .field("azure", &self.azure)
             .finish_non_exhaustive()
     }
@@ -90,11 +82,7 @@ impl Default for OpenAiBuilder {
             project: None,
             default_model: DEFAULT_MODEL.into(),
             headers: Vec::new(),
-            connect_timeout: Some(Duration::from_secs(10)),
-            request_timeout: Some(Duration::from_secs(600)),
-            stream_idle_timeout: Some(Duration::from_secs(120)),
-            max_response_bytes: 32 << 20,
-            client: None,
+            transport: Transport::default(),
             azure: None,
             max_tokens_field: None,
         }
@@ -148,28 +136,28 @@ impl OpenAiBuilder {
 
     /// Time allowed to connect. Default: 10 s. Not applied to an injected client.
     pub fn connect_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
-        self.connect_timeout = timeout.into();
+        self.transport.connect_timeout = timeout.into();
         self
     }
 
     /// Time allowed for a whole non-streamed call, and for a streamed call to start
     /// (response headers received). Default: 600 s.
     pub fn request_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
-        self.request_timeout = timeout.into();
+        self.transport.request_timeout = timeout.into();
         self
     }
 
     /// Longest silence allowed between two pieces of a stream before it ends with a
     /// timeout error. Default: 120 s.
     pub fn stream_idle_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
-        self.stream_idle_timeout = timeout.into();
+        self.transport.stream_idle_timeout = timeout.into();
         self
     }
 
     /// Largest response body read (and largest single stream line); beyond it the call
     /// fails with a decode error. Default: 32 MiB.
     pub fn max_response_bytes(mut self, bytes: usize) -> Self {
-        self.max_response_bytes = bytes.max(1024);
+        self.transport.max_response_bytes = bytes.max(1024);
         self
     }
 
@@ -178,7 +166,7 @@ impl OpenAiBuilder {
     /// retries nothing (give yours `redirect::Policy::none()` and `retry::never()` to keep
     /// that behaviour).
     pub fn client(mut self, client: reqwest::Client) -> Self {
-        self.client = Some(client);
+        self.transport.client = Some(client);
         self
     }
 
@@ -258,69 +246,38 @@ impl OpenAiBuilder {
     /// header that cannot be sent in HTTP (the message never shows the key);
     /// [`ErrorKind::Other`] when the HTTP client cannot be built.
     pub fn build(self) -> Result<OpenAiDriver, LlmError> {
-        let base = Url::parse(self.base_url.trim_end_matches('/')).map_err(|e| {
-            LlmError::invalid_request(format!(
-                "the base URL `{}` is not a valid URL",
-                self.base_url
-            ))
-            .with_source(e)
-        })?;
-        if !matches!(base.scheme(), "http" | "https") {
-            return Err(LlmError::invalid_request(format!(
-                "the base URL must be http or https, not `{}`",
-                base.scheme()
-            )));
-        }
-        let endpoint = |path: &str| -> Result<Url, LlmError> {
-            let mut url = base.clone();
-            url.set_path(&format!("{}/{path}", base.path().trim_end_matches('/')));
+        let base = nova_llm_http::base_url(&self.base_url)?;
+        let endpoint = |path: &str| {
+            let mut url = join_path(&base, path);
             if let Some(az) = &self.azure {
                 url.query_pairs_mut()
                     .append_pair("api-version", &az.api_version);
             }
-            Ok(url)
+            url
         };
-        let chat_url = endpoint("chat/completions")?;
-        let completions_url = endpoint("completions")?;
+        let chat_url = endpoint("chat/completions");
+        let completions_url = endpoint("completions");
 
         let mut headers = HeaderMap::new();
         if let Some(key) = &self.api_key {
-            let (name, value) = match self.azure {
-                Some(_) => (HeaderName::from_static("api-key"), key.expose().to_owned()),
-                None => (AUTHORIZATION, format!("Bearer {}", key.expose())),
-            };
-            let mut value = HeaderValue::from_str(&value).map_err(|_| {
-                LlmError::invalid_request(
-                    "the API key has characters that cannot be sent in an HTTP header",
-                )
-            })?;
-            value.set_sensitive(true);
-            headers.insert(name, value);
+            match self.azure {
+                Some(_) => insert_secret(&mut headers, "api-key", key.expose())?,
+                None => insert_secret(
+                    &mut headers,
+                    "authorization",
+                    &format!("Bearer {}", key.expose()),
+                )?,
+            }
         }
-        let mut add = |name: &str, value: &str| -> Result<(), LlmError> {
-            let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-                LlmError::invalid_request(format!("`{name}` is not a valid header name"))
-            })?;
-            let v = HeaderValue::from_str(value).map_err(|_| {
-                LlmError::invalid_request(format!("the value of header `{name}` is not valid"))
-            })?;
-            headers.insert(n, v);
-            Ok(())
-        };
         if let Some(org) = &self.organization {
-            add("openai-organization", org)?;
+            insert_header(&mut headers, "openai-organization", org)?;
         }
         if let Some(project) = &self.project {
-            add("openai-project", project)?;
+            insert_header(&mut headers, "openai-project", project)?;
         }
         for (k, v) in &self.headers {
-            add(k, v)?;
+            insert_header(&mut headers, k, v)?;
         }
-
-        let client = match self.client {
-            Some(c) => c,
-            None => nova_llm_http::default_client(self.connect_timeout)?,
-        };
         let max_tokens_field = self.max_tokens_field.unwrap_or(
             if self.azure.is_some() || is_openai_host(base.as_str()) {
                 MaxTokensField::MaxCompletionTokens
@@ -328,22 +285,17 @@ impl OpenAiBuilder {
                 MaxTokensField::MaxTokens
             },
         );
+        let endpoint =
+            self.transport
+                .endpoint(headers, self.api_key, crate::errors::from_status)?;
         Ok(OpenAiDriver {
             inner: Arc::new(crate::Inner {
                 name: self.name,
-                endpoint: Endpoint {
-                    client,
-                    headers,
-                    request_timeout: self.request_timeout,
-                    max_response_bytes: self.max_response_bytes,
-                    error_of: crate::errors::from_status,
-                },
+                endpoint,
                 chat_url,
                 completions_url,
                 default_model: self.default_model,
-                stream_idle_timeout: self.stream_idle_timeout,
                 max_tokens_field,
-                api_key: self.api_key,
                 azure_deployment: self.azure.map(|a| a.deployment),
             }),
         })

@@ -73,7 +73,6 @@ mod wire;
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use nova_llm_core::{
     Capabilities, ChatRequest, ChatResponse, ChatStream, CompletionRequest, CompletionResponse,
@@ -95,26 +94,14 @@ pub struct OpenAiDriver {
 struct Inner {
     name: String,
     /// The client, the headers (authorization marked sensitive, organization, project,
-    /// extra headers), the request timeout and size limit, and how errors read.
+    /// extra headers), the timeouts and size limit, how errors read, and the key to take
+    /// out of them.
     endpoint: Endpoint,
     chat_url: Url,
     completions_url: Url,
     default_model: String,
-    stream_idle_timeout: Option<Duration>,
     max_tokens_field: MaxTokensField,
-    /// Kept to take it out of error texts a service echoes it in (it is sent from `headers`).
-    api_key: Option<ApiKey>,
     azure_deployment: Option<String>,
-}
-
-impl Inner {
-    /// `err` without the driver's key in any of its texts (a service or proxy may echo it).
-    fn redact(&self, err: LlmError) -> LlmError {
-        match &self.api_key {
-            Some(key) => err.redact(key),
-            None => err,
-        }
-    }
 }
 
 impl fmt::Debug for OpenAiDriver {
@@ -126,7 +113,7 @@ impl fmt::Debug for OpenAiDriver {
             .field("default_model", &i.default_model)
             .field(
                 "api_key",
-                &if i.api_key.is_some() {
+                &if i.endpoint.api_key.is_some() {
                     "<redacted>"
                 } else {
                     "<none>"
@@ -202,46 +189,27 @@ impl LlmDriver for OpenAiDriver {
 }
 
 impl OpenAiDriver {
-    /// Posts `body` for a whole reply and decodes it with `decode` (a decode error carries
-    /// the response's request id); every error redacted.
+    /// Posts `body` for a whole reply and decodes it with `decode`.
     async fn exchange<T>(
         &self,
         url: &Url,
         body: Vec<u8>,
         decode: fn(&[u8], ResponseMetadata) -> Result<T, LlmError>,
     ) -> Result<T, LlmError> {
-        let i = &self.inner;
-        let (headers, bytes) = i
-            .endpoint
-            .exchange(url, body)
+        let e = &self.inner.endpoint;
+        e.call(url, body, errors::metadata_from_headers, decode)
             .await
-            .map_err(|e| i.redact(e))?;
-        let metadata = errors::metadata_from_headers(&headers);
-        let request_id = metadata.request_id.clone();
-        decode(&bytes, metadata).map_err(|e| {
-            let e = match request_id {
-                Some(id) => e.with_request_id(id),
-                None => e,
-            };
-            i.redact(e)
-        })
     }
 
     /// Opens an event stream for `body`.
     async fn stream(&self, url: &Url, body: Vec<u8>) -> Result<ChatStream, LlmError> {
-        let i = &self.inner;
-        let response = i
-            .endpoint
-            .open_stream(url, body)
-            .await
-            .map_err(|e| i.redact(e))?;
-        let metadata = errors::metadata_from_headers(response.headers());
-        let decoder = decode::ChunkDecoder::new(metadata, i.endpoint.max_response_bytes);
-        Ok(nova_llm_http::events(
-            response,
-            decoder,
-            i.stream_idle_timeout,
-            i.api_key.clone(),
-        ))
+        let e = &self.inner.endpoint;
+        e.stream(
+            url,
+            body,
+            errors::metadata_from_headers,
+            decode::ChunkDecoder::new,
+        )
+        .await
     }
 }
