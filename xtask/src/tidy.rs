@@ -100,6 +100,7 @@ fn crates_depend_only_on_what_architecture_md_allows() {
         ("nova-llm-http", &["nova-llm-core"]),
         ("nova-llm-openai", &["nova-llm-core", "nova-llm-http"]),
         ("nova-llm-anthropic", &["nova-llm-core", "nova-llm-http"]),
+        ("nova-llm-gemini", &["nova-llm-core", "nova-llm-http"]),
         ("nova-llm-provider", &["nova-llm-core"]),
         ("nova-llm-redis", &["nova-llm-core", "nova-llm-provider"]),
     ];

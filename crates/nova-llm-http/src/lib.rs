@@ -89,6 +89,6 @@ pub use exchange::{Endpoint, read_limited};
 pub use message::{MAX_MESSAGE_CHARS, one_line};
 pub use retry_after::{header, retry_after};
 pub use sse::{LineTooLong, SseEvent, SseParser};
-pub use stream::{Decoder, Item, events};
+pub use stream::{Decoder, Item, events, first_error_fails_the_call};
 pub use transport::{from_body_read, from_reqwest};
 pub use transport_options::{Transport, base_url, insert_header, insert_secret, join_path};

@@ -62,6 +62,23 @@ pub fn events<D: Decoder>(
     )
 }
 
+/// `stream`, its first item awaited: an error there fails the call itself, as the stream
+/// contract wants of an error before anything was produced. For a service that reports
+/// some failures inside a successful response (Gemini blocks a prompt with HTTP 200 and a
+/// first event saying so). The first event, when it is one, is handed out first.
+///
+/// # Errors
+/// The stream's first item, when it is an error.
+pub async fn first_error_fails_the_call(mut stream: ChatStream) -> Result<ChatStream, LlmError> {
+    match stream.next().await {
+        Some(Err(e)) => Err(e),
+        Some(Ok(first)) => Ok(Box::pin(
+            futures_util::stream::iter([Ok(first)]).chain(stream),
+        )),
+        None => Ok(stream),
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     Reading,

@@ -1,0 +1,3 @@
+//! bench
+#![allow(missing_docs)]
+fn main() {}
