@@ -70,7 +70,7 @@ impl ChunkDecoder {
         if data.is_empty() || data == "[DONE]" {
             return;
         }
-        match crate::wire::parse(data.as_bytes()) {
+        match crate::wire::parse(data) {
             Ok(response) => {
                 if self.reader.read(response, out).is_err() {
                     self.failed = true;

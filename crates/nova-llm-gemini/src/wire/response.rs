@@ -3,36 +3,78 @@
 //! [`Reader`] turns them into core events the same way for both.
 
 use std::collections::VecDeque;
+use std::fmt;
 
 use nova_llm_core::{
     ChatResponse, FinishReason, LlmError, ResponseMetadata, StreamAccumulator, StreamEvent,
     StreamStart, ToolCallDelta, Usage,
 };
 use nova_llm_http::Item;
+use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::ORIGIN;
 use crate::errors::{WireError, blocked, from_stream_error};
 use crate::ids::made_up;
 
-/// One response (or stream chunk).
+/// One response (or stream chunk). Every chunk repeats the model version and the response
+/// id, which only the first one's start event keeps: they are borrowed from the chunk's
+/// text (no allocation per chunk) unless they hold escapes.
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct WireResponse {
+pub(crate) struct WireResponse<'a> {
+    /// Only the first candidate is read (the driver asks for one).
     #[serde(default)]
-    candidates: Vec<Candidate>,
+    candidates: First<Candidate>,
     #[serde(default)]
     prompt_feedback: Option<PromptFeedback>,
-    #[serde(default)]
-    usage_metadata: Option<UsageMetadata>,
-    #[serde(default)]
-    model_version: Option<String>,
-    #[serde(default)]
-    response_id: Option<String>,
+    /// Kept as text until needed: a stream repeats it, cumulative, in every chunk, and
+    /// only the last is reported.
+    #[serde(default, borrow)]
+    usage_metadata: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    model_version: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    response_id: Option<&'a RawValue>,
     /// An error in place of a chunk, mid-stream.
     #[serde(default)]
     error: Option<WireError>,
+}
+
+/// The first element of a JSON array (the rest skipped, nothing collected); `null` or an
+/// empty array is none.
+struct First<T>(Option<T>);
+
+impl<T> Default for First<T> {
+    fn default() -> Self {
+        First(None)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for First<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Seq<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for Seq<T> {
+            type Value = First<T>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array or null")
+            }
+
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(First(None))
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let first = seq.next_element::<T>()?;
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(First(first))
+            }
+        }
+        d.deserialize_any(Seq(std::marker::PhantomData))
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -60,7 +102,7 @@ struct WirePart {
     #[serde(default)]
     thought_signature: Option<String>,
     #[serde(default)]
-    function_call: Option<WireFunctionCall>,
+    function_call: Option<Box<WireFunctionCall>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -80,6 +122,12 @@ struct PromptFeedback {
     block_reason: Option<String>,
     #[serde(default)]
     block_reason_message: Option<String>,
+}
+
+/// The string a raw JSON value holds; empty for anything else.
+fn text_of(raw: Option<&RawValue>) -> String {
+    raw.and_then(|r| serde_json::from_str::<String>(r.get()).ok())
+        .unwrap_or_default()
 }
 
 /// Token counts as the API reports them (cumulative within a stream).
@@ -127,7 +175,8 @@ impl UsageMetadata {
 pub(crate) struct Reader {
     metadata: Option<ResponseMetadata>,
     calls: usize,
-    usage: Option<UsageMetadata>,
+    /// The last usage's JSON (its buffer reused from chunk to chunk).
+    usage: String,
     finish: Option<String>,
     saw_candidate: bool,
 }
@@ -138,7 +187,7 @@ impl Reader {
         Reader {
             metadata: Some(metadata),
             calls: 0,
-            usage: None,
+            usage: String::new(),
             finish: None,
             saw_candidate: false,
         }
@@ -151,12 +200,12 @@ impl Reader {
 
     /// The events of one response; an error item (and `Err`) for a blocked prompt or an
     /// error in its place.
-    pub(crate) fn read(&mut self, r: WireResponse, out: &mut VecDeque<Item>) -> Result<(), ()> {
+    pub(crate) fn read(&mut self, r: WireResponse<'_>, out: &mut VecDeque<Item>) -> Result<(), ()> {
         if let Some(e) = &r.error {
             out.push_back(Err(from_stream_error(e)));
             return Err(());
         }
-        if r.candidates.is_empty()
+        if r.candidates.0.is_none()
             && let Some(feedback) = &r.prompt_feedback
             && let Some(reason) = feedback.block_reason.as_deref()
         {
@@ -169,17 +218,15 @@ impl Reader {
         }
         if let Some(metadata) = self.metadata.take() {
             out.push_back(Ok(StreamEvent::start(
-                StreamStart::new(
-                    r.response_id.unwrap_or_default(),
-                    r.model_version.unwrap_or_default(),
-                )
+                StreamStart::new(text_of(r.response_id), text_of(r.model_version))
                 .with_metadata(metadata),
             )));
         }
         if let Some(u) = r.usage_metadata {
-            self.usage = Some(u);
+            self.usage.clear();
+            self.usage.push_str(u.get());
         }
-        let Some(candidate) = r.candidates.into_iter().next() else {
+        let Some(candidate) = r.candidates.0 else {
             return Ok(());
         };
         self.saw_candidate = true;
@@ -233,8 +280,12 @@ impl Reader {
     /// The usage (if reported) and the finish: `STOP` with function calls is why it
     /// stopped (the API says `STOP` for both); the raw value is kept.
     pub(crate) fn finish(&mut self, out: &mut VecDeque<Item>) {
-        if let Some(u) = self.usage.take() {
-            out.push_back(Ok(StreamEvent::Usage(u.into_usage())));
+        if !self.usage.is_empty() {
+            // A usage that does not read is left out rather than failing a finished reply.
+            if let Ok(u) = serde_json::from_str::<UsageMetadata>(&self.usage) {
+                out.push_back(Ok(StreamEvent::Usage(u.into_usage())));
+            }
+            self.usage.clear();
         }
         let Some(raw) = self.finish.take() else {
             return;
@@ -254,9 +305,10 @@ fn decode_err(e: serde_json::Error) -> LlmError {
     LlmError::decode(format!("the reply is not a Gemini response: {e}")).with_source(e)
 }
 
-/// Reads one response's JSON.
-pub(crate) fn parse(data: &[u8]) -> Result<WireResponse, LlmError> {
-    serde_json::from_slice(data).map_err(decode_err)
+/// Reads one stream event's response (text already checked to be UTF-8, which
+/// `from_str` does not check again).
+pub(crate) fn parse(data: &str) -> Result<WireResponse<'_>, LlmError> {
+    serde_json::from_str(data).map_err(decode_err)
 }
 
 /// Decodes the body of a plain `:generateContent`, through the same [`Reader`] and
@@ -265,7 +317,7 @@ pub(crate) fn decode_generate(
     body: &[u8],
     metadata: ResponseMetadata,
 ) -> Result<ChatResponse, LlmError> {
-    let response = parse(body)?;
+    let response: WireResponse<'_> = serde_json::from_slice(body).map_err(decode_err)?;
     let mut reader = Reader::new(metadata);
     let mut items = VecDeque::new();
     // An error is among the items.
