@@ -1,7 +1,8 @@
 //! The provider's promises across vendors, over real HTTP on loopback: fallback from the
 //! Anthropic driver to an OpenAI-compatible one and back, for plain calls and for a stream
-//! that fails with `overloaded_error` before its first content; reasoning that stays with
-//! its own service across the switch; cost priced from each service's own usage.
+//! that fails with `overloaded_error` before its first content; a three-vendor chain
+//! (Gemini, then Anthropic, then OpenAI-compatible); reasoning that stays with its own
+//! service across the switch; cost priced from each service's own usage.
 
 use std::sync::Arc;
 
@@ -9,6 +10,7 @@ use nova_llm_anthropic::AnthropicDriver;
 use nova_llm_core::{
     ChatRequest, ContentPart, Dialog, FinishReason, LlmDriver, Usage, collect_stream,
 };
+use nova_llm_gemini::GeminiDriver;
 use nova_llm_openai::OpenAiDriver;
 use nova_llm_provider::fallback::FallbackLayer;
 use nova_llm_provider::{EventKind, Provider};
@@ -44,6 +46,20 @@ fn gpt(server: &MockServer) -> Arc<dyn LlmDriver> {
             .build()
             .unwrap(),
     )
+}
+
+fn gemini(server: &MockServer) -> Arc<dyn LlmDriver> {
+    Arc::new(
+        GeminiDriver::builder()
+            .base_url(server.uri())
+            .api_key("AIza-test-0123456789")
+            .build()
+            .unwrap(),
+    )
+}
+
+fn gemini_unavailable() -> serde_json::Value {
+    json!({"error": {"code": 503, "status": "UNAVAILABLE", "message": "The model is overloaded."}})
 }
 
 fn overloaded() -> ResponseTemplate {
@@ -258,6 +274,140 @@ async fn a_claude_stream_overloaded_before_its_first_content_is_served_by_the_ot
         events.iter().any(
             |e| matches!(&e.kind, EventKind::Fallback { to, .. } if to == "openai/gpt-4o-mini")
         )
+    );
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::Completed(_)))
+            .count(),
+        1
+    );
+}
+
+/// Gemini, then Claude, then an OpenAI-compatible server.
+fn three_vendors(g: &MockServer, a: &MockServer, o: &MockServer) -> Provider {
+    Provider::builder_shared(gemini(g))
+        .fallback(
+            FallbackLayer::new()
+                .then(claude(a), Some("claude-sonnet-4-6"))
+                .then(gpt(o), Some("gpt-4o-mini")),
+        )
+        .build()
+}
+
+fn fallbacks(events: &[nova_llm_provider::Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Fallback { to, .. } => Some(to.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_three_vendor_chain_serves_a_plain_call_from_the_first_that_answers() {
+    let g = serve(
+        "/v1/models/gemini-2.5-flash:generateContent",
+        ResponseTemplate::new(503).set_body_json(gemini_unavailable()),
+    )
+    .await;
+    let a = serve("/v1/messages", overloaded()).await;
+    let o = serve("/v1/chat/completions", openai_reply("Third time lucky.")).await;
+    let p = three_vendors(&g, &a, &o);
+    let mut rx = p.subscribe();
+    let reply = p
+        .chat(
+            ChatRequest::new(Dialog::new().system("Be brief.").user("Say hi"))
+                .model("gemini-2.5-flash"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.text(), "Third time lucky.");
+    assert_eq!(
+        fallbacks(&rx.drain()),
+        ["anthropic/claude-sonnet-4-6", "openai/gpt-4o-mini"]
+    );
+    // Each got the system prompt its own way.
+    assert_eq!(
+        bodies(&g).await[0]["systemInstruction"],
+        json!({"parts": [{"text": "Be brief."}]})
+    );
+    assert_eq!(bodies(&a).await[0]["system"], "Be brief.");
+    assert_eq!(bodies(&o).await[0]["messages"][0]["role"], "system");
+
+    // Gemini up again: it answers, with its thought signature kept for the next turn.
+    let g_up = serve(
+        "/v1/models/gemini-2.5-flash:generateContent",
+        ResponseTemplate::new(200).set_body_json(json!({
+            "candidates": [{"content": {"role": "model", "parts": [
+                {"text": "Hi!", "thoughtSignature": "gem-sig"}]}, "finishReason": "STOP"}],
+            "usageMetadata": {"promptTokenCount": 1000, "candidatesTokenCount": 100, "totalTokenCount": 1100}
+        })),
+    )
+    .await;
+    let p = three_vendors(&g_up, &a, &o);
+    let mut rx = p.subscribe();
+    let reply = p
+        .chat(ChatRequest::new(Dialog::new().user("Say hi")).model("gemini-2.5-flash"))
+        .await
+        .unwrap();
+    assert_eq!(reply.text(), "Hi!");
+    let cost = rx
+        .drain()
+        .iter()
+        .find_map(|e| match &e.kind {
+            EventKind::Completed(c) => c.cost_usd,
+            _ => None,
+        })
+        .unwrap();
+    // Gemini 2.5 Flash: $0.30 in, $2.50 out.
+    assert!((cost - (1000.0 * 0.30 + 100.0 * 2.50) / 1e6).abs() < 1e-15);
+}
+
+#[tokio::test]
+async fn a_three_vendor_chain_serves_a_stream_whose_first_two_fail_before_content() {
+    let g = serve(
+        "/v1/models/gemini-2.5-flash:streamGenerateContent",
+        sse_response(format!("data: {}\r\n\r\n", gemini_unavailable())),
+    )
+    .await;
+    let a_events = [
+        (
+            "message_start",
+            json!({"type": "message_start", "message": {"id": "msg_1", "model": "claude-sonnet-4-6", "usage": {"input_tokens": 10, "output_tokens": 1}}}),
+        ),
+        (
+            "error",
+            json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+        ),
+    ];
+    let a_body: String = a_events
+        .iter()
+        .map(|(n, d)| format!("event: {n}\ndata: {d}\n\n"))
+        .collect();
+    let a = serve("/v1/messages", sse_response(a_body)).await;
+    let chunk = |t: &str| json!({"id": "c", "model": "gpt-4o-mini", "choices": [{"index": 0, "delta": {"content": t}}]});
+    let o_body = format!(
+        "data: {}\n\ndata: {}\n\ndata: [DONE]\n\n",
+        chunk("Streamed by the third."),
+        json!({"id": "c", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    );
+    let o = serve("/v1/chat/completions", sse_response(o_body)).await;
+    let p = three_vendors(&g, &a, &o);
+    let mut rx = p.subscribe();
+    let reply = collect_stream(
+        p.chat_stream(ChatRequest::new(Dialog::new().user("Say hi")).model("gemini-2.5-flash"))
+            .await
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.text(), "Streamed by the third.");
+    let events = rx.drain();
+    assert_eq!(
+        fallbacks(&events),
+        ["anthropic/claude-sonnet-4-6", "openai/gpt-4o-mini"]
     );
     assert_eq!(
         events

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-/// Talk to a large language model: the built-in mock (no key, no network), Anthropic, or
-/// any OpenAI-compatible server.
+/// Talk to a large language model: the built-in mock (no key, no network), Anthropic,
+/// Gemini, or any OpenAI-compatible server.
 #[derive(Debug, Parser)]
 #[command(name = "nova", version, about, long_about = None)]
 pub(crate) struct Cli {
@@ -32,6 +32,8 @@ pub(crate) enum DriverKind {
     Openai,
     /// Anthropic's Messages API (the key from ANTHROPIC_API_KEY).
     Anthropic,
+    /// The Gemini API (the key from GEMINI_API_KEY or GOOGLE_API_KEY).
+    Gemini,
 }
 
 #[derive(Debug, Args)]
@@ -42,9 +44,10 @@ pub(crate) struct Common {
     /// The model (default: the driver's).
     #[arg(long)]
     pub(crate) model: Option<String>,
-    /// The server's base URL, such as http://localhost:11434/v1 (default: OPENAI_BASE_URL
-    /// or ANTHROPIC_BASE_URL, as the driver reads it, else the service's own). The key
-    /// comes from OPENAI_API_KEY or ANTHROPIC_API_KEY only; a local server needs none.
+    /// The server's base URL, such as http://localhost:11434/v1 (default: OPENAI_BASE_URL,
+    /// ANTHROPIC_BASE_URL or GOOGLE_GEMINI_BASE_URL, as the driver reads it, else the
+    /// service's own). The key comes from the driver's environment variable only; a local
+    /// server needs none.
     #[arg(long)]
     pub(crate) base_url: Option<String>,
     /// Sampling temperature.

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use nova_llm_anthropic::{AnthropicBuilder, AnthropicDriver};
 use nova_llm_core::{ChatRequest, Dialog, ErrorKind, LlmDriver, LlmError, ModelParams};
+use nova_llm_gemini::{GeminiBuilder, GeminiDriver};
 use nova_llm_mock::MockDriver;
 use nova_llm_openai::{OpenAiBuilder, OpenAiDriver};
 use nova_llm_provider::Provider;
@@ -35,6 +36,17 @@ fn anthropic(base_url: Option<&str>) -> Result<AnthropicDriver, LlmError> {
     .build()
 }
 
+/// A Gemini driver for `base_url` (or `GOOGLE_GEMINI_BASE_URL`), keyed from the
+/// environment.
+fn gemini(base_url: Option<&str>) -> Result<GeminiDriver, LlmError> {
+    let base_url = base_url.map(str::to_owned);
+    GeminiBuilder::from_lookup(|name| match name {
+        "GOOGLE_GEMINI_BASE_URL" if base_url.is_some() => base_url.clone(),
+        _ => std::env::var(name).ok(),
+    })?
+    .build()
+}
+
 /// The provider the options ask for: the driver, then retries, fallback, rate limits and a
 /// cache when asked (`cache` also when the command wants one anyway).
 pub(crate) fn provider(c: &Common, cache: bool) -> Result<Provider, LlmError> {
@@ -42,6 +54,7 @@ pub(crate) fn provider(c: &Common, cache: bool) -> Result<Provider, LlmError> {
         DriverKind::Mock => Arc::new(MockDriver::new()),
         DriverKind::Openai => Arc::new(openai(c.base_url.as_deref())?),
         DriverKind::Anthropic => Arc::new(anthropic(c.base_url.as_deref())?),
+        DriverKind::Gemini => Arc::new(gemini(c.base_url.as_deref())?),
     };
     let mut b = Provider::builder_shared(Arc::clone(&driver));
     if c.retries > 0 {
@@ -88,13 +101,14 @@ pub(crate) fn request(c: &Common, dialog: Dialog) -> Result<ChatRequest, LlmErro
 pub(crate) fn hint(err: &LlmError, c: &Common) -> Option<String> {
     let (key, default_url) = match c.driver {
         DriverKind::Anthropic => ("ANTHROPIC_API_KEY", nova_llm_anthropic::DEFAULT_BASE_URL),
+        DriverKind::Gemini => ("GEMINI_API_KEY", nova_llm_gemini::DEFAULT_BASE_URL),
         _ => ("OPENAI_API_KEY", nova_llm_openai::DEFAULT_BASE_URL),
     };
+    // The hosted services' keys; a local OpenAI-compatible server needs none.
+    let hosted = matches!(c.driver, DriverKind::Anthropic | DriverKind::Gemini);
     match err.kind() {
-        ErrorKind::Authentication
-            if err.status().is_none() && c.driver == DriverKind::Anthropic =>
-        {
-            Some(format!("export {key}=sk-ant-..."))
+        ErrorKind::Authentication if err.status().is_none() && hosted => {
+            Some(format!("export {key}=..."))
         }
         ErrorKind::Authentication if err.status().is_none() => Some(format!(
             "export {key}=sk-..., or pass --base-url for a local server that needs no key"

@@ -27,12 +27,17 @@ async fn nova(args: &[&str], key: Option<&str>, stdin: Option<&str>) -> Output {
         .env_remove("OPENAI_BASE_URL")
         .env_remove("ANTHROPIC_API_KEY")
         .env_remove("ANTHROPIC_BASE_URL")
+        .env_remove("GEMINI_API_KEY")
+        .env_remove("GOOGLE_API_KEY")
+        .env_remove("GOOGLE_GEMINI_BASE_URL")
         .env_remove("NOVA_DRIVER")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     if let Some(k) = key {
-        cmd.env("OPENAI_API_KEY", k).env("ANTHROPIC_API_KEY", k);
+        cmd.env("OPENAI_API_KEY", k)
+            .env("ANTHROPIC_API_KEY", k)
+            .env("GEMINI_API_KEY", k);
     }
     let mut child = cmd.spawn().unwrap();
     let mut input = child.stdin.take().unwrap();
@@ -278,6 +283,53 @@ async fn chat_against_anthropic_with_its_own_key_and_base_url() {
     assert!(o.stderr.contains("ANTHROPIC_API_KEY"), "{}", o.stderr);
     assert!(
         o.stderr.contains("hint: export ANTHROPIC_API_KEY"),
+        "{}",
+        o.stderr
+    );
+}
+
+#[tokio::test]
+async fn chat_against_gemini_with_its_own_key() {
+    let s = server().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/models/gemini-2.5-flash:generateContent"))
+        .and(header("x-goog-api-key", KEY))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "candidates": [{"content": {"role": "model", "parts": [{"text": "Hello!"}]}, "finishReason": "STOP"}],
+            "usageMetadata": {"promptTokenCount": 1000, "candidatesTokenCount": 1000, "totalTokenCount": 2000},
+            "modelVersion": "gemini-2.5-flash"
+        })))
+        .mount(&s)
+        .await;
+    let o = nova(
+        &[
+            "chat",
+            "--driver",
+            "gemini",
+            "--base-url",
+            &s.uri(),
+            "--system",
+            "be brief",
+            "--stats",
+            "Say hi",
+        ],
+        Some(KEY),
+        None,
+    )
+    .await;
+    assert_eq!((o.code, o.stdout.as_str()), (0, "Hello!\n"), "{}", o.stderr);
+    // Gemini 2.5 Flash: $0.30 in, $2.50 out per million.
+    assert!(o.stderr.contains("cost $0.002800"), "{}", o.stderr);
+    let body: Value =
+        serde_json::from_slice(&s.received_requests().await.unwrap()[0].body).unwrap();
+    assert_eq!(
+        body["systemInstruction"],
+        json!({"parts": [{"text": "be brief"}]})
+    );
+    let o = nova(&["chat", "--driver", "gemini", "hi"], None, None).await;
+    assert_eq!(o.code, 1);
+    assert!(
+        o.stderr.contains("hint: export GEMINI_API_KEY"),
         "{}",
         o.stderr
     );

@@ -76,7 +76,7 @@ pub mod timeout;
 
 pub(crate) use fast_map::FastMap;
 
-pub use cost::{PRICE_TABLE_VERSION, Price, PriceTable};
+pub use cost::{LongPrompt, PRICE_TABLE_VERSION, Price, PriceTable};
 pub use events::{
     Completion, Event, EventKind, EventListener, EventReceiver, EventsLayer, Failure, Received,
 };

@@ -10,8 +10,8 @@ use nova_llm_core::{
     StreamStart, ToolCallDelta, Usage,
 };
 use nova_llm_http::Item;
-use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
@@ -219,7 +219,7 @@ impl Reader {
         if let Some(metadata) = self.metadata.take() {
             out.push_back(Ok(StreamEvent::start(
                 StreamStart::new(text_of(r.response_id), text_of(r.model_version))
-                .with_metadata(metadata),
+                    .with_metadata(metadata),
             )));
         }
         if let Some(u) = r.usage_metadata {

@@ -3,4 +3,4 @@
 mod prices;
 
 pub(crate) use prices::lookup_model;
-pub use prices::{PRICE_TABLE_VERSION, Price, PriceTable};
+pub use prices::{LongPrompt, PRICE_TABLE_VERSION, Price, PriceTable};

@@ -8,9 +8,10 @@ use crate::FastMap;
 use nova_llm_core::Usage;
 
 /// The version of the built-in table: the dates its prices were copied from the services'
-/// published standard-tier lists: OpenAI's of 2025-08 (<https://openai.com/api/pricing>)
-/// and Anthropic's of 2026-06 (<https://www.anthropic.com/pricing>).
-pub const PRICE_TABLE_VERSION: &str = "openai-2025-08+anthropic-2026-06";
+/// published standard-tier lists: OpenAI's of 2025-08 (<https://openai.com/api/pricing>),
+/// Anthropic's of 2026-06 (<https://www.anthropic.com/pricing>) and Google's of 2026-07
+/// (<https://ai.google.dev/gemini-api/docs/pricing>, paid tier, text and image input).
+pub const PRICE_TABLE_VERSION: &str = "openai-2025-08+anthropic-2026-06+gemini-2026-07";
 
 /// One row of the built-in table, in US dollars per million tokens: (model, input, cache
 /// read, cache write, output). A cache price the service does not list is the input price
@@ -47,6 +48,22 @@ const BUILTIN: &[Row] = &[
     ("claude-sonnet-4-5", 3.00, Some(0.30), Some(3.75), 15.00),
     ("claude-sonnet-4", 3.00, Some(0.30), Some(3.75), 15.00),
     ("claude-haiku-4-5", 1.00, Some(0.10), Some(1.25), 5.00),
+    // Gemini: cached content at a tenth of the input price (its storage, billed by the
+    // hour, is not a call's cost). The Pro models' prompts over 200,000 tokens cost more:
+    // see LONG_PROMPTS.
+    ("gemini-3-pro-preview", 2.00, Some(0.20), None, 12.00),
+    ("gemini-3-flash-preview", 0.50, Some(0.05), None, 3.00),
+    ("gemini-2.5-pro", 1.25, Some(0.125), None, 10.00),
+    ("gemini-2.5-flash", 0.30, Some(0.03), None, 2.50),
+    ("gemini-2.5-flash-lite", 0.10, Some(0.01), None, 0.40),
+];
+
+/// Prices of prompts over a length, in US dollars per million tokens: (model, over this
+/// many input tokens, input, cache read, output). Google prices the whole call at these
+/// rates when its prompt is longer.
+const LONG_PROMPTS: &[(&str, u64, f64, f64, f64)] = &[
+    ("gemini-3-pro-preview", 200_000, 4.00, 0.40, 18.00),
+    ("gemini-2.5-pro", 200_000, 2.50, 0.25, 15.00),
 ];
 
 /// The price of one model, in US dollars per million tokens.
@@ -61,6 +78,42 @@ pub struct Price {
     pub cache_write_per_million: f64,
     /// Output tokens (reasoning included).
     pub output_per_million: f64,
+    /// Other rates for a call whose prompt is longer than a threshold, for services that
+    /// price long prompts higher. Default: none.
+    pub long_prompt: Option<LongPrompt>,
+}
+
+/// The rates of a call whose prompt is over `above_input_tokens` tokens: every token of
+/// such a call is priced at them, as Google prices its Pro models.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LongPrompt {
+    /// The prompt length (input tokens) above which these rates apply.
+    pub above_input_tokens: u64,
+    /// Input tokens.
+    pub input_per_million: f64,
+    /// Input tokens read from the prompt cache.
+    pub cached_input_per_million: f64,
+    /// Output tokens.
+    pub output_per_million: f64,
+}
+
+impl LongPrompt {
+    /// Rates for prompts over `above_input_tokens`; cache reads at the input rate.
+    pub fn new(above_input_tokens: u64, input: f64, output: f64) -> Self {
+        LongPrompt {
+            above_input_tokens,
+            input_per_million: input,
+            cached_input_per_million: input,
+            output_per_million: output,
+        }
+    }
+
+    /// Sets the rate of cache reads. Default: the input rate.
+    pub fn with_cached_input(mut self, per_million: f64) -> Self {
+        self.cached_input_per_million = per_million;
+        self
+    }
 }
 
 impl Price {
@@ -71,7 +124,15 @@ impl Price {
             cached_input_per_million: input,
             cache_write_per_million: input,
             output_per_million: output,
+            long_prompt: None,
         }
+    }
+
+    /// Sets the rates of calls whose prompt is longer than a threshold. Default: none
+    /// (one price whatever the length).
+    pub fn with_long_prompt(mut self, rates: LongPrompt) -> Self {
+        self.long_prompt = Some(rates);
+        self
     }
 
     /// Sets the price of input read from the prompt cache. Default: the input price.
@@ -87,9 +148,24 @@ impl Price {
     }
 
     /// What `usage` costs at this price: uncached input, cache reads, cache writes and
-    /// output, each at its rate. Breakdowns the service did not report count as plain
-    /// input.
+    /// output, each at its rate (the long-prompt rates when the prompt is over their
+    /// threshold). Breakdowns the service did not report count as plain input.
     pub fn cost(&self, usage: &Usage) -> f64 {
+        let rates = match self.long_prompt {
+            Some(long) if usage.input_tokens > long.above_input_tokens => Price {
+                input_per_million: long.input_per_million,
+                cached_input_per_million: long.cached_input_per_million,
+                cache_write_per_million: long.input_per_million,
+                output_per_million: long.output_per_million,
+                long_prompt: None,
+            },
+            _ => *self,
+        };
+        rates.flat_cost(usage)
+    }
+
+    /// [`cost`](Self::cost) at these rates, whatever the prompt's length.
+    fn flat_cost(&self, usage: &Usage) -> f64 {
         let read = usage.cache_read_tokens.unwrap_or(0).min(usage.input_tokens);
         let write = usage
             .cache_write_tokens
@@ -104,8 +180,8 @@ impl Price {
     }
 }
 
-/// Model prices. The built-in table covers the common OpenAI and Anthropic models; add or
-/// override entries for yours. A model not in the table has no cost (`None`), never zero.
+/// Model prices. The built-in table covers the common OpenAI, Anthropic and Gemini models;
+/// add or override entries for yours. A model not in the table has no cost (`None`), never zero.
 ///
 /// Dated snapshots find their model: `gpt-4o-2024-08-06`, `gpt-4-0613` and
 /// `claude-haiku-4-5-20251001` are priced as `gpt-4o`, `gpt-4` and `claude-haiku-4-5` (a
@@ -113,7 +189,10 @@ impl Price {
 /// no price). A version number is never dropped: `claude-opus-4-9` is not `claude-opus-4`.
 ///
 /// Anthropic's one-hour cache writes cost more than the five-minute ones the table lists;
-/// give a model your own [`Price::with_cache_write`] if you use them.
+/// give a model your own [`Price::with_cache_write`] if you use them. Gemini Pro prompts
+/// over 200,000 tokens are priced at their higher rates ([`LongPrompt`]): the whole call,
+/// as Google bills it. Gemini's audio input, priced higher than text, is not told apart
+/// (usage does not say which tokens were audio).
 ///
 /// ```
 /// use nova_llm_core::Usage;
@@ -145,6 +224,13 @@ impl PriceTable {
                 }
                 if let Some(w) = write {
                     price = price.with_cache_write(w);
+                }
+                if let Some(&(_, above, input, cached, output)) =
+                    LONG_PROMPTS.iter().find(|(m, ..)| *m == model)
+                {
+                    price = price.with_long_prompt(
+                        LongPrompt::new(above, input, output).with_cached_input(cached),
+                    );
                 }
                 (model.to_owned(), price)
             })

@@ -70,6 +70,31 @@ fn anthropic_cache_writes_cost_more_and_reads_less_than_input() {
 }
 
 #[test]
+fn gemini_pro_prompts_over_200k_tokens_are_priced_at_the_long_rates() {
+    let t = PriceTable::builtin();
+    // Gemini 2.5 Pro: $1.25 in, $0.125 cached, $10 out; over 200k: $2.50, $0.25, $15.
+    let short = Usage::new(200_000, 1_000).with_cache_read(100_000);
+    let want = (100_000.0 * 1.25 + 100_000.0 * 0.125 + 1_000.0 * 10.0) / 1e6;
+    assert!((t.cost("gemini-2.5-pro", &short).unwrap() - want).abs() < 1e-12);
+    let long = Usage::new(200_001, 1_000).with_cache_read(100_000);
+    let want = (100_001.0 * 2.50 + 100_000.0 * 0.25 + 1_000.0 * 15.0) / 1e6;
+    assert!((t.cost("gemini-2.5-pro", &long).unwrap() - want).abs() < 1e-12);
+    // Flash has one price whatever the length.
+    let flash = t
+        .cost("gemini-2.5-flash", &Usage::new(1_000_000, 0))
+        .unwrap();
+    assert!((flash - 0.30).abs() < 1e-12);
+    // A table entry of one's own can have long-prompt rates too.
+    let mine = Price::per_million(1.0, 2.0)
+        .with_long_prompt(crate::LongPrompt::new(10, 3.0, 4.0).with_cached_input(0.5));
+    assert!((mine.cost(&Usage::new(10, 10)) - 30.0 / 1e6).abs() < 1e-15);
+    assert!(
+        (mine.cost(&Usage::new(11, 10).with_cache_read(1)) - (30.0 + 0.5 + 40.0) / 1e6).abs()
+            < 1e-15
+    );
+}
+
+#[test]
 fn tables_can_be_emptied_overridden_and_labelled() {
     let t = PriceTable::empty();
     assert_eq!(t.cost("gpt-4o", &Usage::new(1, 1)), None);
