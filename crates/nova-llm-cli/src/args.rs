@@ -65,18 +65,27 @@ pub(crate) struct Common {
     /// A stop sequence (repeatable).
     #[arg(long)]
     pub(crate) stop: Vec<String>,
-    /// Print latency, time to first token, tokens and cost to stderr.
+    /// Print latency, time to first token, tokens (with cache reads and writes, and
+    /// reasoning, when the service reports them), the model that answered and the cost to
+    /// stderr.
     #[arg(long)]
     pub(crate) stats: bool,
     /// Retry retryable failures this many times.
     #[arg(long, default_value_t = 0)]
     pub(crate) retries: u32,
-    /// After the retries, try this model.
+    /// After the retries, try this driver (repeatable: a chain, tried in order). The
+    /// fallback flags pair up by position: the first --fallback-driver goes with the
+    /// first --fallback-model and the first --fallback-base-url. Default for a position
+    /// with no driver: an OpenAI-compatible server if it has a base URL, else --driver.
+    #[arg(long, value_enum)]
+    pub(crate) fallback_driver: Vec<DriverKind>,
+    /// After the retries, try this model (repeatable, paired as above; default: the
+    /// driver's own default model).
     #[arg(long)]
-    pub(crate) fallback_model: Option<String>,
-    /// After the retries, try an OpenAI-compatible server at this base URL.
+    pub(crate) fallback_model: Vec<String>,
+    /// The base URL of a fallback's server (repeatable, paired as above).
     #[arg(long)]
-    pub(crate) fallback_base_url: Option<String>,
+    pub(crate) fallback_base_url: Vec<String>,
     /// At most this many requests per minute.
     #[arg(long)]
     pub(crate) rpm: Option<u64>,

@@ -21,11 +21,34 @@ pub(crate) fn stats_line(c: &Completion) -> String {
     } else {
         ""
     };
+    let u = &c.usage;
+    // The breakdowns the service reported (an unreported one is not shown as zero).
+    let cache: Vec<String> = [
+        u.cache_read_tokens.map(|n| format!("{n} cache read")),
+        u.cache_write_tokens.map(|n| format!("{n} cache write")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let cache = if cache.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", cache.join(", "))
+    };
+    let reasoning = u
+        .reasoning_tokens
+        .map(|n| format!(" ({n} reasoning)"))
+        .unwrap_or_default();
+    let model = if c.response_model.is_empty() {
+        String::new()
+    } else {
+        format!(", model {}", c.response_model)
+    };
     format!(
-        "latency {:.0} ms{ttft}, tokens {} in / {} out{estimated}, cost {cost}{}",
+        "latency {:.0} ms{ttft}, tokens {} in{cache} / {} out{reasoning}{estimated}{model}, cost {cost}{}",
         c.latency.as_secs_f64() * 1000.0,
-        c.usage.input_tokens,
-        c.usage.output_tokens,
+        u.input_tokens,
+        u.output_tokens,
         if c.from_cache { ", from cache" } else { "" }
     )
 }

@@ -47,25 +47,60 @@ fn gemini(base_url: Option<&str>) -> Result<GeminiDriver, LlmError> {
     .build()
 }
 
+/// The driver of `kind`, at `base_url` (or its environment's), keyed from the environment.
+fn driver_of(kind: DriverKind, base_url: Option<&str>) -> Result<Arc<dyn LlmDriver>, LlmError> {
+    Ok(match kind {
+        DriverKind::Mock => Arc::new(MockDriver::new()),
+        DriverKind::Openai => Arc::new(openai(base_url)?),
+        DriverKind::Anthropic => Arc::new(anthropic(base_url)?),
+        DriverKind::Gemini => Arc::new(gemini(base_url)?),
+    })
+}
+
+/// The fallback chain of the options: the flags paired by position (see `Common`). A
+/// position that names no other driver and no base URL falls back on the provider's own
+/// driver (with another model).
+fn fallback_chain(
+    c: &Common,
+    primary: &Arc<dyn LlmDriver>,
+) -> Result<Option<FallbackLayer>, LlmError> {
+    let n = c
+        .fallback_driver
+        .len()
+        .max(c.fallback_model.len())
+        .max(c.fallback_base_url.len());
+    if n == 0 {
+        return Ok(None);
+    }
+    let mut chain = FallbackLayer::new();
+    for i in 0..n {
+        let url = c.fallback_base_url.get(i).map(String::as_str);
+        let named = c.fallback_driver.get(i).copied();
+        let kind = named.unwrap_or(if url.is_some() {
+            DriverKind::Openai
+        } else {
+            c.driver
+        });
+        let driver = if kind == c.driver && url.is_none() {
+            Arc::clone(primary)
+        } else {
+            driver_of(kind, url)?
+        };
+        chain = chain.then(driver, c.fallback_model.get(i).map(String::as_str));
+    }
+    Ok(Some(chain))
+}
+
 /// The provider the options ask for: the driver, then retries, fallback, rate limits and a
 /// cache when asked (`cache` also when the command wants one anyway).
 pub(crate) fn provider(c: &Common, cache: bool) -> Result<Provider, LlmError> {
-    let driver: Arc<dyn LlmDriver> = match c.driver {
-        DriverKind::Mock => Arc::new(MockDriver::new()),
-        DriverKind::Openai => Arc::new(openai(c.base_url.as_deref())?),
-        DriverKind::Anthropic => Arc::new(anthropic(c.base_url.as_deref())?),
-        DriverKind::Gemini => Arc::new(gemini(c.base_url.as_deref())?),
-    };
+    let driver = driver_of(c.driver, c.base_url.as_deref())?;
     let mut b = Provider::builder_shared(Arc::clone(&driver));
     if c.retries > 0 {
         b = b.retry(RetryLayer::new().max_attempts(c.retries.saturating_add(1)));
     }
-    if c.fallback_model.is_some() || c.fallback_base_url.is_some() {
-        let second: Arc<dyn LlmDriver> = match &c.fallback_base_url {
-            Some(url) => Arc::new(openai(Some(url))?),
-            None => Arc::clone(&driver),
-        };
-        b = b.fallback(FallbackLayer::new().then(second, c.fallback_model.as_deref()));
+    if let Some(chain) = fallback_chain(c, &driver)? {
+        b = b.fallback(chain);
     }
     if c.rpm.is_some() || c.tpm.is_some() {
         let mut limits = RateLimitLayer::new();

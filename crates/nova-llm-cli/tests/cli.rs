@@ -540,6 +540,80 @@ async fn retries_and_fallback_from_the_command_line() {
     );
 }
 
+#[tokio::test]
+async fn a_fallback_chain_across_vendors_with_stats_of_the_answer() {
+    let g = server().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503).set_body_json(
+            json!({"error": {"code": 503, "status": "UNAVAILABLE", "message": "overloaded"}}),
+        ))
+        .mount(&g)
+        .await;
+    let o = server().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503).set_body_string("busy"))
+        .mount(&o)
+        .await;
+    let a = server().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .and(wiremock::matchers::body_partial_json(
+            json!({"model": "claude-haiku-4-5"}),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-haiku-4-5",
+            "content": [{"type": "text", "text": "From Claude."}], "stop_reason": "end_turn",
+            "usage": {"input_tokens": 1000, "cache_read_input_tokens": 6000,
+                      "cache_creation_input_tokens": 3000, "output_tokens": 2000}
+        })))
+        .mount(&a)
+        .await;
+    let out = nova(
+        &[
+            "chat",
+            "--driver",
+            "gemini",
+            "--base-url",
+            &g.uri(),
+            "--fallback-driver",
+            "openai",
+            "--fallback-model",
+            "gpt-4o-mini",
+            "--fallback-base-url",
+            &base(&o),
+            "--fallback-driver",
+            "anthropic",
+            "--fallback-model",
+            "claude-haiku-4-5",
+            "--fallback-base-url",
+            &a.uri(),
+            "--stats",
+            "Say hi",
+        ],
+        Some(KEY),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "From Claude.\n"),
+        "{}",
+        out.stderr
+    );
+    // Claude Haiku 4.5: 1,000 plain in at $1, 6,000 cache reads at $0.10, 3,000 cache
+    // writes at $1.25, 2,000 out at $5, per million.
+    assert!(
+        out.stderr.contains(
+            "tokens 10000 in (6000 cache read, 3000 cache write) / 2000 out, model claude-haiku-4-5, cost $0.015350"
+        ),
+        "{}",
+        out.stderr
+    );
+    for s in [&g, &o, &a] {
+        assert_eq!(s.received_requests().await.unwrap().len(), 1);
+    }
+}
+
 /// The repl, waiting for whole replies, reading `stdin`, against a server that answers
 /// "ok" to everything (returned too, for what it received).
 async fn repl_against_a_server(stdin: &str) -> (MockServer, Output) {

@@ -181,4 +181,11 @@ pub struct Failure {
     pub message: String,
     /// The HTTP status, if there was one.
     pub status: Option<u16>,
+    /// What the call used before it failed, when anything is known: the service's own
+    /// count if it reported one (a stream's usage before it broke), else, once output had
+    /// arrived, an estimate from the characters sent and received (flagged `estimated`).
+    /// `None` when nothing was generated (a refusal before any output is not billed).
+    pub usage: Option<Usage>,
+    /// What that usage cost in US dollars, when the model has a known price.
+    pub cost_usd: Option<f64>,
 }

@@ -137,7 +137,10 @@ impl Middleware for EventsLayer {
                     reply_text,
                 );
             }
-            Err(e) => call.fail(e.kind(), e.message().to_owned(), e.status()),
+            Err(e) => {
+                let used = call.used_by(e);
+                call.fail(e, used);
+            }
         }
         result
     }
@@ -166,7 +169,8 @@ impl Middleware for EventsLayer {
                 Ok(Box::pin(Observed { inner, call, stats }))
             }
             Err(e) => {
-                call.fail(e.kind(), e.message().to_owned(), e.status());
+                let used = call.used_by(&e);
+                call.fail(&e, used);
                 Err(e)
             }
         }
@@ -299,12 +303,7 @@ impl Tracker {
         let cost_usd = if from_cache {
             Some(0.0)
         } else {
-            self.prices.cost(&response_model, &usage).or_else(|| {
-                // The requested name, when the service answered under another one.
-                (*self.model != *response_model)
-                    .then(|| self.prices.cost(&self.model, &usage))
-                    .flatten()
-            })
+            self.price(&usage, &response_model)
         };
         let latency = self.started.elapsed();
         self.emit_after(
@@ -323,7 +322,49 @@ impl Tracker {
         );
     }
 
-    fn fail(&mut self, error: ErrorKind, message: String, status: Option<u16>) {
+    /// What a failed call used, as far as `err` tells: the usage its partial output
+    /// carries, else an estimate when it carries output, else nothing.
+    fn used_by(&self, err: &LlmError) -> Option<(Usage, String)> {
+        let partial = err.partial()?;
+        let usage = match partial.usage {
+            Some(u) if u.is_reported() => u,
+            _ if partial.is_empty() => return None,
+            _ => {
+                let out = partial.text.chars().count()
+                    + partial.reasoning.chars().count()
+                    + partial
+                        .tool_calls
+                        .iter()
+                        .map(|c| c.name.len() + c.arguments.len())
+                        .sum::<usize>();
+                Usage::new(estimate_tokens(self.input_chars), estimate_tokens(out))
+                    .with_estimated(true)
+            }
+        };
+        Some((usage, partial.model.clone()))
+    }
+
+    /// The cost of `usage` on `response_model` (or the requested model).
+    fn price(&self, usage: &Usage, response_model: &str) -> Option<f64> {
+        self.prices.cost(response_model, usage).or_else(|| {
+            // The requested name, when the service answered under another one.
+            (*self.model != *response_model)
+                .then(|| self.prices.cost(&self.model, usage))
+                .flatten()
+        })
+    }
+
+    fn fail(&mut self, err: &LlmError, used: Option<(Usage, String)>) {
+        self.fail_with(err.kind(), err.message().to_owned(), err.status(), used);
+    }
+
+    fn fail_with(
+        &mut self,
+        error: ErrorKind,
+        message: String,
+        status: Option<u16>,
+        used: Option<(Usage, String)>,
+    ) {
         self.done = true;
         if !self.span.is_disabled() {
             self.span.record("error.type", error.as_str());
@@ -331,6 +372,7 @@ impl Tracker {
         if !self.hub.is_active() {
             return;
         }
+        let cost_usd = used.as_ref().and_then(|(u, model)| self.price(u, model));
         let latency = self.started.elapsed();
         self.emit_after(
             latency,
@@ -340,19 +382,28 @@ impl Tracker {
                 error,
                 message,
                 status,
+                usage: used.map(|(u, _)| u),
+                cost_usd,
             }),
         );
     }
 
-    /// A stream that showed output and then ended early: say so, then fail.
-    fn interrupt(&mut self, error: ErrorKind, message: String, status: Option<u16>) {
+    /// A stream that showed output and then ended early: say so, then fail, with what it
+    /// used.
+    fn interrupt(
+        &mut self,
+        error: ErrorKind,
+        message: String,
+        status: Option<u16>,
+        used: Option<(Usage, String)>,
+    ) {
         if self.first_content.is_some() && self.hub.wants_all() {
             self.emit(EventKind::StreamInterrupted {
                 error,
                 received_chars: self.text_chars,
             });
         }
-        self.fail(error, message, status);
+        self.fail_with(error, message, status, used);
     }
 }
 
@@ -364,6 +415,7 @@ impl Drop for Tracker {
             self.interrupt(
                 ErrorKind::Cancelled,
                 "the caller dropped the call before it finished".to_owned(),
+                None,
                 None,
             );
         }
@@ -446,15 +498,55 @@ impl Stream for Observed {
         };
         match &item {
             Some(Ok(event)) => this.observe(event),
-            Some(Err(e)) => this
-                .call
-                .interrupt(e.kind(), e.message().to_owned(), e.status()),
-            None => this.call.interrupt(
-                ErrorKind::StreamInterrupted,
-                "the stream ended without a finish event".to_owned(),
-                None,
-            ),
+            Some(Err(e)) => {
+                let used = this.used();
+                this.call
+                    .interrupt(e.kind(), e.message().to_owned(), e.status(), used);
+            }
+            None => {
+                let used = this.used();
+                this.call.interrupt(
+                    ErrorKind::StreamInterrupted,
+                    "the stream ended without a finish event".to_owned(),
+                    None,
+                    used,
+                );
+            }
         }
         Poll::Ready(item)
+    }
+}
+
+impl Observed {
+    /// What the stream used so far: the service's usage if it reported one, else an
+    /// estimate once output arrived, else nothing.
+    fn used(&self) -> Option<(Usage, String)> {
+        let model = self.stats.response_model.clone();
+        if let Some(u) = self.stats.usage.filter(Usage::is_reported) {
+            return Some((u, model));
+        }
+        self.call.first_content?;
+        let out = self.call.text_chars + self.stats.other_chars;
+        let usage = Usage::new(estimate_tokens(self.call.input_chars), estimate_tokens(out))
+            .with_estimated(true);
+        Some((usage, model))
+    }
+}
+
+/// A stream dropped before its end: the call is cancelled, with what it used so far
+/// (tokens generated before the caller went away are billed all the same).
+impl Drop for Observed {
+    fn drop(&mut self) {
+        if !self.call.done {
+            let used = self.used();
+            let span = self.call.span.clone();
+            let _entered = span.enter();
+            self.call.interrupt(
+                ErrorKind::Cancelled,
+                "the caller dropped the stream before it finished".to_owned(),
+                None,
+                used,
+            );
+        }
     }
 }

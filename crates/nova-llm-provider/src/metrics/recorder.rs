@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use nova_llm_core::ErrorKind;
+use nova_llm_core::{ErrorKind, Usage};
 
 use crate::FastMap;
 use crate::call::{Event, EventKind, EventListener};
@@ -104,6 +104,20 @@ impl Hist {
 }
 
 impl Stats {
+    /// Counts a call's usage and cost.
+    fn count(&mut self, usage: &Usage, cost_usd: Option<f64>) {
+        self.input_tokens += usage.input_tokens;
+        self.output_tokens += usage.output_tokens;
+        self.cache_read_tokens += usage.cache_read_tokens.unwrap_or(0);
+        self.cache_write_tokens += usage.cache_write_tokens.unwrap_or(0);
+        self.reasoning_tokens += usage.reasoning_tokens.unwrap_or(0);
+        self.estimated_usage += u64::from(usage.estimated);
+        match cost_usd {
+            Some(cost) => self.cost_usd += cost,
+            None => self.unpriced += 1,
+        }
+    }
+
     fn add(&mut self, o: &Stats) {
         self.requests += o.requests;
         for (k, n) in &o.errors {
@@ -188,21 +202,16 @@ impl Metrics {
                     s.ttft.record(t);
                 }
                 s.from_cache += u64::from(c.from_cache);
-                s.input_tokens += c.usage.input_tokens;
-                s.output_tokens += c.usage.output_tokens;
-                s.cache_read_tokens += c.usage.cache_read_tokens.unwrap_or(0);
-                s.cache_write_tokens += c.usage.cache_write_tokens.unwrap_or(0);
-                s.reasoning_tokens += c.usage.reasoning_tokens.unwrap_or(0);
-                s.estimated_usage += u64::from(c.usage.estimated);
-                match c.cost_usd {
-                    Some(cost) => s.cost_usd += cost,
-                    None => s.unpriced += 1,
-                }
+                s.count(&c.usage, c.cost_usd);
             }
             EventKind::Failed(f) => {
                 s.requests += 1;
                 s.latency.record(f.latency);
                 *s.errors.entry(f.error).or_default() += 1;
+                // A stream that broke or was dropped after output still used tokens.
+                if let Some(u) = &f.usage {
+                    s.count(u, f.cost_usd);
+                }
             }
             _ => {}
         }
@@ -315,9 +324,10 @@ pub struct ModelMetrics {
     pub latency: Percentiles,
     /// Time to first token of completed streamed calls.
     pub time_to_first_token: Percentiles,
-    /// Input tokens of completed calls.
+    /// Input tokens of completed calls, and of failed calls that used some (a stream that
+    /// broke or was dropped after output).
     pub input_tokens: u64,
-    /// Output tokens of completed calls.
+    /// Output tokens of the same calls.
     pub output_tokens: u64,
     /// Input tokens read from the service's prompt cache (part of `input_tokens`).
     pub cache_read_tokens: u64,
@@ -325,11 +335,11 @@ pub struct ModelMetrics {
     pub cache_write_tokens: u64,
     /// Output tokens spent on reasoning (part of `output_tokens`).
     pub reasoning_tokens: u64,
-    /// Completed calls whose usage was estimated (the driver reported none).
+    /// Calls whose usage was estimated (the driver reported none).
     pub estimated_usage: u64,
     /// Cost of the priced calls, in US dollars.
     pub cost_usd: f64,
-    /// Completed calls whose model has no price (their cost is unknown, not zero).
+    /// Calls with a usage whose model has no price (their cost is unknown, not zero).
     pub unpriced: u64,
 }
 

@@ -65,8 +65,9 @@ pub enum Mode {
 ///   than a tenth of the service's requests are left (what is left spread evenly over
 ///   what is left of the window, never past its end), so the service does not have to
 ///   say no.
-/// - Limits apply to the whole provider, or to each model with
-///   [`per_model`](Self::per_model).
+/// - Limits apply to each service the provider calls (its own driver, and each driver a
+///   fallback chain moves on to, by driver name: OpenAI's 429 never holds back calls to
+///   Claude), or to each service and model with [`per_model`](Self::per_model).
 /// - Cancellation safe: a call dropped while waiting leaves the queue; a dropped call or
 ///   stream gives back its slot.
 /// - Events: `RateLimitWait` for every wait (how long), `RateLimitRejected` for every
@@ -169,8 +170,8 @@ impl RateLimitLayer {
         self
     }
 
-    /// Separate limits (and queues, and adaptive state) for each model. Default: one set
-    /// for the whole provider.
+    /// Separate limits (and queues, and adaptive state) for each model of each service.
+    /// Default: one set for each service (driver).
     pub fn per_model(mut self, yes: bool) -> Self {
         self.per_model = yes;
         self
@@ -218,16 +219,25 @@ impl RateLimitLayer {
         (chars as u64).div_ceil(4) + output
     }
 
-    fn scope(&self, cx: &CallContext) -> String {
+    /// The scope of a call to `driver` (the driver it is going to: the provider's own, or a
+    /// fallback target) for `request`: the driver's name, and the model with
+    /// [`per_model`](Self::per_model). The provider's own driver's scope is shared, not
+    /// made, on every call.
+    fn scope(&self, request: &ChatRequest, cx: &CallContext, driver: &str) -> Arc<str> {
         if self.per_model {
-            cx.model().to_owned()
+            let model = request.model.as_deref().unwrap_or(cx.model());
+            Arc::from(format!("{driver}/{model}"))
+        } else if driver == cx.driver() {
+            cx.shared_driver()
         } else {
-            String::new()
+            Arc::from(driver)
         }
     }
 
-    fn queue(&self, scope: &str) -> QueueRef<'_> {
-        if !self.per_model {
+    /// The waiting line of `scope`; `home` when it is the provider's own driver's (the
+    /// common case looks nothing up).
+    fn queue(&self, scope: &str, home: bool) -> QueueRef<'_> {
+        if !self.per_model && home {
             return QueueRef::Whole(&self.queue);
         }
         // Read-mostly: a scope's line is made once, then only looked up.
@@ -263,8 +273,14 @@ impl RateLimitLayer {
     /// Waits for a turn (or fails); returns what the call holds while it runs: a call
     /// slot (at once, or after a wait), then a place in the windows (at once when nobody
     /// waits and the limits allow, else in line).
-    async fn admit(&self, request: &ChatRequest, cx: &CallContext) -> Result<Admission, LlmError> {
-        let scope = self.scope(cx);
+    async fn admit(
+        &self,
+        request: &ChatRequest,
+        cx: &CallContext,
+        driver: &str,
+    ) -> Result<Admission, LlmError> {
+        let home = driver == cx.driver();
+        let scope = self.scope(request, cx, driver);
         // Without a token limit nothing counts tokens: no need to read the whole dialog.
         let tokens = if self.limits.tokens_per_minute.is_some() {
             self.estimate_tokens(request)
@@ -281,7 +297,7 @@ impl RateLimitLayer {
                 Err(_) => Some(Box::pin(self.wait_for_slot(sem, cx, &mut wait)).await?),
             },
         };
-        let queue = self.queue(&scope);
+        let queue = self.queue(&scope, home);
         let ticket = match self.admit_now(&queue, &scope, tokens, cx).await? {
             Some(ticket) => ticket,
             None => {
@@ -448,7 +464,7 @@ impl Middleware for RateLimitLayer {
         cx: &mut CallContext,
         next: Next<'_>,
     ) -> Result<ChatResponse, LlmError> {
-        let admission = self.admit(&request, cx).await?;
+        let admission = self.admit(&request, cx, next.driver().name()).await?;
         let result = next.chat(request, cx).await;
         match &result {
             Ok(reply) => {
@@ -471,7 +487,7 @@ impl Middleware for RateLimitLayer {
         cx: &mut CallContext,
         next: Next<'_>,
     ) -> Result<ChatStream, LlmError> {
-        let admission = self.admit(&request, cx).await?;
+        let admission = self.admit(&request, cx, next.driver().name()).await?;
         match next.chat_stream(request, cx).await {
             Ok(inner) => Ok(Limited::wrap(
                 inner,

@@ -17,7 +17,7 @@ use super::signals::Signals;
 pub(super) struct Admission {
     pub(super) _permit: Option<OwnedSemaphorePermit>,
     pub(super) ticket: Ticket,
-    pub(super) scope: String,
+    pub(super) scope: Arc<str>,
 }
 
 /// A stream that holds the call's slot until it ends or is dropped. Written by hand (no
@@ -80,7 +80,7 @@ impl Stream for Limited {
             }
             Poll::Ready(Some(item)) => item,
         };
-        let scope = admission.scope.as_str();
+        let scope: &str = &admission.scope;
         match &item {
             Ok(StreamEvent::Start(start)) => {
                 if let (Some(sig), Some(snap)) = (&this.signals, &start.metadata.rate_limit) {

@@ -107,7 +107,7 @@ async fn a_stream_gets_time_to_first_token_and_the_same_usage_and_cost_as_a_plai
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_stream_dropped_half_way_counts_as_one_cancelled_request_without_tokens() {
+async fn a_stream_dropped_half_way_counts_as_one_cancelled_request_with_what_it_used() {
     let mock = MockDriver::new();
     let p = Provider::new(mock.clone());
     mock.push_stream(
@@ -118,6 +118,7 @@ async fn a_stream_dropped_half_way_counts_as_one_cancelled_request_without_token
             .finish(FinishReason::Stop)
             .gap(Duration::from_millis(10)),
     );
+    let mut rx = p.subscribe();
     let mut s = p.chat_stream(req("x")).await.unwrap();
     next_event(&mut s).await.unwrap().unwrap();
     tokio::time::advance(Duration::from_millis(5)).await;
@@ -126,7 +127,21 @@ async fn a_stream_dropped_half_way_counts_as_one_cancelled_request_without_token
     let m = snap.get("mock", "default").unwrap();
     assert_eq!((m.requests, m.errors), (1, 1));
     assert_eq!(m.errors_by_kind.get("cancelled"), Some(&1));
-    assert_eq!((m.input_tokens, m.output_tokens), (0, 0));
+    // The service never said what it used: the text sent and received, estimated (one
+    // token each), and flagged.
+    assert_eq!((m.input_tokens, m.output_tokens), (1, 1));
+    assert_eq!(m.estimated_usage, 1);
+    let failed = rx
+        .drain()
+        .into_iter()
+        .find_map(|e| match e.kind {
+            crate::EventKind::Failed(f) => Some(f),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(failed.usage, Some(Usage::new(1, 1).with_estimated(true)));
+    // "default" has no price: unknown, never zero.
+    assert_eq!(failed.cost_usd, None);
     assert!(about(m.latency.p50, 15), "{:?}", m.latency);
     assert_eq!(
         m.time_to_first_token.count, 0,

@@ -679,7 +679,7 @@ async fn a_request_window_keeps_at_most_65_entries_whatever_the_limit_and_rate()
     let mut most = 0;
     for i in 0..5_000 {
         p.chat(req(&i.to_string())).await.unwrap();
-        most = most.max(windows.request_entries(""));
+        most = most.max(windows.request_entries("clock"));
         tokio::time::advance(Duration::from_millis(2)).await;
     }
     // 10 s of calls, 500 in each second: counted in groups of a 64th of the window.
@@ -703,7 +703,7 @@ async fn a_token_window_keeps_groups_and_only_the_estimates_not_yet_corrected() 
     let mut most = (0, 0);
     for i in 0..5_000 {
         p.chat(req(&i.to_string())).await.unwrap();
-        let (groups, estimates) = windows.token_entries("");
+        let (groups, estimates) = windows.token_entries("clock");
         most = (most.0.max(groups), most.1.max(estimates));
         tokio::time::advance(Duration::from_millis(20)).await;
     }
@@ -715,11 +715,11 @@ async fn a_token_window_keeps_groups_and_only_the_estimates_not_yet_corrected() 
     let p = over(&slow, limits());
     let dropped = tokio::time::timeout(Duration::from_secs(1), p.chat(req("slow"))).await;
     assert!(dropped.is_err());
-    assert_eq!(windows.token_entries("").1, 1);
+    assert_eq!(windows.token_entries("clock").1, 1);
     tokio::time::advance(Duration::from_secs(60)).await;
     let fast = clock(Duration::ZERO, Some(Usage::new(1, 1)));
     over(&fast, limits()).chat(req("next")).await.unwrap();
-    assert_eq!(windows.token_entries("").1, 0);
+    assert_eq!(windows.token_entries("clock").1, 0);
 }
 
 /// When "c", sent after "a" and "b" under a limit of 2 per 64 s (slots of 1 s), reaches
@@ -880,4 +880,32 @@ async fn fail_fast_refuses_at_once_a_call_that_finds_another_in_line() {
     assert_eq!(took, Duration::ZERO, "refused at once");
     assert_eq!(backend.asked.load(Ordering::SeqCst), 3, "c asked nothing");
     assert_eq!(driver.arrivals.lock().unwrap().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fallback_target_keeps_limits_of_its_own() {
+    // The first service says "come back in a minute"; the second is fine.
+    let first = MockDriver::builder().name("first").build();
+    let second = MockDriver::builder().name("second").build();
+    let p = Provider::builder(first.clone())
+        .fallback(crate::fallback::FallbackLayer::new().then(Arc::new(second.clone()), None))
+        .rate_limit(RateLimitLayer::new().fail_fast())
+        .build();
+    first.push_error(
+        LlmError::new(ErrorKind::RateLimited, "slow down")
+            .with_status(429)
+            .with_retry_after(Duration::from_secs(60)),
+    );
+    assert_eq!(p.prompt("a").await.unwrap(), "f(a)");
+    assert_eq!((first.calls(), second.calls()), (1, 1));
+    // The first service's hold-back does not hold the second back: the call is refused
+    // locally for the first (no call made) and served by the second at once.
+    let start = Instant::now();
+    assert_eq!(p.prompt("b").await.unwrap(), "f(b)");
+    assert_eq!((first.calls(), second.calls()), (1, 2));
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    // A minute later the first is asked again.
+    tokio::time::advance(Duration::from_secs(61)).await;
+    assert_eq!(p.prompt("c").await.unwrap(), "f(c)");
+    assert_eq!((first.calls(), second.calls()), (2, 2));
 }
