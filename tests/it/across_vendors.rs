@@ -13,6 +13,7 @@ use nova_llm_core::{
 use nova_llm_gemini::GeminiDriver;
 use nova_llm_openai::OpenAiDriver;
 use nova_llm_provider::fallback::FallbackLayer;
+use nova_llm_provider::rate_limit::RateLimitLayer;
 use nova_llm_provider::{EventKind, Provider};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
@@ -416,4 +417,65 @@ async fn a_three_vendor_chain_serves_a_stream_whose_first_two_fail_before_conten
             .count(),
         1
     );
+}
+
+#[tokio::test]
+async fn each_services_rate_limit_signals_hold_back_its_own_calls() {
+    // Gemini says when to come back in a RetryInfo detail; Claude in its headers.
+    let g = serve(
+        "/v1/models/gemini-2.5-flash:generateContent",
+        ResponseTemplate::new(429).set_body_json(json!({"error": {"code": 429,
+            "status": "RESOURCE_EXHAUSTED", "message": "Resource has been exhausted.",
+            "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "30s"}]}})),
+    )
+    .await;
+    let in_a_minute = humantime::format_rfc3339(
+        std::time::SystemTime::now() + std::time::Duration::from_secs(60),
+    );
+    let a = serve(
+        "/v1/messages",
+        claude_reply()
+            .insert_header("anthropic-ratelimit-requests-limit", "50")
+            .insert_header("anthropic-ratelimit-requests-remaining", "0")
+            .insert_header(
+                "anthropic-ratelimit-requests-reset",
+                in_a_minute.to_string().as_str(),
+            ),
+    )
+    .await;
+    let limits = || RateLimitLayer::new().fail_fast();
+    let gp = Provider::builder_shared(gemini(&g))
+        .rate_limit(limits())
+        .build();
+    let first = gp
+        .chat(ChatRequest::new(Dialog::new().user("q")).model("gemini-2.5-flash"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        first.retry_after(),
+        Some(std::time::Duration::from_secs(30))
+    );
+    // Held back here, not sent: the service said 30 s.
+    let second = gp
+        .chat(ChatRequest::new(Dialog::new().user("q")).model("gemini-2.5-flash"))
+        .await
+        .unwrap_err();
+    assert_eq!(second.kind(), nova_llm_core::ErrorKind::RateLimited);
+    assert!(second.message().contains("local rate limit"), "{second}");
+    assert_eq!(bodies(&g).await.len(), 1);
+
+    let ap = Provider::builder_shared(claude(&a))
+        .rate_limit(limits())
+        .build();
+    ap.chat(ChatRequest::new(Dialog::new().user("q")).model("claude-sonnet-4-6"))
+        .await
+        .unwrap();
+    // No request left in the window until its reset: the next call waits (here: is refused
+    // at once) instead of drawing a 429.
+    let refused = ap
+        .chat(ChatRequest::new(Dialog::new().user("q")).model("claude-sonnet-4-6"))
+        .await
+        .unwrap_err();
+    assert!(refused.message().contains("local rate limit"), "{refused}");
+    assert_eq!(bodies(&a).await.len(), 1);
 }

@@ -9,3 +9,4 @@ mod fault_matrix;
 mod mock_as_dyn;
 mod provider_over_openai;
 mod soak;
+mod vendor_matrix;

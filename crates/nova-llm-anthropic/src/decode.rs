@@ -202,7 +202,7 @@ impl EventDecoder {
                         let usage = self.usage.unwrap_or_default().updated(u);
                         self.usage = Some(usage);
                         self.usage_sent = true;
-                        out.push_back(Ok(StreamEvent::Usage(usage.into_usage())));
+                        out.push_back(Ok(StreamEvent::usage(usage.into_usage())));
                     }
                 }
             }
@@ -211,7 +211,7 @@ impl EventDecoder {
                 if let Some(u) = self.usage
                     && !self.usage_sent
                 {
-                    out.push_back(Ok(StreamEvent::Usage(u.into_usage())));
+                    out.push_back(Ok(StreamEvent::usage(u.into_usage())));
                 }
                 let event = match self.stop_reason.take() {
                     Some(raw) => StreamEvent::finish_raw(raw),

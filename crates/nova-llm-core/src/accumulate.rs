@@ -33,7 +33,7 @@ use crate::usage::Usage;
 /// acc.push(&StreamEvent::text("lo"));
 /// acc.push(&StreamEvent::tool_call(ToolCallDelta::new(0).with_id("c1").with_name("f")));
 /// acc.push(&StreamEvent::tool_call(ToolCallDelta::new(0).with_arguments("{}")));
-/// acc.push(&StreamEvent::Usage(Usage::new(3, 2)));
+/// acc.push(&StreamEvent::usage(Usage::new(3, 2)));
 /// acc.push(&StreamEvent::finish(FinishReason::ToolCalls));
 /// let reply = acc.finish()?;
 /// assert_eq!(reply.text(), "Hello");
@@ -151,7 +151,7 @@ impl StreamAccumulator {
                 }
                 call.arguments.push_str(&d.arguments);
             }
-            StreamEvent::Usage(u) => self.usage = Some(*u),
+            StreamEvent::Usage(u) => self.usage = Some(**u),
             StreamEvent::Finish { reason, raw } => {
                 self.finish = Some((reason.clone(), raw.clone()));
             }
@@ -335,7 +335,7 @@ mod tests {
             StreamEvent::text("Hello, "),
             StreamEvent::text("world"),
             StreamEvent::finish_raw("stop"),
-            StreamEvent::Usage(Usage::new(5, 2)),
+            StreamEvent::usage(Usage::new(5, 2)),
         ];
         // What it says at each step, before the end.
         acc.push(&events[0]);

@@ -84,8 +84,9 @@ pub enum StreamEvent {
     },
     /// A fragment of a tool call.
     ToolCallDelta(Box<ToolCallDelta>),
-    /// Token counts for the whole call.
-    Usage(Usage),
+    /// Token counts for the whole call (boxed like the start: a usage is larger than a
+    /// text delta and comes once).
+    Usage(Box<Usage>),
     /// The end of a complete reply: why it stopped. Always the last event.
     Finish {
         /// Why generation stopped, normalized.
@@ -110,6 +111,11 @@ impl StreamEvent {
     /// A tool-call fragment.
     pub fn tool_call(delta: ToolCallDelta) -> Self {
         StreamEvent::ToolCallDelta(Box::new(delta))
+    }
+
+    /// A usage event.
+    pub fn usage(usage: Usage) -> Self {
+        StreamEvent::Usage(Box::new(usage))
     }
 
     /// A reasoning delta.
@@ -267,7 +273,7 @@ impl ChatResponse {
                 arguments: call.arguments.clone(),
             }));
         }
-        events.push(StreamEvent::Usage(self.usage));
+        events.push(StreamEvent::usage(self.usage));
         events.push(StreamEvent::Finish {
             reason: self.finish_reason.clone(),
             raw: self.raw_finish_reason.clone(),
@@ -365,7 +371,7 @@ mod tests {
         ] {
             assert!(opaque.is_content());
         }
-        assert!(!StreamEvent::Usage(Usage::default()).is_content());
+        assert!(!StreamEvent::usage(Usage::default()).is_content());
         assert!(!StreamEvent::finish(FinishReason::Stop).is_content());
         assert!(!StreamEvent::start(StreamStart::default()).is_content());
     }
@@ -381,7 +387,7 @@ mod tests {
                 origin: "anthropic".into(),
             },
             StreamEvent::tool_call(ToolCallDelta::new(2).with_id("c").with_arguments("{")),
-            StreamEvent::Usage(Usage::new(1, 1)),
+            StreamEvent::usage(Usage::new(1, 1)),
             StreamEvent::finish_raw("eos"),
         ];
         let json = serde_json::to_string(&events).unwrap();

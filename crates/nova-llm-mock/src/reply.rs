@@ -205,7 +205,7 @@ impl ScriptedStream {
 
     /// Adds a usage event.
     pub fn usage(self, usage: Usage) -> Self {
-        self.event(StreamEvent::Usage(usage))
+        self.event(StreamEvent::usage(usage))
     }
 
     /// Adds the finish event.

@@ -226,7 +226,7 @@ impl ChunkDecoder {
             }
         }
         if let Some(usage) = chunk.usage {
-            out.push_back(Ok(StreamEvent::Usage(usage.into_usage())));
+            out.push_back(Ok(StreamEvent::usage(usage.into_usage())));
         }
     }
 }

@@ -85,5 +85,6 @@ pub use metrics::MetricsExporter;
 pub use metrics::{Metrics, MetricsSnapshot, ModelMetrics, Percentiles};
 pub use plugin::{
     CallContext, CallOptions, Extensions, Middleware, Next, Operation, OwnedNext, RequestId,
+    ServedBy,
 };
 pub use provider::{BUILT_IN_ORDER, Provider, ProviderBuilder};

@@ -69,7 +69,7 @@ fn a_realistic_stream_decodes_to_the_events_of_the_contract() {
             ),
             tool(ToolCallDelta::new(0).with_arguments("{\"city\": \"Pa")),
             tool(ToolCallDelta::new(0).with_arguments("ris\"}")),
-            StreamEvent::Usage(
+            StreamEvent::usage(
                 Usage::new(1040, 89)
                     .with_cache_read(1000)
                     .with_cache_write(0)
@@ -177,7 +177,7 @@ fn redacted_thinking_a_tool_without_input_and_events_without_names() {
             // A call whose input never came has the empty object as arguments.
             StreamEvent::tool_call(ToolCallDelta::new(0).with_arguments("{}")),
             // No `message_delta`: the start's usage, before the finish.
-            StreamEvent::Usage(Usage::new(3, 1)),
+            StreamEvent::usage(Usage::new(3, 1)),
             StreamEvent::finish(FinishReason::Unspecified),
         ]
     );

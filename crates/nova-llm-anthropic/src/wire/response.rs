@@ -165,7 +165,7 @@ pub(crate) fn decode_message(
         }
     }
     if let Some(u) = wire.usage {
-        acc.push(&StreamEvent::Usage(u.into_usage()));
+        acc.push(&StreamEvent::usage(u.into_usage()));
     }
     acc.push(&match wire.stop_reason {
         Some(raw) => StreamEvent::finish_raw(raw),

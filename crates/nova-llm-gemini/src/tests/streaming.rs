@@ -68,7 +68,7 @@ fn a_realistic_stream_decodes_with_the_usage_once_and_the_finish_last() {
                     .with_arguments(r#"{"city":"Rome"}"#)
             ),
             // The last cumulative usage, once.
-            StreamEvent::Usage(usage),
+            StreamEvent::usage(usage),
             StreamEvent::Finish {
                 reason: FinishReason::ToolCalls,
                 raw: Some("STOP".into())

@@ -283,7 +283,7 @@ impl Reader {
         if !self.usage.is_empty() {
             // A usage that does not read is left out rather than failing a finished reply.
             if let Ok(u) = serde_json::from_str::<UsageMetadata>(&self.usage) {
-                out.push_back(Ok(StreamEvent::Usage(u.into_usage())));
+                out.push_back(Ok(StreamEvent::usage(u.into_usage())));
             }
             self.usage.clear();
         }

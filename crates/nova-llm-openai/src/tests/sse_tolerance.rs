@@ -73,7 +73,7 @@ fn a_realistic_stream_decodes_in_contract_order() {
             StreamEvent::text("😀!")
         ]
     );
-    assert_eq!(events[4], StreamEvent::Usage(Usage::new(5, 4)));
+    assert_eq!(events[4], StreamEvent::usage(Usage::new(5, 4)));
     assert_eq!(
         events[5],
         StreamEvent::Finish {

@@ -317,7 +317,7 @@ mod tests {
         let mut log = EventLog::default();
         for i in 0..n {
             if i % 10 == 9 {
-                log.push(&StreamEvent::Usage(Usage::new(i, i)));
+                log.push(&StreamEvent::usage(Usage::new(i, i)));
             } else {
                 log.push(&StreamEvent::text(format!("{i:04}")));
             }
@@ -363,7 +363,7 @@ mod tests {
     fn the_log_lets_go_of_its_oldest_events_and_keeps_the_rest_exact() {
         let all: Vec<StreamEvent> = (0..600)
             .map(|i| match i % 7 {
-                3 => StreamEvent::Usage(Usage::new(i, i)),
+                3 => StreamEvent::usage(Usage::new(i, i)),
                 5 => StreamEvent::reasoning(format!("r{i}")),
                 _ => StreamEvent::text(format!("w{i} ")),
             })

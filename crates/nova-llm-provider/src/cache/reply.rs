@@ -260,7 +260,7 @@ mod tests {
             StreamEvent::tool_call(ToolCallDelta::new(0).with_id("c1").with_name("f")),
             StreamEvent::tool_call(ToolCallDelta::new(0).with_arguments("{\"a\":1}")),
             StreamEvent::text(" world"),
-            StreamEvent::Usage(Usage::new(3, 4)),
+            StreamEvent::usage(Usage::new(3, 4)),
             StreamEvent::finish_raw("stop"),
         ]
     }

@@ -161,6 +161,9 @@ pub struct Completion {
     pub finish_reason: FinishReason,
     /// The model that answered, as the service named it (empty when it did not say).
     pub response_model: String,
+    /// The driver that answered: the provider's own, or the fallback target that did
+    /// ([`ServedBy`](crate::ServedBy)).
+    pub served_by: Arc<str>,
     /// Whether a cache served the reply.
     pub from_cache: bool,
     /// The reply text, only with content capture on.

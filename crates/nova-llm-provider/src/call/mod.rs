@@ -6,6 +6,7 @@ mod context;
 mod event;
 mod hub;
 mod id;
+mod served;
 
 pub(crate) use context::Relay;
 pub use context::{CallContext, CallOptions, Extensions};
@@ -13,3 +14,4 @@ pub use event::{Completion, Event, EventKind, Failure};
 pub(crate) use hub::Hub;
 pub use hub::{EventListener, EventReceiver, Received};
 pub use id::{Operation, RequestId};
+pub use served::ServedBy;

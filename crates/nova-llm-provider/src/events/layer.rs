@@ -18,6 +18,7 @@ use tracing::Instrument;
 use tracing::field::Empty;
 
 use crate::cache::FromCache;
+use crate::call::ServedBy;
 use crate::call::{CallContext, Completion, Event, EventKind, Failure, Hub, Operation, RequestId};
 use crate::cost::PriceTable;
 use crate::plugin::{Middleware, Next};
@@ -133,7 +134,10 @@ impl Middleware for EventsLayer {
                     output_chars,
                     reply.finish_reason.clone(),
                     reply.model.clone(),
-                    from_cache(cx),
+                    Answer {
+                        from_cache: from_cache(cx),
+                        served_by: served_by(cx),
+                    },
                     reply_text,
                 );
             }
@@ -163,7 +167,10 @@ impl Middleware for EventsLayer {
         match started {
             Ok(inner) => {
                 let stats = StreamStats {
-                    from_cache: from_cache(cx),
+                    answer: Answer {
+                        from_cache: from_cache(cx),
+                        served_by: served_by(cx),
+                    },
                     ..StreamStats::default()
                 };
                 Ok(Box::pin(Observed { inner, call, stats }))
@@ -180,6 +187,19 @@ impl Middleware for EventsLayer {
 /// Whether a cache answered the call (it said so with [`FromCache`]).
 fn from_cache(cx: &CallContext) -> bool {
     cx.extensions().get::<FromCache>().is_some()
+}
+
+/// The driver a layer sent the call to, when not the provider's own ([`ServedBy`]).
+fn served_by(cx: &CallContext) -> Option<Arc<str>> {
+    cx.extensions().get::<ServedBy>().map(|s| Arc::clone(&s.0))
+}
+
+/// Who answered a call: a cache, and which driver.
+#[derive(Debug, Default)]
+struct Answer {
+    from_cache: bool,
+    /// `None`: the provider's own driver.
+    served_by: Option<Arc<str>>,
 }
 
 fn visible_chars(request: &ChatRequest) -> usize {
@@ -227,7 +247,7 @@ struct StreamStats {
     response_model: String,
     other_chars: usize,
     reply: String,
-    from_cache: bool,
+    answer: Answer,
 }
 
 /// One call's lifecycle; its `Drop` guarantees the terminal event.
@@ -276,10 +296,11 @@ impl Tracker {
         output_chars: usize,
         finish_reason: FinishReason,
         response_model: String,
-        from_cache: bool,
+        answer: Answer,
         reply: Option<String>,
     ) {
         self.done = true;
+        let from_cache = answer.from_cache;
         let usage = if !usage.is_reported() {
             Usage::new(
                 estimate_tokens(self.input_chars),
@@ -316,6 +337,7 @@ impl Tracker {
                 cost_usd,
                 finish_reason,
                 response_model,
+                served_by: answer.served_by.unwrap_or_else(|| Arc::clone(&self.driver)),
                 from_cache,
                 reply,
             }),
@@ -458,7 +480,7 @@ impl Observed {
             StreamEvent::ToolCallDelta(d) => {
                 stats.other_chars += d.name.as_ref().map_or(0, String::len) + d.arguments.len();
             }
-            StreamEvent::Usage(u) => stats.usage = Some(*u),
+            StreamEvent::Usage(u) => stats.usage = Some(**u),
             StreamEvent::Start(s) => stats.response_model.clone_from(&s.model),
             StreamEvent::Finish { reason, .. } => {
                 let usage = stats.usage.unwrap_or_default();
@@ -470,7 +492,7 @@ impl Observed {
                     output_chars,
                     reason.clone(),
                     model,
-                    stats.from_cache,
+                    std::mem::take(&mut stats.answer),
                     reply,
                 );
             }

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use nova_llm_core::{ChatRequest, ChatResponse, ChatStream, ErrorKind, LlmDriver, LlmError};
 use tokio::time::Instant;
 
-use crate::call::{CallContext, EventKind};
+use crate::call::{CallContext, EventKind, ServedBy};
 use crate::circuit::{Admit, CircuitBreaker, CircuitConfig, Transition};
 use crate::plugin::attempt::{Attempt, Outcome};
 use crate::plugin::{Middleware, Next};
@@ -272,6 +272,10 @@ impl FallbackLayer {
             let err = match self.attempt(target, request, cx, next, kind, probe).await {
                 Ok(outcome) => {
                     self.note(cx, breaker.as_deref(), name, true);
+                    if let Some(t) = target {
+                        cx.extensions_mut()
+                            .insert(ServedBy(Arc::from(t.driver.name())));
+                    }
                     return Ok(outcome);
                 }
                 Err(e) => e,

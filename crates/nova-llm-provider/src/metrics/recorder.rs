@@ -193,7 +193,13 @@ impl Metrics {
             return;
         }
         let mut stripe = lock(&self.stripes[stripe_of_thread()]);
-        let s = stats_of(&mut stripe, &event.driver, model_of(event));
+        // A completed call counts under the driver that answered it (a fallback target's,
+        // when one did), a failed one under the provider's.
+        let driver = match &event.kind {
+            EventKind::Completed(c) => &c.served_by,
+            _ => &event.driver,
+        };
+        let s = stats_of(&mut stripe, driver, model_of(event));
         match &event.kind {
             EventKind::Completed(c) => {
                 s.requests += 1;

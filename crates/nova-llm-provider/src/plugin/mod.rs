@@ -5,5 +5,5 @@
 pub(crate) mod attempt;
 mod middleware;
 
-pub use crate::call::{CallContext, CallOptions, Extensions, Operation, RequestId};
+pub use crate::call::{CallContext, CallOptions, Extensions, Operation, RequestId, ServedBy};
 pub use middleware::{Middleware, Next, OwnedNext};

@@ -87,8 +87,11 @@ pub struct RateLimitLayer {
     /// The waiting line of the whole provider (the scope without `per_model`): held
     /// directly, so the common case looks nothing up.
     queue: Arc<Queue>,
-    /// The waiting lines of each model (with `per_model`).
+    /// The waiting lines of the other scopes (fallback targets, models with `per_model`).
     queues: Arc<RwLock<FastMap<String, Arc<Queue>>>>,
+    /// The scope of the provider's own driver without `per_model`: empty, as it always
+    /// was, so windows kept in a shared backend (Redis) keep their keys across versions.
+    whole: Arc<str>,
     signals: Arc<Signals>,
 }
 
@@ -129,6 +132,7 @@ impl RateLimitLayer {
             default_output_tokens: 256,
             queue: Arc::default(),
             queues: Arc::default(),
+            whole: Arc::from(""),
             signals: Arc::default(),
         }
     }
@@ -220,17 +224,16 @@ impl RateLimitLayer {
     }
 
     /// The scope of a call to `driver` (the driver it is going to: the provider's own, or a
-    /// fallback target) for `request`: the driver's name, and the model with
-    /// [`per_model`](Self::per_model). The provider's own driver's scope is shared, not
-    /// made, on every call.
-    fn scope(&self, request: &ChatRequest, cx: &CallContext, driver: &str) -> Arc<str> {
-        if self.per_model {
-            let model = request.model.as_deref().unwrap_or(cx.model());
-            Arc::from(format!("{driver}/{model}"))
-        } else if driver == cx.driver() {
-            cx.shared_driver()
-        } else {
-            Arc::from(driver)
+    /// fallback target) for `request`. The provider's own driver keeps the scopes it always
+    /// had (empty, or the model with [`per_model`](Self::per_model)), shared rather than
+    /// made on every call; a fallback target's is its driver's name (and `/model`).
+    fn scope(&self, request: &ChatRequest, cx: &CallContext, driver: &str, home: bool) -> Arc<str> {
+        let model = || request.model.as_deref().unwrap_or(cx.model());
+        match (home, self.per_model) {
+            (true, false) => Arc::clone(&self.whole),
+            (true, true) => Arc::from(model()),
+            (false, false) => Arc::from(driver),
+            (false, true) => Arc::from(format!("{driver}/{}", model())),
         }
     }
 
@@ -280,7 +283,7 @@ impl RateLimitLayer {
         driver: &str,
     ) -> Result<Admission, LlmError> {
         let home = driver == cx.driver();
-        let scope = self.scope(request, cx, driver);
+        let scope = self.scope(request, cx, driver, home);
         // Without a token limit nothing counts tokens: no need to read the whole dialog.
         let tokens = if self.limits.tokens_per_minute.is_some() {
             self.estimate_tokens(request)

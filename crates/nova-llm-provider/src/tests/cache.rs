@@ -356,6 +356,182 @@ fn any_change_the_model_would_see_changes_the_key_and_nothing_else_does() {
     }
 }
 
+/// A random request: some rows of every kind, some parameters, tools, a format, a tool
+/// choice, a reasoning control, extras.
+fn random_request(rng: &mut fastrand::Rng) -> ChatRequest {
+    let word = |rng: &mut fastrand::Rng| -> String {
+        (0..rng.usize(1..8)).map(|_| rng.alphanumeric()).collect()
+    };
+    let mut d = Dialog::new();
+    if rng.bool() {
+        d.push(Message::system(word(rng)));
+    }
+    for _ in 0..rng.usize(1..4) {
+        d.push(Message::user(word(rng)));
+        if rng.bool() {
+            let id = word(rng);
+            d.push(Message::assistant("").with_tool_call(ToolCall::new(&id, word(rng), "{}")));
+            d.push(Message::tool_result(id, word(rng)));
+        }
+        if rng.bool() {
+            d.push(
+                Message::assistant(word(rng))
+                    .with_reasoning(nova_llm_core::ReasoningPart::new(word(rng))),
+            );
+        }
+    }
+    d.push(Message::user(word(rng)));
+    let mut r = ChatRequest::new(d);
+    if rng.bool() {
+        r.model = Some(word(rng));
+    }
+    if rng.bool() {
+        r.params.temperature = Some(f64::from(rng.u8(0..=20)) / 10.0);
+    }
+    if rng.bool() {
+        r.params.max_tokens = Some(rng.u32(1..1000));
+    }
+    if rng.bool() {
+        r.params.stop = vec![word(rng)];
+    }
+    if rng.bool() {
+        r = r.tool(Tool::new(word(rng), json!({"type": "object"})));
+        r.tool_choice = Some(ToolChoice::Auto);
+    }
+    if rng.bool() {
+        r = r.json_schema(word(rng), json!({"type": "object"}));
+    }
+    if rng.bool() {
+        r.reasoning = Some(nova_llm_core::Reasoning::Budget(rng.u32(1..10_000)));
+    }
+    if rng.bool() {
+        r.extras.insert(word(rng), json!(rng.u8(..)));
+    }
+    r
+}
+
+/// A change to a field that reaches the wire and changes the answer (what it changed): it
+/// must change the key.
+fn wire_change(rng: &mut fastrand::Rng, r: &mut ChatRequest) -> &'static str {
+    let rows = r.dialog.messages_mut();
+    let last = rows.len() - 1;
+    match rng.usize(0..12) {
+        0 => {
+            rows[last].content.push(ContentPart::text("!"));
+            "a row's text"
+        }
+        1 => {
+            rows[last].role = nova_llm_core::Role::Assistant;
+            "a row's role"
+        }
+        2 => {
+            r.model = Some(format!("{}-x", r.model.as_deref().unwrap_or("m")));
+            "the model"
+        }
+        3 => {
+            r.params.temperature = Some(r.params.temperature.map_or(0.5, |t| t + 0.1));
+            "the temperature"
+        }
+        4 => {
+            r.params.max_tokens = Some(r.params.max_tokens.map_or(7, |n| n + 1));
+            "max tokens"
+        }
+        5 => {
+            r.tool_choice = Some(ToolChoice::None);
+            r.tools.push(Tool::new("added", json!({})));
+            "the tools and tool choice"
+        }
+        6 => {
+            r.response_format = ResponseFormat::JsonObject;
+            "the response format"
+        }
+        7 => {
+            r.reasoning = Some(match r.reasoning {
+                Some(nova_llm_core::Reasoning::Off) => nova_llm_core::Reasoning::Budget(1),
+                _ => nova_llm_core::Reasoning::Off,
+            });
+            "the reasoning control"
+        }
+        8 => {
+            r.extras.insert("added_extra".into(), json!(1));
+            "the extras"
+        }
+        9 => {
+            rows.push(Message::user("more"));
+            "a new visible row"
+        }
+        10 => {
+            rows[last].is_error = !rows[last].is_error;
+            "whether a tool failed"
+        }
+        _ => {
+            rows[last]
+                .content
+                .push(ContentPart::image_url("https://x/y.png"));
+            "an image"
+        }
+    }
+}
+
+/// A change that never reaches the wire, or never changes the answer (what it changed): it
+/// must not change the key.
+fn silent_change(rng: &mut fastrand::Rng, r: &mut ChatRequest) -> &'static str {
+    let rows = r.dialog.messages_mut();
+    let at = rng.usize(0..rows.len());
+    match rng.usize(0..4) {
+        0 => {
+            rows.insert(at, Message::user("a note").with_hidden(true));
+            "a hidden row"
+        }
+        1 => {
+            rows[at].metadata.insert("ui".into(), json!(rng.u8(..)));
+            "a row's metadata"
+        }
+        2 => {
+            rows[at].cache_breakpoint = Some(nova_llm_core::CacheTtl::Long);
+            "a cache breakpoint"
+        }
+        _ => {
+            // The same extras, inserted in another order.
+            let entries: Vec<_> = r
+                .extras
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            r.extras.clear();
+            for (k, v) in entries.into_iter().rev() {
+                r.extras.insert(k, v);
+            }
+            "the order of the extras"
+        }
+    }
+}
+
+#[test]
+fn a_property_any_change_on_the_wire_changes_the_key_and_no_other_does() {
+    let mut rng = fastrand::Rng::with_seed(32);
+    for round in 0..2_000 {
+        let base = random_request(&mut rng);
+        let k = key(&base);
+        let mut changed = base.clone();
+        let what = wire_change(&mut rng, &mut changed);
+        assert_ne!(
+            key(&changed),
+            k,
+            "round {round}: changing {what} kept the key"
+        );
+        let mut silent = base.clone();
+        let what = silent_change(&mut rng, &mut silent);
+        assert_eq!(
+            key(&silent),
+            k,
+            "round {round}: changing {what} changed the key"
+        );
+        // The service is part of the key too.
+        assert_ne!(CacheKey::new("anthropic", Operation::Chat, &base), k);
+    }
+}
+
 fn cached(mock: &MockDriver) -> (Provider, crate::EventReceiver) {
     let p = Provider::builder(mock.clone())
         .cache(CacheLayer::in_memory(1000, None))

@@ -412,6 +412,7 @@ fn completed(latency: Duration) -> Event {
             cost_usd: Some(0.001),
             finish_reason: FinishReason::Stop,
             response_model: "m".into(),
+            served_by: "drv".into(),
             from_cache: false,
             reply: None,
         }),

@@ -679,7 +679,7 @@ async fn a_request_window_keeps_at_most_65_entries_whatever_the_limit_and_rate()
     let mut most = 0;
     for i in 0..5_000 {
         p.chat(req(&i.to_string())).await.unwrap();
-        most = most.max(windows.request_entries("clock"));
+        most = most.max(windows.request_entries(""));
         tokio::time::advance(Duration::from_millis(2)).await;
     }
     // 10 s of calls, 500 in each second: counted in groups of a 64th of the window.
@@ -703,7 +703,7 @@ async fn a_token_window_keeps_groups_and_only_the_estimates_not_yet_corrected() 
     let mut most = (0, 0);
     for i in 0..5_000 {
         p.chat(req(&i.to_string())).await.unwrap();
-        let (groups, estimates) = windows.token_entries("clock");
+        let (groups, estimates) = windows.token_entries("");
         most = (most.0.max(groups), most.1.max(estimates));
         tokio::time::advance(Duration::from_millis(20)).await;
     }
@@ -715,11 +715,11 @@ async fn a_token_window_keeps_groups_and_only_the_estimates_not_yet_corrected() 
     let p = over(&slow, limits());
     let dropped = tokio::time::timeout(Duration::from_secs(1), p.chat(req("slow"))).await;
     assert!(dropped.is_err());
-    assert_eq!(windows.token_entries("clock").1, 1);
+    assert_eq!(windows.token_entries("").1, 1);
     tokio::time::advance(Duration::from_secs(60)).await;
     let fast = clock(Duration::ZERO, Some(Usage::new(1, 1)));
     over(&fast, limits()).chat(req("next")).await.unwrap();
-    assert_eq!(windows.token_entries("clock").1, 0);
+    assert_eq!(windows.token_entries("").1, 0);
 }
 
 /// When "c", sent after "a" and "b" under a limit of 2 per 64 s (slots of 1 s), reaches
