@@ -21,6 +21,29 @@ pub(crate) enum Command {
     Complete(CompleteArgs),
     /// An interactive conversation: /stats, /reset, /system TEXT, /exit.
     Repl(ReplArgs),
+    /// An OpenAI-compatible gateway over the provider (the built-in mock route without
+    /// --config).
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// The gateway's TOML configuration (models, keys, limits). Default: one route,
+    /// `mock`, on the built-in mock; no keys.
+    #[arg(long, env = "NOVA_GATEWAY_CONFIG")]
+    pub(crate) config: Option<std::path::PathBuf>,
+    /// Where to listen (overrides the configuration's server.listen).
+    #[arg(long)]
+    pub(crate) listen: Option<std::net::SocketAddr>,
+    /// Share caches, rate limits and budgets with every instance on this Redis.
+    #[arg(long, env = "NOVA_GATEWAY_REDIS")]
+    pub(crate) redis: Option<String>,
+    /// Print the SHA-256 of a gateway key (for the configuration's keys.sha256) and exit.
+    #[arg(long, value_name = "TOKEN")]
+    pub(crate) hash_key: Option<String>,
+    /// Check the configuration and exit.
+    #[arg(long)]
+    pub(crate) check: bool,
 }
 
 /// Which driver answers.

@@ -34,6 +34,7 @@
 mod args;
 mod commands;
 mod output;
+mod serve;
 mod setup;
 
 use std::ffi::OsString;
@@ -70,6 +71,8 @@ where
         }
     };
     let (result, common) = match cli.command {
+        // The gateway runs on a runtime of its own (all cores).
+        Command::Serve(a) => return serve::serve(a),
         Command::Chat(a) => {
             let common = common_for_hint(&a.common);
             (runtime.block_on(commands::chat(a)), common)

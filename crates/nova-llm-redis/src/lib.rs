@@ -56,6 +56,7 @@ mod cache;
 mod connection;
 mod leases;
 mod limits;
+mod tally;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -63,3 +64,4 @@ pub use cache::RedisCacheStore;
 pub use connection::{OnFailure, RedisConnection};
 pub use leases::RedisConcurrencyLayer;
 pub use limits::RedisWindows;
+pub use tally::RedisTally;

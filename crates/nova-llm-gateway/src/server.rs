@@ -1,0 +1,434 @@
+//! The HTTP side: routes, the request's body read with a size limit and a deadline, the
+//! key checked, the call made through the route's provider, the answer in OpenAI's shape.
+
+// A refused request's `Err` is the HTTP response itself, made once on a cold path.
+#![allow(clippy::result_large_err)]
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures_util::StreamExt;
+use nova_llm_core::{ChatStream, ErrorKind, LlmError};
+use nova_llm_provider::CallOptions;
+use tokio::time::Instant;
+
+use crate::Gateway;
+use crate::access::{KEY_TAG, Key, Refusal};
+use crate::openai::error::{ErrorBody, describe};
+use crate::openai::stream::{ChunkWriter, Shape};
+use crate::openai::{request, response};
+use crate::timed::measure;
+
+/// The router of `gateway`.
+pub(crate) fn router(gateway: Arc<Gateway>) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(chat))
+        .route("/v1/completions", post(completions))
+        .route("/v1/models", get(models))
+        .route("/metrics", get(metrics))
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .with_state(gateway)
+}
+
+/// A failed request: the status, OpenAI's error body, `Retry-After` when known.
+fn error_response(err: &LlmError) -> Response {
+    let (status, _, _) = describe(err.kind());
+    let mut res = json(
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        response::to_vec(&ErrorBody::of(err)),
+    );
+    if let Some(wait) = err.retry_after() {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+            res.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+    }
+    res
+}
+
+/// A failure of the gateway's own with a given status and OpenAI type.
+fn own_error(
+    status: StatusCode,
+    kind: &'static str,
+    code: Option<&str>,
+    message: &str,
+) -> Response {
+    json(
+        status,
+        response::to_vec(&ErrorBody::new(message, kind, code)),
+    )
+}
+
+fn json(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut res = Response::new(Body::from(body));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The body, read whole within the size limit and the deadline.
+async fn read_body(gw: &Gateway, body: Body) -> Result<Bytes, Response> {
+    let limit = gw.config.server.max_body_bytes;
+    match tokio::time::timeout(
+        gw.config.server.body_timeout(),
+        axum::body::to_bytes(body, limit),
+    )
+    .await
+    {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_)) => Err(own_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            Some("request_too_large"),
+            &format!("the request body is over the limit of {limit} bytes (or was cut)"),
+        )),
+        Err(_) => Err(own_error(
+            StatusCode::REQUEST_TIMEOUT,
+            "invalid_request_error",
+            Some("request_timeout"),
+            "the request body did not arrive in time",
+        )),
+    }
+}
+
+/// The caller's key, when keys are needed.
+fn authenticate(gw: &Gateway, headers: &HeaderMap) -> Result<Option<Arc<Key>>, Response> {
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    gw.keys.authenticate(auth).map_err(|r| {
+        let message = match r {
+            Refusal::Missing => "a gateway key is needed: Authorization: Bearer <key>",
+            Refusal::Unknown => "the gateway key is not valid",
+        };
+        own_error(
+            StatusCode::UNAUTHORIZED,
+            "authentication_error",
+            Some("invalid_api_key"),
+            message,
+        )
+    })
+}
+
+/// What every call endpoint does before the call: key, body, route, permission.
+struct Admitted<'g> {
+    route: &'g crate::routes::Route,
+    options: CallOptions,
+    key: Option<Arc<Key>>,
+}
+
+fn admit<'g>(
+    gw: &'g Gateway,
+    key: Option<Arc<Key>>,
+    model: &str,
+) -> Result<Admitted<'g>, Response> {
+    let Some(route) = gw.routes.get(model) else {
+        return Err(own_error(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            Some("model_not_found"),
+            &format!(
+                "the model `{model}` does not exist on this gateway (GET /v1/models lists them)"
+            ),
+        ));
+    };
+    if let Some(k) = &key
+        && !k.allows(model)
+    {
+        return Err(own_error(
+            StatusCode::FORBIDDEN,
+            "permission_error",
+            Some("model_not_allowed"),
+            &format!("the key `{}` may not use the model `{model}`", k.name),
+        ));
+    }
+    let options = match &key {
+        Some(k) => CallOptions::new().tag(KEY_TAG, k.name.clone()),
+        None => CallOptions::new(),
+    };
+    Ok(Admitted {
+        route,
+        options,
+        key,
+    })
+}
+
+fn log(method: &str, path: &str, model: &str, key: Option<&Key>, status: u16, started: Instant) {
+    tracing::info!(
+        target: "nova_gateway::access",
+        method,
+        path,
+        model,
+        key = key.map_or("-", |k| k.name.as_str()),
+        status,
+        ms = started.elapsed().as_secs_f64() * 1000.0,
+    );
+}
+
+async fn chat(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
+    let started = Instant::now();
+    let key = match authenticate(&gw, &headers) {
+        Ok(k) => k,
+        Err(res) => return res,
+    };
+    let bytes = match read_body(&gw, body).await {
+        Ok(b) => b,
+        Err(res) => return res,
+    };
+    let call = match request::chat(&bytes) {
+        Ok(c) => c,
+        Err(e) => return error_response(&e),
+    };
+    let Admitted {
+        route,
+        options,
+        key,
+    } = match admit(&gw, key, &call.model) {
+        Ok(a) => a,
+        Err(res) => return res,
+    };
+    if gw.config.server.log_bodies {
+        tracing::info!(target: "nova_gateway::bodies", model = %call.model, body = %String::from_utf8_lossy(&bytes));
+    }
+    let mut req = call.request;
+    if let Err(e) = req.validate() {
+        return error_response(&e);
+    }
+    req.model = Some(route.upstream_model.clone());
+    let id = gw.next_id("chatcmpl");
+    let created = unix_now();
+    let res = if call.stream {
+        let (opened, upstream) = measure(route.provider.chat_stream_with(req, options)).await;
+        match opened {
+            Ok(stream) => {
+                let writer = ChunkWriter::new(
+                    Shape::Chat,
+                    id,
+                    call.model.clone(),
+                    created,
+                    call.include_usage,
+                );
+                gw.metrics.request(
+                    &call.model,
+                    200,
+                    Some(started.elapsed().saturating_sub(upstream)),
+                );
+                sse(stream, writer)
+            }
+            Err(e) => finish(&gw, &call.model, &e, started, upstream),
+        }
+    } else {
+        let (result, upstream) = measure(route.provider.chat_with(req, options)).await;
+        match result {
+            Ok(reply) => {
+                let body = response::chat(&reply, &id, &call.model, created);
+                gw.metrics.request(
+                    &call.model,
+                    200,
+                    Some(started.elapsed().saturating_sub(upstream)),
+                );
+                json(StatusCode::OK, body)
+            }
+            Err(e) => finish(&gw, &call.model, &e, started, upstream),
+        }
+    };
+    log(
+        "POST",
+        "/v1/chat/completions",
+        &call.model,
+        key.as_deref(),
+        res.status().as_u16(),
+        started,
+    );
+    res
+}
+
+async fn completions(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
+    let started = Instant::now();
+    let key = match authenticate(&gw, &headers) {
+        Ok(k) => k,
+        Err(res) => return res,
+    };
+    let bytes = match read_body(&gw, body).await {
+        Ok(b) => b,
+        Err(res) => return res,
+    };
+    let call = match request::completion(&bytes) {
+        Ok(c) => c,
+        Err(e) => return error_response(&e),
+    };
+    let Admitted {
+        route,
+        options,
+        key,
+    } = match admit(&gw, key, &call.model) {
+        Ok(a) => a,
+        Err(res) => return res,
+    };
+    let mut req = call.request;
+    if let Err(e) = req.validate() {
+        return error_response(&e);
+    }
+    req.model = Some(route.upstream_model.clone());
+    let id = gw.next_id("cmpl");
+    let created = unix_now();
+    let res = if call.stream {
+        let (opened, upstream) = measure(route.provider.complete_stream_with(req, options)).await;
+        match opened {
+            Ok(stream) => {
+                let writer = ChunkWriter::new(
+                    Shape::Text,
+                    id,
+                    call.model.clone(),
+                    created,
+                    call.include_usage,
+                );
+                gw.metrics.request(
+                    &call.model,
+                    200,
+                    Some(started.elapsed().saturating_sub(upstream)),
+                );
+                sse(stream, writer)
+            }
+            Err(e) => finish(&gw, &call.model, &e, started, upstream),
+        }
+    } else {
+        let (result, upstream) = measure(route.provider.complete_with(req, options)).await;
+        match result {
+            Ok(reply) => {
+                let body = response::completion(&reply, &id, &call.model, created);
+                gw.metrics.request(
+                    &call.model,
+                    200,
+                    Some(started.elapsed().saturating_sub(upstream)),
+                );
+                json(StatusCode::OK, body)
+            }
+            Err(e) => finish(&gw, &call.model, &e, started, upstream),
+        }
+    };
+    log(
+        "POST",
+        "/v1/completions",
+        &call.model,
+        key.as_deref(),
+        res.status().as_u16(),
+        started,
+    );
+    res
+}
+
+/// A failed call's answer, counted.
+fn finish(
+    gw: &Gateway,
+    model: &str,
+    err: &LlmError,
+    started: Instant,
+    upstream: Duration,
+) -> Response {
+    let res = error_response(err);
+    gw.metrics.request(
+        model,
+        res.status().as_u16(),
+        Some(started.elapsed().saturating_sub(upstream)),
+    );
+    res
+}
+
+/// The SSE response of a stream: each event as OpenAI's chunks; an error ends it with an
+/// error event. Dropping the body (the client went away) drops the stream, which cancels
+/// the upstream call and gives back its limits.
+fn sse(stream: ChatStream, writer: ChunkWriter) -> Response {
+    let frames = futures_util::stream::unfold(
+        (stream, writer, false),
+        |(mut stream, mut writer, done)| async move {
+            if done {
+                return None;
+            }
+            let mut out = Vec::new();
+            let ended = match stream.next().await {
+                Some(Ok(event)) => {
+                    writer.event(&event, &mut out);
+                    matches!(event, nova_llm_core::StreamEvent::Finish { .. })
+                }
+                Some(Err(e)) => {
+                    writer.error(&e, &mut out);
+                    true
+                }
+                None => {
+                    let e = LlmError::new(
+                        ErrorKind::StreamInterrupted,
+                        "the stream ended without a finish",
+                    );
+                    writer.error(&e, &mut out);
+                    true
+                }
+            };
+            Some((
+                Ok::<_, Infallible>(Bytes::from(out)),
+                (stream, writer, ended),
+            ))
+        },
+    )
+    .filter(|b| std::future::ready(b.as_ref().map_or(true, |b| !b.is_empty())));
+    let mut res = Response::new(Body::from_stream(frames));
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    res
+}
+
+async fn models(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+    let key = match authenticate(&gw, &headers) {
+        Ok(k) => k,
+        Err(res) => return res,
+    };
+    let names = gw
+        .routes
+        .names()
+        .filter(|n| key.as_ref().is_none_or(|k| k.allows(n)));
+    json(StatusCode::OK, response::models(names))
+}
+
+async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
+    let mut res = gw.metrics.render().into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    res
+}
+
+async fn health() -> Response {
+    (StatusCode::OK, "ok").into_response()
+}
+
+/// Ready while serving; 503 once draining for a shutdown.
+async fn ready(State(gw): State<Arc<Gateway>>) -> Response {
+    if gw.draining.load(Ordering::Relaxed) {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining").into_response()
+    } else {
+        (StatusCode::OK, "ready").into_response()
+    }
+}

@@ -1,0 +1,659 @@
+//! The gateway over real HTTP on loopback: a client speaking OpenAI's protocol to it, and
+//! (where a service is involved) a wiremock double of the service behind it, so both the
+//! request the service got and the answer the client got are checked exactly.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+
+use nova_llm_gateway::{Config, Gateway, hash_key};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+/// A running gateway; stopped when dropped.
+struct Running {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Running {
+    fn url(&self, p: &str) -> String {
+        format!("http://{}{p}", self.addr)
+    }
+
+    async fn shutdown(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.unwrap().unwrap();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+async fn start(config: Config) -> Running {
+    let gateway = Gateway::builder(config).env(env).build().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(gateway.serve(listener, async move {
+        let _ = stopped.await;
+    }));
+    Running {
+        addr,
+        stop: Some(stop),
+        task: Some(task),
+    }
+}
+
+async fn start_toml(text: &str) -> Running {
+    start(Config::parse(text).unwrap()).await
+}
+
+fn client() -> reqwest::Client {
+    nova_llm_http::default_client(None).unwrap()
+}
+
+async fn post(
+    gw: &Running,
+    p: &str,
+    key: Option<&str>,
+    body: Value,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let mut req = client().post(gw.url(p)).json(&body);
+    if let Some(k) = key {
+        req = req.bearer_auth(k);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    let text = res.text().await.unwrap();
+    (
+        status,
+        headers,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+fn chat_body(model: &str, text: &str) -> Value {
+    json!({"model": model, "messages": [{"role": "user", "content": text}]})
+}
+
+/// The `data:` payloads of an SSE body.
+fn sse_data(body: &str) -> Vec<String> {
+    body.split("\n\n")
+        .filter_map(|frame| frame.strip_prefix("data: "))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn the_builtin_mock_route_answers_in_openai_shape_plain_and_streamed() {
+    let gw = start(Config::builtin_mock()).await;
+    let (status, _, body) = post(
+        &gw,
+        "/v1/chat/completions",
+        None,
+        chat_body("mock", "hello"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["object"], "chat.completion");
+    assert_eq!(body["model"], "mock");
+    assert_eq!(body["choices"][0]["message"]["role"], "assistant");
+    assert_eq!(body["choices"][0]["message"]["content"], "f(hello)");
+    assert_eq!(body["choices"][0]["finish_reason"], "stop");
+    assert!(body["id"].as_str().unwrap().starts_with("chatcmpl-"));
+
+    let res = client()
+        .post(gw.url("/v1/chat/completions"))
+        .json(
+            &json!({"model": "mock", "stream": true, "stream_options": {"include_usage": true},
+                      "messages": [{"role": "user", "content": "hello"}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    let frames = sse_data(&res.text().await.unwrap());
+    assert_eq!(frames.last().unwrap(), "[DONE]");
+    let chunks: Vec<Value> = frames[..frames.len() - 1]
+        .iter()
+        .map(|f| serde_json::from_str(f).unwrap())
+        .collect();
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(text, "f(hello)");
+    let finish = &chunks[chunks.len() - 2];
+    assert_eq!(finish["choices"][0]["finish_reason"], "stop");
+    let usage = chunks.last().unwrap();
+    assert_eq!(usage["choices"], json!([]));
+    assert!(usage["usage"]["total_tokens"].as_u64().unwrap() > 0);
+
+    let (status, _, body) = post(
+        &gw,
+        "/v1/completions",
+        None,
+        json!({"model": "mock", "prompt": "hi"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["object"], "text_completion");
+    assert_eq!(body["choices"][0]["text"], "f(hi)");
+
+    let models: Value = client()
+        .get(gw.url("/v1/models"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(models["data"][0]["id"], "mock");
+    assert_eq!(models["object"], "list");
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_requests_get_openai_errors_with_the_right_status() {
+    let text =
+        "[server]\nmax_body_bytes = 2000\n\n[[models]]\nname = \"mock\"\ndriver = \"mock\"\n";
+    let gw = start_toml(text).await;
+    // An unknown model: 404, model_not_found.
+    let (status, _, body) = post(&gw, "/v1/chat/completions", None, chat_body("gpt-9", "x")).await;
+    assert_eq!(status, 404);
+    assert_eq!(body["error"]["code"], "model_not_found");
+    assert!(body["error"]["message"].as_str().unwrap().contains("gpt-9"));
+    // Bad JSON: 400 in OpenAI's shape.
+    let res = client()
+        .post(gw.url("/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "invalid_request_error");
+    // Invalid parameters: refused before any call.
+    let mut b = chat_body("mock", "x");
+    b["temperature"] = json!(7.5);
+    let (status, _, body) = post(&gw, "/v1/chat/completions", None, b).await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("temperature"),
+        "{body}"
+    );
+    // A body over the limit: 413.
+    let (status, _, body) = post(
+        &gw,
+        "/v1/chat/completions",
+        None,
+        chat_body("mock", &"x".repeat(5000)),
+    )
+    .await;
+    assert_eq!(status, 413);
+    assert_eq!(body["error"]["code"], "request_too_large");
+    // n > 1 is refused, not silently answered once.
+    let mut b = chat_body("mock", "x");
+    b["n"] = json!(2);
+    let (status, _, _) = post(&gw, "/v1/chat/completions", None, b).await;
+    assert_eq!(status, 400);
+    // Health and readiness.
+    assert_eq!(
+        client()
+            .get(gw.url("/health"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(
+        client()
+            .get(gw.url("/ready"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    gw.shutdown().await;
+}
+
+fn openai_route(name: &str, upstream: &MockServer, extra: &str) -> String {
+    format!(
+        "[[models]]\nname = \"{name}\"\ndriver = \"openai\"\nmodel = \"gpt-4o-mini\"\n\
+         base_url = \"{}/v1\"\napi_key_env = \"NOVA_GATEWAY_TEST_UPSTREAM_KEY\"\n{extra}\n",
+        upstream.uri()
+    )
+}
+
+const UPSTREAM_KEY: &str = "sk-upstream-secret-0123456789";
+
+/// The gateway's environment in these tests: the upstream key under the variable the
+/// routes name.
+fn env(name: &str) -> Option<String> {
+    (name == "NOVA_GATEWAY_TEST_UPSTREAM_KEY").then(|| UPSTREAM_KEY.to_owned())
+}
+
+#[tokio::test]
+async fn a_route_calls_its_service_with_its_model_and_key_and_answers_as_openai() {
+    let upstream = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "chatcmpl-up", "model": "gpt-4o-mini-2024-07-18",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": null,
+                "tool_calls": [{"id": "call_1", "type": "function",
+                    "function": {"name": "weather", "arguments": "{\"city\":\"Paris\"}"}}]},
+                "finish_reason": "tool_calls"}],
+            "usage": {"prompt_tokens": 50, "completion_tokens": 10, "total_tokens": 60,
+                      "prompt_tokens_details": {"cached_tokens": 20}}
+        })))
+        .mount(&upstream)
+        .await;
+    let gw = start_toml(&openai_route("fast", &upstream, "")).await;
+    let body = json!({
+        "model": "fast",
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Weather in Paris?"}
+        ],
+        "tools": [{"type": "function", "function": {"name": "weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}],
+        "tool_choice": "auto",
+        "temperature": 0.2,
+        "max_tokens": 100
+    });
+    let (status, _, reply) = post(&gw, "/v1/chat/completions", None, body).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["model"], "fast");
+    assert_eq!(reply["choices"][0]["finish_reason"], "tool_calls");
+    assert_eq!(reply["choices"][0]["message"]["content"], Value::Null);
+    assert_eq!(
+        reply["choices"][0]["message"]["tool_calls"][0]["id"],
+        "call_1"
+    );
+    assert_eq!(
+        reply["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"],
+        "{\"city\":\"Paris\"}"
+    );
+    assert_eq!(reply["usage"]["prompt_tokens_details"]["cached_tokens"], 20);
+
+    let got = &upstream.received_requests().await.unwrap()[0];
+    assert_eq!(
+        got.headers["authorization"],
+        format!("Bearer {UPSTREAM_KEY}").as_str()
+    );
+    let sent: Value = serde_json::from_slice(&got.body).unwrap();
+    assert_eq!(
+        sent,
+        json!({
+            "model": "gpt-4o-mini",
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "Weather in Paris?"}
+            ],
+            "tools": [{"type": "function", "function": {"name": "weather",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}],
+            "tool_choice": "auto",
+            "temperature": 0.2,
+            "max_tokens": 100
+        })
+    );
+
+    // A tool result turn goes on as the service expects it.
+    let body = json!({
+        "model": "fast",
+        "messages": [
+            {"role": "user", "content": "Weather in Paris?"},
+            {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function",
+                "function": {"name": "weather", "arguments": "{\"city\":\"Paris\"}"}}]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "18 C"}
+        ]
+    });
+    let (status, _, _) = post(&gw, "/v1/chat/completions", None, body).await;
+    assert_eq!(status, 200);
+    let sent: Value =
+        serde_json::from_slice(&upstream.received_requests().await.unwrap()[1].body).unwrap();
+    assert_eq!(sent["messages"][1]["tool_calls"][0]["id"], "call_1");
+    assert_eq!(
+        sent["messages"][2],
+        json!({"role": "tool", "tool_call_id": "call_1", "content": "18 C"})
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn upstream_failures_keep_their_status_and_retry_after_and_never_the_key() {
+    let upstream = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("retry-after", "7")
+                .set_body_json(
+                    json!({"error": {"message": format!("slow down, {UPSTREAM_KEY}"),
+                    "type": "requests", "code": "rate_limit_exceeded"}}),
+                ),
+        )
+        .mount(&upstream)
+        .await;
+    let gw = start_toml(&openai_route("fast", &upstream, "")).await;
+    let (status, headers, body) =
+        post(&gw, "/v1/chat/completions", None, chat_body("fast", "x")).await;
+    assert_eq!(status, 429);
+    assert_eq!(headers["retry-after"], "7");
+    assert_eq!(body["error"]["type"], "rate_limit_error");
+    assert_eq!(body["error"]["code"], "rate_limit_exceeded");
+    assert!(!body.to_string().contains(UPSTREAM_KEY), "{body}");
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_stream_that_fails_after_content_ends_with_an_error_event() {
+    let upstream = MockServer::start().await;
+    // Content, then the connection ends without a finish.
+    let cut = "data: {\"id\":\"c\",\"model\":\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Hel\"}}]}\n\n";
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "text/event-stream")
+                .set_body_string(cut),
+        )
+        .mount(&upstream)
+        .await;
+    let gw = start_toml(&openai_route("fast", &upstream, "")).await;
+    let mut b = chat_body("fast", "x");
+    b["stream"] = json!(true);
+    let res = client()
+        .post(gw.url("/v1/chat/completions"))
+        .json(&b)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let frames = sse_data(&res.text().await.unwrap());
+    let last: Value = serde_json::from_str(frames.last().unwrap()).unwrap();
+    assert_eq!(last["error"]["type"], "api_error", "{frames:?}");
+    assert!(!frames.iter().any(|f| f == "[DONE]"));
+    let text: String = frames
+        .iter()
+        .filter_map(|f| serde_json::from_str::<Value>(f).ok())
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(text, "Hel");
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_failing_route_falls_back_to_another_vendor() {
+    let down = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503).set_body_string("unavailable"))
+        .mount(&down)
+        .await;
+    let text = format!(
+        "{}\n[[models]]\nname = \"backup\"\ndriver = \"mock\"\n",
+        openai_route("fast", &down, "fallback = [\"backup\"]")
+    );
+    let gw = start_toml(&text).await;
+    let (status, _, body) = post(&gw, "/v1/chat/completions", None, chat_body("fast", "hi")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["choices"][0]["message"]["content"], "f(hi)");
+    assert_eq!(body["model"], "fast");
+    gw.shutdown().await;
+}
+
+fn keyed_config(extra_key: &str) -> String {
+    format!(
+        "[[models]]\nname = \"mock\"\ndriver = \"mock\"\n\n[[models]]\nname = \"other\"\ndriver = \"mock\"\n\n\
+         [[keys]]\nname = \"team-a\"\nsha256 = \"{}\"\nmodels = [\"mock\"]\n{extra_key}\n",
+        hash_key("gw-key-a")
+    )
+}
+
+#[tokio::test]
+async fn keys_are_required_checked_by_hash_and_held_to_their_models() {
+    let gw = start_toml(&keyed_config("")).await;
+    let (status, _, body) = post(&gw, "/v1/chat/completions", None, chat_body("mock", "x")).await;
+    assert_eq!(status, 401);
+    assert_eq!(body["error"]["code"], "invalid_api_key");
+    let (status, _, _) = post(
+        &gw,
+        "/v1/chat/completions",
+        Some("wrong"),
+        chat_body("mock", "x"),
+    )
+    .await;
+    assert_eq!(status, 401);
+    let (status, _, _) = post(
+        &gw,
+        "/v1/chat/completions",
+        Some("gw-key-a"),
+        chat_body("mock", "x"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _, body) = post(
+        &gw,
+        "/v1/chat/completions",
+        Some("gw-key-a"),
+        chat_body("other", "x"),
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert_eq!(body["error"]["code"], "model_not_allowed");
+    // The model list shows what the key may use.
+    let models: Value = client()
+        .get(gw.url("/v1/models"))
+        .bearer_auth("gw-key-a")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(models["data"].as_array().unwrap().len(), 1);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_keys_request_limit_refuses_with_retry_after() {
+    let gw = start_toml(&keyed_config("rpm = 2")).await;
+    for _ in 0..2 {
+        let (status, _, _) = post(
+            &gw,
+            "/v1/chat/completions",
+            Some("gw-key-a"),
+            chat_body("mock", "x"),
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+    let (status, headers, body) = post(
+        &gw,
+        "/v1/chat/completions",
+        Some("gw-key-a"),
+        chat_body("mock", "x"),
+    )
+    .await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["type"], "rate_limit_error");
+    let wait: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_spent_budget_refuses_the_next_call_as_insufficient_quota() {
+    let upstream = MockServer::start().await;
+    // 1M input tokens of gpt-4o-mini: $0.15, over the $0.10 budget after one call.
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "c", "model": "gpt-4o-mini",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 1000000, "completion_tokens": 1, "total_tokens": 1000001}
+        })))
+        .mount(&upstream)
+        .await;
+    let text = format!(
+        "{}\n[[keys]]\nname = \"team-b\"\nsha256 = \"{}\"\nbudget_usd = 0.10\nbudget_period = \"1d\"\n",
+        openai_route("fast", &upstream, ""),
+        hash_key("gw-key-b")
+    );
+    let gw = start_toml(&text).await;
+    let (status, _, _) = post(
+        &gw,
+        "/v1/chat/completions",
+        Some("gw-key-b"),
+        chat_body("fast", "x"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _, body) = post(
+        &gw,
+        "/v1/chat/completions",
+        Some("gw-key-b"),
+        chat_body("fast", "x"),
+    )
+    .await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["type"], "insufficient_quota");
+    assert_eq!(body["error"]["code"], "budget_exceeded");
+    assert_eq!(upstream.received_requests().await.unwrap().len(), 1);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn metrics_are_prometheus_text_with_the_genai_names_and_added_latency() {
+    let gw = start(Config::builtin_mock()).await;
+    post(
+        &gw,
+        "/v1/chat/completions",
+        None,
+        chat_body("mock", "hello"),
+    )
+    .await;
+    post(
+        &gw,
+        "/v1/chat/completions",
+        None,
+        chat_body("nope", "hello"),
+    )
+    .await;
+    let text = client()
+        .get(gw.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("# TYPE gen_ai_client_operation_duration_seconds histogram"),
+        "{text}"
+    );
+    assert!(text.contains("gen_ai_client_operation_duration_seconds_count{gen_ai_operation_name=\"chat\",gen_ai_provider_name=\"mock\",gen_ai_request_model=\"mock\",gen_ai_response_model=\"mock\"} 1"), "{text}");
+    assert!(text.contains("gen_ai_client_token_usage_bucket{gen_ai_operation_name=\"chat\",gen_ai_provider_name=\"mock\",gen_ai_request_model=\"mock\",gen_ai_response_model=\"mock\",gen_ai_token_type=\"input\",le=\"+Inf\"} 1"), "{text}");
+    assert!(
+        text.contains("nova_gateway_added_latency_seconds_count{route=\"mock\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("nova_gateway_requests_total{route=\"mock\",status=\"200\"} 1"),
+        "{text}"
+    );
+    gw.shutdown().await;
+}
+
+#[test]
+fn config_errors_name_the_line_and_the_field() {
+    let e = Config::parse("[[models]]\nname = \"a\"\ndriver = \"mock\"\ncolour = 1\n").unwrap_err();
+    assert_eq!(e.line, Some(4), "{e}");
+    assert!(e.message.contains("colour"), "{e}");
+    let e = Config::parse("[[models]]\nname = \"a\"\ndriver = \"bard\"\n").unwrap_err();
+    assert_eq!(e.line, Some(3), "{e}");
+    assert!(e.to_string().contains("bard"), "{e}");
+    let e = Config::parse("[[models]]\nname = \"a\"\ndriver = \"mock\"\nfallback = [\"b\"]\n")
+        .unwrap_err();
+    assert_eq!(e.line, Some(4), "{e}");
+    assert!(
+        e.message.contains("fallback") && e.message.contains("`b`"),
+        "{e}"
+    );
+    let e = Config::parse(
+        "[[models]]\nname = \"a\"\ndriver = \"mock\"\n\n[[keys]]\nname = \"k\"\nsha256 = \"abc\"\n",
+    )
+    .unwrap_err();
+    assert_eq!(e.line, Some(7), "{e}");
+    assert!(e.message.contains("keys.sha256"), "{e}");
+    let e = Config::parse("[[models]]\nname = \"a\"\ndriver = \"mock\"\n[[models]]\nname = \"a\"\ndriver = \"mock\"\n").unwrap_err();
+    assert_eq!(e.line, Some(5), "{e}");
+    let e = Config::parse("").unwrap_err();
+    assert!(e.message.contains("no [[models]]"), "{e}");
+}
+
+#[tokio::test]
+async fn a_shutdown_lets_a_stream_in_flight_finish_and_readiness_drops() {
+    let upstream = MockServer::start().await;
+    let body = "data: {\"id\":\"c\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"done\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n";
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "text/event-stream")
+                .set_body_string(body)
+                .set_delay(std::time::Duration::from_millis(300)),
+        )
+        .mount(&upstream)
+        .await;
+    let gw = start_toml(&openai_route("slow", &upstream, "")).await;
+    let mut b = chat_body("slow", "x");
+    b["stream"] = json!(true);
+    let call = tokio::spawn(
+        client()
+            .post(gw.url("/v1/chat/completions"))
+            .json(&b)
+            .send(),
+    );
+    // Let the call reach the service, then ask the gateway to stop.
+    while upstream.received_requests().await.unwrap().is_empty() {
+        tokio::task::yield_now().await;
+    }
+    let addr = gw.addr;
+    gw.shutdown().await;
+    let res = call.await.unwrap().unwrap();
+    let frames = sse_data(&res.text().await.unwrap());
+    assert_eq!(frames.last().unwrap(), "[DONE]");
+    // Stopped: nothing listens any more.
+    assert!(
+        client()
+            .get(format!("http://{addr}/health"))
+            .send()
+            .await
+            .is_err()
+    );
+}
