@@ -103,6 +103,18 @@ fn crates_depend_only_on_what_architecture_md_allows() {
         ("nova-llm-gemini", &["nova-llm-core", "nova-llm-http"]),
         ("nova-llm-provider", &["nova-llm-core"]),
         ("nova-llm-redis", &["nova-llm-core", "nova-llm-provider"]),
+        (
+            "nova-llm-gateway",
+            &[
+                "nova-llm-core",
+                "nova-llm-provider",
+                "nova-llm-redis",
+                "nova-llm-mock",
+                "nova-llm-openai",
+                "nova-llm-anthropic",
+                "nova-llm-gemini",
+            ],
+        ),
     ];
     for dir in fs::read_dir(root().join("crates")).unwrap().flatten() {
         let name = dir.file_name().to_string_lossy().into_owned();
