@@ -134,6 +134,9 @@ pub struct ModelRoute {
     /// Tokens a minute to the service (estimated, then corrected).
     #[serde(default)]
     pub tpm: Option<u64>,
+    /// Calls in flight to the service at once, per gateway process (others wait).
+    #[serde(default)]
+    pub max_in_flight: Option<usize>,
     /// A cache of replies.
     #[serde(default)]
     pub cache: Option<CacheConfig>,
@@ -238,6 +241,7 @@ impl Config {
             retries: 0,
             rpm: None,
             tpm: None,
+            max_in_flight: None,
             cache: None,
         });
         config
@@ -281,7 +285,8 @@ impl Config {
                     format!("models.name `{}` is named twice", m.name.get_ref()),
                 ));
             }
-            for (field, v) in [("rpm", m.rpm), ("tpm", m.tpm)] {
+            let in_flight = m.max_in_flight.map(|n| n as u64);
+            for (field, v) in [("rpm", m.rpm), ("tpm", m.tpm), ("max_in_flight", in_flight)] {
                 if v == Some(0) {
                     return Err(at(
                         m.name.span(),

@@ -97,8 +97,11 @@ impl Routes {
                 }
                 b = b.fallback(chain);
             }
-            if m.rpm.is_some() || m.tpm.is_some() {
+            if m.rpm.is_some() || m.tpm.is_some() || m.max_in_flight.is_some() {
                 let mut limits = RateLimitLayer::new();
+                if let Some(n) = m.max_in_flight {
+                    limits = limits.max_in_flight(n);
+                }
                 if let Some(n) = m.rpm {
                     limits = limits.requests(n, Duration::from_secs(60));
                 }

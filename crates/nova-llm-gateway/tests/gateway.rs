@@ -657,3 +657,66 @@ async fn a_shutdown_lets_a_stream_in_flight_finish_and_readiness_drops() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn a_client_that_goes_away_cancels_the_upstream_call_and_frees_its_slot() {
+    let upstream = MockServer::start().await;
+    // The first call's answer would take 30 s; the next one's comes at once.
+    Mock::given(method("POST"))
+        .and(wiremock::matchers::body_string_contains("first"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"id": "c", "model": "m", "choices": []}))
+                .set_delay(std::time::Duration::from_secs(30)),
+        )
+        .mount(&upstream)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "c", "model": "gpt-4o-mini",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "second"}, "finish_reason": "stop"}]
+        })))
+        .mount(&upstream)
+        .await;
+    // One call in flight to the service at a time.
+    let gw = start_toml(&openai_route("slow", &upstream, "max_in_flight = 1")).await;
+    let impatient = nova_llm_http::default_client(None).unwrap();
+    let call = impatient
+        .post(gw.url("/v1/chat/completions"))
+        .json(&chat_body("slow", "first"))
+        .timeout(std::time::Duration::from_millis(200))
+        .send()
+        .await;
+    assert!(call.is_err());
+    // The gateway drops the call with the connection: the provider reports it cancelled
+    // long before the service would have answered...
+    let cancelled = "error_type=\"cancelled\"";
+    let mut seen = String::new();
+    for _ in 0..200 {
+        seen = client()
+            .get(gw.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if seen.contains(cancelled) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(seen.contains(cancelled), "{seen}");
+    // ...and its slot is free: the next call goes through at once instead of waiting.
+    let next = impatient
+        .post(gw.url("/v1/chat/completions"))
+        .json(&chat_body("slow", "next"))
+        .timeout(std::time::Duration::from_secs(10))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(next.status().as_u16(), 200);
+    let body: Value = next.json().await.unwrap();
+    assert_eq!(body["choices"][0]["message"]["content"], "second");
+    gw.shutdown().await;
+}
