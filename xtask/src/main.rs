@@ -3,7 +3,9 @@
 //! - `ci`: exactly what `.ci/run` runs: format check, clippy with warnings denied on every
 //!   target, every test (unit, integration, doc), and the docs with warnings denied.
 //! - `bench`: the criterion benchmarks, then a table of their medians, then the end-to-end
-//!   load benchmark against async-openai (`tests/load`, a workspace of its own).
+//!   load benchmark against async-openai (`tests/load`, a workspace of its own), then the
+//!   gateway's against LiteLLM's proxy (`bench-gateway`).
+//! - `bench-gateway`: only the gateway's load benchmark (installs LiteLLM in a venv).
 //! - `fuzz [SECONDS]`: every cargo-fuzz target for a bounded time (default 60 s each),
 //!   seeded with the committed corpus. Not part of CI.
 //! - `instructions`: instructions per call of each client of the load benchmark, counted
@@ -29,6 +31,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("bench") => bench(&args[1..]),
+        Some("bench-gateway") => bench_gateway(),
         Some("fuzz") => fuzz(args.get(1).map(String::as_str)),
         Some("instructions") => instructions::run(&root(), cargo()),
         Some("help" | "--help" | "-h") | None => {
@@ -51,7 +54,8 @@ fn usage() {
         "usage: cargo xtask <command>\n\n\
          commands:\n  \
          ci      fmt check, clippy -D warnings, all tests (with doctests), docs -D warnings\n  \
-         bench   run the criterion benchmarks and print a table of medians\n  \
+         bench   run the criterion benchmarks and print a table of medians, then the load benchmarks\n  \
+         bench-gateway  the gateway against LiteLLM's proxy (installs LiteLLM in target/bench-venv)\n  \
          fuzz    run every fuzz target for SECONDS (default 60) each; needs cargo-fuzz\n  \
          instructions  instructions per call of each load-benchmark client; needs valgrind"
     );
@@ -131,7 +135,45 @@ fn bench(extra: &[String]) -> Result<(), String> {
         "tests/load/Cargo.toml",
     ])
     .env("CARGO_TARGET_DIR", root().join("target").join("load"));
-    run("end-to-end load benchmark (tests/load)", load)
+    run("end-to-end load benchmark (tests/load)", load)?;
+    bench_gateway()
+}
+
+/// The gateway's load benchmark side by side with LiteLLM's proxy: LiteLLM is installed
+/// here (in a venv under `target/`, never by CI), then `tests/load`'s `gateway` binary runs
+/// both over the same upstream. `NOVA_BENCH_SECONDS`, `NOVA_BENCH_RATES` and
+/// `NOVA_BENCH_SOAK_MINUTES` pass through; without Python the run goes on without LiteLLM.
+fn bench_gateway() -> Result<(), String> {
+    let venv = root().join("target").join("bench-venv");
+    let litellm = venv.join("bin").join("litellm");
+    if !litellm.exists() {
+        let mut mk = Command::new("python3");
+        mk.args(["-m", "venv"]).arg(&venv);
+        let mut pip = Command::new(venv.join("bin").join("pip"));
+        pip.args(["install", "--quiet", "litellm[proxy]"]);
+        if let Err(e) = run("python3 -m venv target/bench-venv", mk)
+            .and_then(|()| run("pip install litellm[proxy]", pip))
+        {
+            eprintln!("xtask: LiteLLM not installed ({e}); the gateway runs alone");
+        }
+    }
+    let mut cmd = cargo();
+    cmd.args([
+        "run",
+        "--release",
+        "--manifest-path",
+        "tests/load/Cargo.toml",
+        "--bin",
+        "gateway",
+    ])
+    .env("CARGO_TARGET_DIR", root().join("target").join("load"));
+    if litellm.exists() {
+        cmd.env("NOVA_BENCH_LITELLM", &litellm);
+    }
+    run(
+        "gateway load benchmark against LiteLLM (tests/load --bin gateway)",
+        cmd,
+    )
 }
 
 /// Fuzz crates (relative to the root) and their targets.

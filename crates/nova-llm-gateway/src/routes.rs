@@ -29,6 +29,9 @@ use crate::timed::Timed;
 pub(crate) struct Route {
     /// The model asked of the service.
     pub(crate) upstream_model: String,
+    /// The service's name for the opaque reasoning it signs (what a client sends back
+    /// came from it).
+    pub(crate) origin: &'static str,
     pub(crate) provider: Provider,
 }
 
@@ -119,6 +122,12 @@ impl Routes {
                 name.clone(),
                 Route {
                     upstream_model: m.upstream_model().to_owned(),
+                    origin: match m.driver {
+                        DriverKind::Anthropic => nova_llm_anthropic::ORIGIN,
+                        DriverKind::Gemini => nova_llm_gemini::ORIGIN,
+                        DriverKind::Openai => "openai",
+                        DriverKind::Mock => "mock",
+                    },
                     provider: b.build(),
                 },
             );

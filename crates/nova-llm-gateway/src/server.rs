@@ -16,12 +16,13 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures_util::StreamExt;
-use nova_llm_core::{ChatStream, ErrorKind, LlmError};
+use nova_llm_core::{ChatStream, ErrorKind, LlmError, StreamEvent};
 use nova_llm_provider::CallOptions;
 use tokio::time::Instant;
 
 use crate::Gateway;
 use crate::access::{KEY_TAG, Key, Refusal};
+use crate::anthropic;
 use crate::openai::error::{ErrorBody, describe};
 use crate::openai::stream::{ChunkWriter, Shape};
 use crate::openai::{request, response};
@@ -32,6 +33,7 @@ pub(crate) fn router(gateway: Arc<Gateway>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat))
         .route("/v1/completions", post(completions))
+        .route("/v1/messages", post(messages))
         .route("/v1/models", get(models))
         .route("/metrics", get(metrics))
         .route("/health", get(health))
@@ -39,12 +41,28 @@ pub(crate) fn router(gateway: Arc<Gateway>) -> Router {
         .with_state(gateway)
 }
 
-/// A failed request: the status, OpenAI's error body, `Retry-After` when known.
-fn error_response(err: &LlmError) -> Response {
-    let (status, _, _) = describe(err.kind());
+/// Which API a request came through, so its errors come back in that API's shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    OpenAi,
+    Anthropic,
+}
+
+/// A failed request: the status, the protocol's error body, `Retry-After` when known.
+fn error_response(p: Protocol, err: &LlmError) -> Response {
+    let (status, body) = match p {
+        Protocol::OpenAi => (
+            describe(err.kind()).0,
+            response::to_vec(&ErrorBody::of(err)),
+        ),
+        Protocol::Anthropic => (
+            anthropic::response::describe(err.kind()).0,
+            response::to_vec(&anthropic::response::ErrorBody::of(err)),
+        ),
+    };
     let mut res = json(
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        response::to_vec(&ErrorBody::of(err)),
+        body,
     );
     if let Some(wait) = err.retry_after() {
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
@@ -57,15 +75,32 @@ fn error_response(err: &LlmError) -> Response {
 
 /// A failure of the gateway's own with a given status and OpenAI type.
 fn own_error(
+    p: Protocol,
     status: StatusCode,
     kind: &'static str,
     code: Option<&str>,
     message: &str,
 ) -> Response {
-    json(
-        status,
-        response::to_vec(&ErrorBody::new(message, kind, code)),
-    )
+    match p {
+        Protocol::OpenAi => json(
+            status,
+            response::to_vec(&ErrorBody::new(message, kind, code)),
+        ),
+        Protocol::Anthropic => {
+            let kind = match status.as_u16() {
+                401 => "authentication_error",
+                403 => "permission_error",
+                404 => "not_found_error",
+                413 => "request_too_large",
+                429 => "rate_limit_error",
+                _ => "invalid_request_error",
+            };
+            json(
+                status,
+                response::to_vec(&anthropic::response::ErrorBody::new(kind, message)),
+            )
+        }
+    }
 }
 
 fn json(status: StatusCode, body: Vec<u8>) -> Response {
@@ -85,7 +120,7 @@ fn unix_now() -> u64 {
 }
 
 /// The body, read whole within the size limit and the deadline.
-async fn read_body(gw: &Gateway, body: Body) -> Result<Bytes, Response> {
+async fn read_body(p: Protocol, gw: &Gateway, body: Body) -> Result<Bytes, Response> {
     let limit = gw.config.server.max_body_bytes;
     match tokio::time::timeout(
         gw.config.server.body_timeout(),
@@ -95,12 +130,14 @@ async fn read_body(gw: &Gateway, body: Body) -> Result<Bytes, Response> {
     {
         Ok(Ok(bytes)) => Ok(bytes),
         Ok(Err(_)) => Err(own_error(
+            p,
             StatusCode::PAYLOAD_TOO_LARGE,
             "invalid_request_error",
             Some("request_too_large"),
             &format!("the request body is over the limit of {limit} bytes (or was cut)"),
         )),
         Err(_) => Err(own_error(
+            p,
             StatusCode::REQUEST_TIMEOUT,
             "invalid_request_error",
             Some("request_timeout"),
@@ -110,16 +147,30 @@ async fn read_body(gw: &Gateway, body: Body) -> Result<Bytes, Response> {
 }
 
 /// The caller's key, when keys are needed.
-fn authenticate(gw: &Gateway, headers: &HeaderMap) -> Result<Option<Arc<Key>>, Response> {
-    let auth = headers
+/// The key comes as `Authorization: Bearer KEY` (OpenAI's clients) or `x-api-key: KEY`
+/// (Anthropic's).
+fn authenticate(
+    p: Protocol,
+    gw: &Gateway,
+    headers: &HeaderMap,
+) -> Result<Option<Arc<Key>>, Response> {
+    let bearer = headers
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    gw.keys.authenticate(auth).map_err(|r| {
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let auth = bearer.or_else(|| {
+        headers
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .map(|k| format!("Bearer {k}"))
+    });
+    gw.keys.authenticate(auth.as_deref()).map_err(|r| {
         let message = match r {
             Refusal::Missing => "a gateway key is needed: Authorization: Bearer <key>",
             Refusal::Unknown => "the gateway key is not valid",
         };
         own_error(
+            p,
             StatusCode::UNAUTHORIZED,
             "authentication_error",
             Some("invalid_api_key"),
@@ -136,12 +187,14 @@ struct Admitted<'g> {
 }
 
 fn admit<'g>(
+    p: Protocol,
     gw: &'g Gateway,
     key: Option<Arc<Key>>,
     model: &str,
 ) -> Result<Admitted<'g>, Response> {
     let Some(route) = gw.routes.get(model) else {
         return Err(own_error(
+            p,
             StatusCode::NOT_FOUND,
             "invalid_request_error",
             Some("model_not_found"),
@@ -154,6 +207,7 @@ fn admit<'g>(
         && !k.allows(model)
     {
         return Err(own_error(
+            p,
             StatusCode::FORBIDDEN,
             "permission_error",
             Some("model_not_allowed"),
@@ -185,23 +239,23 @@ fn log(method: &str, path: &str, model: &str, key: Option<&Key>, status: u16, st
 
 async fn chat(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
     let started = Instant::now();
-    let key = match authenticate(&gw, &headers) {
+    let key = match authenticate(Protocol::OpenAi, &gw, &headers) {
         Ok(k) => k,
         Err(res) => return res,
     };
-    let bytes = match read_body(&gw, body).await {
+    let bytes = match read_body(Protocol::OpenAi, &gw, body).await {
         Ok(b) => b,
         Err(res) => return res,
     };
     let call = match request::chat(&bytes) {
         Ok(c) => c,
-        Err(e) => return error_response(&e),
+        Err(e) => return error_response(Protocol::OpenAi, &e),
     };
     let Admitted {
         route,
         options,
         key,
-    } = match admit(&gw, key, &call.model) {
+    } = match admit(Protocol::OpenAi, &gw, key, &call.model) {
         Ok(a) => a,
         Err(res) => return res,
     };
@@ -210,7 +264,7 @@ async fn chat(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body) ->
     }
     let mut req = call.request;
     if let Err(e) = req.validate() {
-        return error_response(&e);
+        return error_response(Protocol::OpenAi, &e);
     }
     req.model = Some(route.upstream_model.clone());
     let id = gw.next_id("chatcmpl");
@@ -233,7 +287,7 @@ async fn chat(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body) ->
                 );
                 sse(stream, writer)
             }
-            Err(e) => finish(&gw, &call.model, &e, started, upstream),
+            Err(e) => finish(Protocol::OpenAi, &gw, &call.model, &e, started, upstream),
         }
     } else {
         let (result, upstream) = measure(route.provider.chat_with(req, options)).await;
@@ -247,7 +301,7 @@ async fn chat(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body) ->
                 );
                 json(StatusCode::OK, body)
             }
-            Err(e) => finish(&gw, &call.model, &e, started, upstream),
+            Err(e) => finish(Protocol::OpenAi, &gw, &call.model, &e, started, upstream),
         }
     };
     log(
@@ -263,29 +317,29 @@ async fn chat(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body) ->
 
 async fn completions(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
     let started = Instant::now();
-    let key = match authenticate(&gw, &headers) {
+    let key = match authenticate(Protocol::OpenAi, &gw, &headers) {
         Ok(k) => k,
         Err(res) => return res,
     };
-    let bytes = match read_body(&gw, body).await {
+    let bytes = match read_body(Protocol::OpenAi, &gw, body).await {
         Ok(b) => b,
         Err(res) => return res,
     };
     let call = match request::completion(&bytes) {
         Ok(c) => c,
-        Err(e) => return error_response(&e),
+        Err(e) => return error_response(Protocol::OpenAi, &e),
     };
     let Admitted {
         route,
         options,
         key,
-    } = match admit(&gw, key, &call.model) {
+    } = match admit(Protocol::OpenAi, &gw, key, &call.model) {
         Ok(a) => a,
         Err(res) => return res,
     };
     let mut req = call.request;
     if let Err(e) = req.validate() {
-        return error_response(&e);
+        return error_response(Protocol::OpenAi, &e);
     }
     req.model = Some(route.upstream_model.clone());
     let id = gw.next_id("cmpl");
@@ -308,7 +362,7 @@ async fn completions(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: B
                 );
                 sse(stream, writer)
             }
-            Err(e) => finish(&gw, &call.model, &e, started, upstream),
+            Err(e) => finish(Protocol::OpenAi, &gw, &call.model, &e, started, upstream),
         }
     } else {
         let (result, upstream) = measure(route.provider.complete_with(req, options)).await;
@@ -322,7 +376,7 @@ async fn completions(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: B
                 );
                 json(StatusCode::OK, body)
             }
-            Err(e) => finish(&gw, &call.model, &e, started, upstream),
+            Err(e) => finish(Protocol::OpenAi, &gw, &call.model, &e, started, upstream),
         }
     };
     log(
@@ -336,15 +390,91 @@ async fn completions(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: B
     res
 }
 
+async fn messages(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
+    let p = Protocol::Anthropic;
+    let started = Instant::now();
+    let key = match authenticate(p, &gw, &headers) {
+        Ok(k) => k,
+        Err(res) => return res,
+    };
+    let bytes = match read_body(p, &gw, body).await {
+        Ok(b) => b,
+        Err(res) => return res,
+    };
+    // The model first: opaque reasoning sent back is marked as its route's service's.
+    let model = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| v.get("model").and_then(|m| m.as_str()).map(str::to_owned))
+        .unwrap_or_default();
+    let origin = gw.routes.get(&model).map_or("", |r| r.origin);
+    let call = match anthropic::request::messages(&bytes, origin) {
+        Ok(c) => c,
+        Err(e) => return error_response(p, &e),
+    };
+    let Admitted {
+        route,
+        options,
+        key,
+    } = match admit(p, &gw, key, &call.model) {
+        Ok(a) => a,
+        Err(res) => return res,
+    };
+    let mut req = call.request;
+    if let Err(e) = req.validate() {
+        return error_response(p, &e);
+    }
+    req.model = Some(route.upstream_model.clone());
+    let id = gw.next_id("msg");
+    let res = if call.stream {
+        let (opened, upstream) = measure(route.provider.chat_stream_with(req, options)).await;
+        match opened {
+            Ok(stream) => {
+                let writer = anthropic::stream::EventWriter::new(id, call.model.clone());
+                gw.metrics.request(
+                    &call.model,
+                    200,
+                    Some(started.elapsed().saturating_sub(upstream)),
+                );
+                sse(stream, writer)
+            }
+            Err(e) => finish(p, &gw, &call.model, &e, started, upstream),
+        }
+    } else {
+        let (result, upstream) = measure(route.provider.chat_with(req, options)).await;
+        match result {
+            Ok(reply) => {
+                let body = anthropic::response::message(&reply, &id, &call.model);
+                gw.metrics.request(
+                    &call.model,
+                    200,
+                    Some(started.elapsed().saturating_sub(upstream)),
+                );
+                json(StatusCode::OK, body)
+            }
+            Err(e) => finish(p, &gw, &call.model, &e, started, upstream),
+        }
+    };
+    log(
+        "POST",
+        "/v1/messages",
+        &call.model,
+        key.as_deref(),
+        res.status().as_u16(),
+        started,
+    );
+    res
+}
+
 /// A failed call's answer, counted.
 fn finish(
+    p: Protocol,
     gw: &Gateway,
     model: &str,
     err: &LlmError,
     started: Instant,
     upstream: Duration,
 ) -> Response {
-    let res = error_response(err);
+    let res = error_response(p, err);
     gw.metrics.request(
         model,
         res.status().as_u16(),
@@ -353,10 +483,34 @@ fn finish(
     res
 }
 
-/// The SSE response of a stream: each event as OpenAI's chunks; an error ends it with an
+/// How a protocol writes a stream's events and the error that ends it.
+trait Frames: Send + 'static {
+    fn event(&mut self, event: &StreamEvent, out: &mut Vec<u8>);
+    fn error(&self, err: &LlmError, out: &mut Vec<u8>);
+}
+
+impl Frames for ChunkWriter {
+    fn event(&mut self, event: &StreamEvent, out: &mut Vec<u8>) {
+        ChunkWriter::event(self, event, out);
+    }
+    fn error(&self, err: &LlmError, out: &mut Vec<u8>) {
+        ChunkWriter::error(self, err, out);
+    }
+}
+
+impl Frames for anthropic::stream::EventWriter {
+    fn event(&mut self, event: &StreamEvent, out: &mut Vec<u8>) {
+        anthropic::stream::EventWriter::event(self, event, out);
+    }
+    fn error(&self, err: &LlmError, out: &mut Vec<u8>) {
+        anthropic::stream::EventWriter::error(self, err, out);
+    }
+}
+
+/// The SSE response of a stream: each event in the protocol's frames; an error ends it with an
 /// error event. Dropping the body (the client went away) drops the stream, which cancels
 /// the upstream call and gives back its limits.
-fn sse(stream: ChatStream, writer: ChunkWriter) -> Response {
+fn sse<W: Frames>(stream: ChatStream, writer: W) -> Response {
     let frames = futures_util::stream::unfold(
         (stream, writer, false),
         |(mut stream, mut writer, done)| async move {
@@ -367,7 +521,7 @@ fn sse(stream: ChatStream, writer: ChunkWriter) -> Response {
             let ended = match stream.next().await {
                 Some(Ok(event)) => {
                     writer.event(&event, &mut out);
-                    matches!(event, nova_llm_core::StreamEvent::Finish { .. })
+                    matches!(event, StreamEvent::Finish { .. })
                 }
                 Some(Err(e)) => {
                     writer.error(&e, &mut out);
@@ -400,7 +554,7 @@ fn sse(stream: ChatStream, writer: ChunkWriter) -> Response {
 }
 
 async fn models(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
-    let key = match authenticate(&gw, &headers) {
+    let key = match authenticate(Protocol::OpenAi, &gw, &headers) {
         Ok(k) => k,
         Err(res) => return res,
     };

@@ -720,3 +720,256 @@ async fn a_client_that_goes_away_cancels_the_upstream_call_and_frees_its_slot() 
     assert_eq!(body["choices"][0]["message"]["content"], "second");
     gw.shutdown().await;
 }
+
+async fn post_anthropic(gw: &Running, key: Option<&str>, body: Value) -> (u16, Value) {
+    let mut req = client()
+        .post(gw.url("/v1/messages"))
+        .header("anthropic-version", "2023-06-01")
+        .json(&body);
+    if let Some(k) = key {
+        req = req.header("x-api-key", k);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn the_messages_endpoint_answers_in_anthropics_shape_plain_and_streamed() {
+    let gw = start(Config::builtin_mock()).await;
+    let body = json!({"model": "mock", "max_tokens": 100, "system": "Be brief.",
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "hello"}]}]});
+    let (status, reply) = post_anthropic(&gw, None, body.clone()).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["type"], "message");
+    assert_eq!(reply["role"], "assistant");
+    assert_eq!(reply["model"], "mock");
+    assert_eq!(
+        reply["content"],
+        json!([{"type": "text", "text": "f(hello)"}])
+    );
+    assert_eq!(reply["stop_reason"], "end_turn");
+    assert!(reply["id"].as_str().unwrap().starts_with("msg-"));
+    assert!(reply["usage"]["output_tokens"].as_u64().unwrap() > 0);
+
+    let mut streamed = body;
+    streamed["stream"] = json!(true);
+    let text = client()
+        .post(gw.url("/v1/messages"))
+        .json(&streamed)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let events: Vec<&str> = text
+        .split("\n\n")
+        .filter_map(|f| f.lines().next()?.strip_prefix("event: "))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "message_start",
+            "content_block_start",
+            "content_block_delta",
+            "content_block_stop",
+            "message_delta",
+            "message_stop"
+        ],
+        "{text}"
+    );
+    assert!(
+        text.contains(r#""delta":{"text":"f(hello)","type":"text_delta"}"#),
+        "{text}"
+    );
+    assert!(text.contains(r#""stop_reason":"end_turn""#), "{text}");
+
+    // Errors in Anthropic's shape.
+    let (status, err) = post_anthropic(
+        &gw,
+        None,
+        json!({"model": "claude-9", "max_tokens": 10, "messages": [{"role": "user", "content": "x"}]}),
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert_eq!(err["type"], "error");
+    assert_eq!(err["error"]["type"], "not_found_error");
+    let (status, err) = post_anthropic(&gw, None, json!({"model": "mock", "messages": []})).await;
+    assert_eq!(status, 400);
+    assert_eq!(err["error"]["type"], "invalid_request_error");
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_anthropic_client_reaches_an_openai_service_with_tools_and_keys() {
+    let upstream = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "c", "model": "gpt-4o-mini",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": null,
+                "tool_calls": [{"id": "call_2", "type": "function",
+                    "function": {"name": "weather", "arguments": "{\"city\":\"Lyon\"}"}}]},
+                "finish_reason": "tool_calls"}],
+            "usage": {"prompt_tokens": 50, "completion_tokens": 10, "total_tokens": 60,
+                      "prompt_tokens_details": {"cached_tokens": 20}}
+        })))
+        .mount(&upstream)
+        .await;
+    let text = format!(
+        "{}\n[[keys]]\nname = \"a\"\nsha256 = \"{}\"\n",
+        openai_route("fast", &upstream, ""),
+        hash_key("gw-key-x")
+    );
+    let gw = start_toml(&text).await;
+    let body = json!({
+        "model": "fast", "max_tokens": 200,
+        "tools": [{"name": "weather", "input_schema": {"type": "object"}}],
+        "messages": [
+            {"role": "user", "content": "Weather in Paris, then Lyon?"},
+            {"role": "assistant", "content": [
+                {"type": "thinking", "thinking": "Look it up.", "signature": "sig-from-nowhere"},
+                {"type": "tool_use", "id": "call_1", "name": "weather", "input": {"city": "Paris"}}
+            ]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "call_1", "content": "18 C"}
+            ]}
+        ]
+    });
+    let (status, _) = post_anthropic(&gw, None, body.clone()).await;
+    assert_eq!(status, 401);
+    let (status, reply) = post_anthropic(&gw, Some("gw-key-x"), body).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["stop_reason"], "tool_use");
+    assert_eq!(
+        reply["content"],
+        json!([{"type": "tool_use", "id": "call_2", "name": "weather", "input": {"city": "Lyon"}}])
+    );
+    // Anthropic counts input without the cached part.
+    assert_eq!(reply["usage"]["input_tokens"], 30);
+    assert_eq!(reply["usage"]["cache_read_input_tokens"], 20);
+    let sent: Value =
+        serde_json::from_slice(&upstream.received_requests().await.unwrap()[0].body).unwrap();
+    assert_eq!(
+        sent["messages"],
+        json!([
+            {"role": "user", "content": "Weather in Paris, then Lyon?"},
+            {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function",
+                "function": {"name": "weather", "arguments": "{\"city\":\"Paris\"}"}}]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "18 C"}
+        ])
+    );
+    assert_eq!(sent["max_tokens"], 200);
+    gw.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_that_sends_no_headers_is_cut_off_after_the_header_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let gw = start_toml(
+        "[server]\nheader_timeout_secs = 5\n\n[[models]]\nname = \"mock\"\ndriver = \"mock\"\n",
+    )
+    .await;
+    let mut conn = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    // Half a request line, then nothing: the connection is closed (the paused clock runs
+    // ahead while everything waits), not held open.
+    conn.write_all(b"POST /v1/chat/compl").await.unwrap();
+    let started = tokio::time::Instant::now();
+    let mut rest = Vec::new();
+    let _ = conn.read_to_end(&mut rest).await;
+    assert!(started.elapsed() >= std::time::Duration::from_secs(5));
+    gw.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn what_is_still_running_after_the_grace_period_is_dropped() {
+    let upstream = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"id": "c", "model": "m", "choices": []}))
+                .set_delay(std::time::Duration::from_secs(600)),
+        )
+        .mount(&upstream)
+        .await;
+    let text = format!(
+        "[server]\nshutdown_grace_secs = 2\n\n{}",
+        openai_route("stuck", &upstream, "")
+    );
+    let gw = start_toml(&text).await;
+    let call = tokio::spawn(
+        client()
+            .post(gw.url("/v1/chat/completions"))
+            .json(&chat_body("stuck", "x"))
+            .send(),
+    );
+    while upstream.received_requests().await.unwrap().is_empty() {
+        tokio::task::yield_now().await;
+    }
+    // The shutdown returns after the grace period, not after the service's ten minutes,
+    // and the client sees its connection end.
+    gw.shutdown().await;
+    assert!(call.await.unwrap().is_err());
+}
+
+#[tokio::test]
+async fn two_gateways_on_one_redis_share_a_keys_budget() {
+    let Some(redis) = nova_llm_redis::testing::RedisServer::start() else {
+        return;
+    };
+    let upstream = MockServer::start().await;
+    // $0.15 a call (1M input tokens of gpt-4o-mini), against a $0.10 budget.
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "c", "model": "gpt-4o-mini",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 1000000, "completion_tokens": 1, "total_tokens": 1000001}
+        })))
+        .mount(&upstream)
+        .await;
+    let text = format!(
+        "{}\n[[keys]]\nname = \"team-r\"\nsha256 = \"{}\"\nbudget_usd = 0.10\n",
+        openai_route("fast", &upstream, ""),
+        hash_key("gw-key-r")
+    );
+    let prefix = format!("test:{}:budget:", std::process::id());
+    let mut running = Vec::new();
+    for _ in 0..2 {
+        let gateway = Gateway::builder(Config::parse(&text).unwrap())
+            .env(env)
+            .redis(redis.url())
+            .redis_prefix(prefix.clone())
+            .build()
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(gateway.serve(listener, async move {
+            let _ = stopped.await;
+        }));
+        running.push(Running {
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+        });
+    }
+    let (a, b) = (&running[0], &running[1]);
+    let (status, _, _) = post(a, "/v1/chat/completions", Some("gw-key-r"), chat_body("fast", "x")).await;
+    assert_eq!(status, 200);
+    // The spend is written to Redis as the call ends: the other gateway soon refuses.
+    let mut refused = None;
+    for _ in 0..100 {
+        let (status, _, body) =
+            post(b, "/v1/chat/completions", Some("gw-key-r"), chat_body("fast", "x")).await;
+        if status == 429 {
+            refused = Some(body);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let body = refused.expect("the second gateway never saw the spend");
+    assert_eq!(body["error"]["code"], "budget_exceeded");
+    for r in running {
+        r.shutdown().await;
+    }
+}

@@ -18,7 +18,8 @@ use nova_llm_provider::rate_limit::{RateLimitBackend, RateLimitLayer};
 use nova_llm_provider::{Event, EventKind, Operation, Provider};
 use nova_llm_redis::testing::RedisServer;
 use nova_llm_redis::{
-    OnFailure, RedisCacheStore, RedisConcurrencyLayer, RedisConnection, RedisWindows,
+    OnFailure, RedisCacheStore, RedisConcurrencyLayer, RedisConnection, RedisTally,
+    RedisWindows,
 };
 
 fn conn(server: &RedisServer) -> RedisConnection {
@@ -917,4 +918,31 @@ async fn what_left_the_window_no_longer_counts_and_a_wait_ends_when_enough_has_l
     let wait = wait_ms(p.chat(request(max)).await.unwrap_err());
     assert!(wait > 2_000 && wait <= 5_001, "{wait}");
     assert_eq!(mock.calls(), 2);
+}
+
+#[tokio::test]
+async fn a_tally_adds_up_across_connections_per_name_and_period_and_expires() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let pre = prefix("tally");
+    // Two "processes": two connections, one set of sums.
+    let a = RedisTally::new(conn(&server)).prefix(pre.clone());
+    let b = RedisTally::new(conn(&server)).prefix(pre.clone());
+    assert_eq!(a.get("team", 7).await.unwrap(), 0.0);
+    assert!((a.add("team", 7, 3600, 0.25).await.unwrap() - 0.25).abs() < 1e-9);
+    assert!((b.add("team", 7, 3600, 0.5).await.unwrap() - 0.75).abs() < 1e-9);
+    assert!((a.get("team", 7).await.unwrap() - 0.75).abs() < 1e-9);
+    // Another period and another name start from nothing.
+    assert_eq!(b.get("team", 8).await.unwrap(), 0.0);
+    assert_eq!(b.get("other", 7).await.unwrap(), 0.0);
+    // A counter lives two periods after its last addition.
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(format!("{pre}team:7"))
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!((7000..=7200).contains(&ttl), "{ttl}");
 }

@@ -1,6 +1,6 @@
 """The official OpenAI Python SDK against a nova gateway: chat, stream, tools, errors.
 
-Run by tests/openai_sdk.rs with NOVA_GATEWAY_URL (the gateway's /v1) and NOVA_GATEWAY_KEY.
+Run by tests/sdk.rs with NOVA_GATEWAY_URL (the gateway's /v1) and NOVA_GATEWAY_KEY.
 Prints one line per check; exits non-zero on the first failure.
 """
 import os
