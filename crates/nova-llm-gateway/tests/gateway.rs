@@ -954,13 +954,24 @@ async fn two_gateways_on_one_redis_share_a_keys_budget() {
         });
     }
     let (a, b) = (&running[0], &running[1]);
-    let (status, _, _) = post(a, "/v1/chat/completions", Some("gw-key-r"), chat_body("fast", "x")).await;
+    let (status, _, _) = post(
+        a,
+        "/v1/chat/completions",
+        Some("gw-key-r"),
+        chat_body("fast", "x"),
+    )
+    .await;
     assert_eq!(status, 200);
     // The spend is written to Redis as the call ends: the other gateway soon refuses.
     let mut refused = None;
     for _ in 0..100 {
-        let (status, _, body) =
-            post(b, "/v1/chat/completions", Some("gw-key-r"), chat_body("fast", "x")).await;
+        let (status, _, body) = post(
+            b,
+            "/v1/chat/completions",
+            Some("gw-key-r"),
+            chat_body("fast", "x"),
+        )
+        .await;
         if status == 429 {
             refused = Some(body);
             break;

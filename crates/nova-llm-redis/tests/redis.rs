@@ -18,8 +18,7 @@ use nova_llm_provider::rate_limit::{RateLimitBackend, RateLimitLayer};
 use nova_llm_provider::{Event, EventKind, Operation, Provider};
 use nova_llm_redis::testing::RedisServer;
 use nova_llm_redis::{
-    OnFailure, RedisCacheStore, RedisConcurrencyLayer, RedisConnection, RedisTally,
-    RedisWindows,
+    OnFailure, RedisCacheStore, RedisConcurrencyLayer, RedisConnection, RedisTally, RedisWindows,
 };
 
 fn conn(server: &RedisServer) -> RedisConnection {
