@@ -881,7 +881,9 @@ async fn a_client_that_sends_no_headers_is_cut_off_after_the_header_timeout() {
     gw.shutdown().await;
 }
 
-#[tokio::test(start_paused = true)]
+// A real clock: a paused one would run ahead to the driver's own timeout while the call
+// waits on the (real) network.
+#[tokio::test]
 async fn what_is_still_running_after_the_grace_period_is_dropped() {
     let upstream = MockServer::start().await;
     Mock::given(method("POST"))
@@ -893,7 +895,7 @@ async fn what_is_still_running_after_the_grace_period_is_dropped() {
         .mount(&upstream)
         .await;
     let text = format!(
-        "[server]\nshutdown_grace_secs = 2\n\n{}",
+        "[server]\nshutdown_grace_secs = 1\n\n{}",
         openai_route("stuck", &upstream, "")
     );
     let gw = start_toml(&text).await;
@@ -909,7 +911,14 @@ async fn what_is_still_running_after_the_grace_period_is_dropped() {
     // The shutdown returns after the grace period, not after the service's ten minutes,
     // and the client sees its connection end.
     gw.shutdown().await;
-    assert!(call.await.unwrap().is_err());
+    match call.await.unwrap() {
+        Err(_) => {}
+        Ok(res) => panic!(
+            "answered {}: {}",
+            res.status(),
+            res.text().await.unwrap_or_default()
+        ),
+    }
 }
 
 #[tokio::test]
