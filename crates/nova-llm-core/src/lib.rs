@@ -73,6 +73,7 @@
 
 pub mod accumulate;
 pub mod cache_hint;
+mod content;
 pub mod dialog;
 pub mod driver;
 pub mod error;

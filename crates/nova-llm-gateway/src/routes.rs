@@ -77,10 +77,18 @@ impl Routes {
             })?;
             drivers.insert(m.name.get_ref().clone(), d);
         }
+        // A configuration changed after `Config::parse` may name a route that is not there.
+        let driver_of = |name: &str| {
+            drivers.get(name).cloned().ok_or_else(|| {
+                LlmError::invalid_request(format!(
+                    "models.fallback names `{name}`, which no [[models]] serves"
+                ))
+            })
+        };
         let mut by_name = HashMap::new();
         for m in &config.models {
             let name = m.name.get_ref();
-            let driver = Arc::clone(&drivers[name.as_str()]);
+            let driver = driver_of(name)?;
             let mut b = Provider::builder_shared(driver)
                 .metrics(false)
                 .listener(metrics.clone())
@@ -96,7 +104,7 @@ impl Routes {
                         .iter()
                         .find(|t| t.name.get_ref() == f.get_ref())
                         .map(ModelRoute::upstream_model);
-                    chain = chain.then(Arc::clone(&drivers[f.get_ref().as_str()]), target);
+                    chain = chain.then(driver_of(f.get_ref())?, target);
                 }
                 b = b.fallback(chain);
             }

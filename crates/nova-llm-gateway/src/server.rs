@@ -5,9 +5,10 @@
 #![allow(clippy::result_large_err)]
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -225,180 +226,166 @@ fn admit<'g>(
     })
 }
 
-fn log(method: &str, path: &str, model: &str, key: Option<&Key>, status: u16, started: Instant) {
+/// The access log's line for a call (never a body, never a key: its name).
+fn log(path: &str, model: &str, key: Option<&Key>, res: &Response, started: Instant) {
     tracing::info!(
         target: "nova_gateway::access",
-        method,
+        method = "POST",
         path,
         model,
         key = key.map_or("-", |k| k.name.as_str()),
-        status,
+        status = res.status().as_u16(),
         ms = started.elapsed().as_secs_f64() * 1000.0,
     );
 }
 
-async fn chat(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
-    let started = Instant::now();
-    let key = match authenticate(Protocol::OpenAi, &gw, &headers) {
-        Ok(k) => k,
-        Err(res) => return res,
+/// The key and the body of a call endpoint's request, or the answer refusing it.
+async fn front(
+    p: Protocol,
+    gw: &Gateway,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Option<Arc<Key>>, Bytes), Response> {
+    let key = authenticate(p, gw, headers)?;
+    let bytes = read_body(p, gw, body).await?;
+    if gw.config.server.log_bodies {
+        tracing::info!(target: "nova_gateway::bodies", body = %String::from_utf8_lossy(&bytes));
+    }
+    Ok((key, bytes))
+}
+
+/// A plain call made: its reply written by `write`, or its error; counted either way.
+async fn plain<T>(
+    p: Protocol,
+    gw: &Gateway,
+    model: &str,
+    started: Instant,
+    call: impl Future<Output = Result<T, LlmError>>,
+    write: impl FnOnce(&T) -> Vec<u8>,
+) -> Response {
+    let (result, upstream) = measure(call).await;
+    let res = match result {
+        Ok(reply) => json(StatusCode::OK, write(&reply)),
+        Err(e) => error_response(p, &e),
     };
-    let bytes = match read_body(Protocol::OpenAi, &gw, body).await {
-        Ok(b) => b,
+    let added = started.elapsed().saturating_sub(upstream);
+    gw.metrics
+        .request(model, res.status().as_u16(), Some(added));
+    res
+}
+
+/// A streamed call opened: its events written by `writer`, or its error; counted either
+/// way (the added time up to the stream's opening).
+async fn streamed<W: Frames>(
+    p: Protocol,
+    gw: &Gateway,
+    model: &str,
+    started: Instant,
+    call: impl Future<Output = Result<ChatStream, LlmError>>,
+    writer: W,
+) -> Response {
+    let (opened, upstream) = measure(call).await;
+    let res = match opened {
+        Ok(stream) => sse(stream, writer),
+        Err(e) => error_response(p, &e),
+    };
+    let added = started.elapsed().saturating_sub(upstream);
+    gw.metrics
+        .request(model, res.status().as_u16(), Some(added));
+    res
+}
+
+async fn chat(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
+    let (p, started) = (Protocol::OpenAi, Instant::now());
+    let (key, bytes) = match front(p, &gw, &headers, body).await {
+        Ok(f) => f,
         Err(res) => return res,
     };
     let call = match request::chat(&bytes) {
         Ok(c) => c,
-        Err(e) => return error_response(Protocol::OpenAi, &e),
+        Err(e) => return error_response(p, &e),
     };
     let Admitted {
         route,
         options,
         key,
-    } = match admit(Protocol::OpenAi, &gw, key, &call.model) {
+    } = match admit(p, &gw, key, &call.model) {
         Ok(a) => a,
         Err(res) => return res,
     };
-    if gw.config.server.log_bodies {
-        tracing::info!(target: "nova_gateway::bodies", model = %call.model, body = %String::from_utf8_lossy(&bytes));
-    }
     let mut req = call.request;
     if let Err(e) = req.validate() {
-        return error_response(Protocol::OpenAi, &e);
+        return error_response(p, &e);
     }
     req.model = Some(route.upstream_model.clone());
-    let id = gw.next_id("chatcmpl");
-    let created = unix_now();
+    let (id, created, model) = (gw.next_id("chatcmpl"), unix_now(), call.model);
     let res = if call.stream {
-        let (opened, upstream) = measure(route.provider.chat_stream_with(req, options)).await;
-        match opened {
-            Ok(stream) => {
-                let writer = ChunkWriter::new(
-                    Shape::Chat,
-                    id,
-                    call.model.clone(),
-                    created,
-                    call.include_usage,
-                );
-                gw.metrics.request(
-                    &call.model,
-                    200,
-                    Some(started.elapsed().saturating_sub(upstream)),
-                );
-                sse(stream, writer)
-            }
-            Err(e) => finish(Protocol::OpenAi, &gw, &call.model, &e, started, upstream),
-        }
+        let writer = ChunkWriter::new(Shape::Chat, id, model.clone(), created, call.include_usage);
+        let opened = route.provider.chat_stream_with(req, options);
+        streamed(p, &gw, &model, started, opened, writer).await
     } else {
-        let (result, upstream) = measure(route.provider.chat_with(req, options)).await;
-        match result {
-            Ok(reply) => {
-                let body = response::chat(&reply, &id, &call.model, created);
-                gw.metrics.request(
-                    &call.model,
-                    200,
-                    Some(started.elapsed().saturating_sub(upstream)),
-                );
-                json(StatusCode::OK, body)
-            }
-            Err(e) => finish(Protocol::OpenAi, &gw, &call.model, &e, started, upstream),
-        }
+        let write = |reply: &_| response::chat(reply, &id, &model, created);
+        plain(
+            p,
+            &gw,
+            &model,
+            started,
+            route.provider.chat_with(req, options),
+            write,
+        )
+        .await
     };
     log(
-        "POST",
         "/v1/chat/completions",
-        &call.model,
+        &model,
         key.as_deref(),
-        res.status().as_u16(),
+        &res,
         started,
     );
     res
 }
 
 async fn completions(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
-    let started = Instant::now();
-    let key = match authenticate(Protocol::OpenAi, &gw, &headers) {
-        Ok(k) => k,
-        Err(res) => return res,
-    };
-    let bytes = match read_body(Protocol::OpenAi, &gw, body).await {
-        Ok(b) => b,
+    let (p, started) = (Protocol::OpenAi, Instant::now());
+    let (key, bytes) = match front(p, &gw, &headers, body).await {
+        Ok(f) => f,
         Err(res) => return res,
     };
     let call = match request::completion(&bytes) {
         Ok(c) => c,
-        Err(e) => return error_response(Protocol::OpenAi, &e),
+        Err(e) => return error_response(p, &e),
     };
     let Admitted {
         route,
         options,
         key,
-    } = match admit(Protocol::OpenAi, &gw, key, &call.model) {
+    } = match admit(p, &gw, key, &call.model) {
         Ok(a) => a,
         Err(res) => return res,
     };
     let mut req = call.request;
     if let Err(e) = req.validate() {
-        return error_response(Protocol::OpenAi, &e);
+        return error_response(p, &e);
     }
     req.model = Some(route.upstream_model.clone());
-    let id = gw.next_id("cmpl");
-    let created = unix_now();
+    let (id, created, model) = (gw.next_id("cmpl"), unix_now(), call.model);
     let res = if call.stream {
-        let (opened, upstream) = measure(route.provider.complete_stream_with(req, options)).await;
-        match opened {
-            Ok(stream) => {
-                let writer = ChunkWriter::new(
-                    Shape::Text,
-                    id,
-                    call.model.clone(),
-                    created,
-                    call.include_usage,
-                );
-                gw.metrics.request(
-                    &call.model,
-                    200,
-                    Some(started.elapsed().saturating_sub(upstream)),
-                );
-                sse(stream, writer)
-            }
-            Err(e) => finish(Protocol::OpenAi, &gw, &call.model, &e, started, upstream),
-        }
+        let writer = ChunkWriter::new(Shape::Text, id, model.clone(), created, call.include_usage);
+        let opened = route.provider.complete_stream_with(req, options);
+        streamed(p, &gw, &model, started, opened, writer).await
     } else {
-        let (result, upstream) = measure(route.provider.complete_with(req, options)).await;
-        match result {
-            Ok(reply) => {
-                let body = response::completion(&reply, &id, &call.model, created);
-                gw.metrics.request(
-                    &call.model,
-                    200,
-                    Some(started.elapsed().saturating_sub(upstream)),
-                );
-                json(StatusCode::OK, body)
-            }
-            Err(e) => finish(Protocol::OpenAi, &gw, &call.model, &e, started, upstream),
-        }
+        let write = |reply: &_| response::completion(reply, &id, &model, created);
+        let call = route.provider.complete_with(req, options);
+        plain(p, &gw, &model, started, call, write).await
     };
-    log(
-        "POST",
-        "/v1/completions",
-        &call.model,
-        key.as_deref(),
-        res.status().as_u16(),
-        started,
-    );
+    log("/v1/completions", &model, key.as_deref(), &res, started);
     res
 }
 
 async fn messages(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
-    let p = Protocol::Anthropic;
-    let started = Instant::now();
-    let key = match authenticate(p, &gw, &headers) {
-        Ok(k) => k,
-        Err(res) => return res,
-    };
-    let bytes = match read_body(p, &gw, body).await {
-        Ok(b) => b,
+    let (p, started) = (Protocol::Anthropic, Instant::now());
+    let (key, bytes) = match front(p, &gw, &headers, body).await {
+        Ok(f) => f,
         Err(res) => return res,
     };
     // The model first: opaque reasoning sent back is marked as its route's service's.
@@ -424,62 +411,24 @@ async fn messages(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body
         return error_response(p, &e);
     }
     req.model = Some(route.upstream_model.clone());
-    let id = gw.next_id("msg");
+    let (id, model) = (gw.next_id("msg"), call.model);
     let res = if call.stream {
-        let (opened, upstream) = measure(route.provider.chat_stream_with(req, options)).await;
-        match opened {
-            Ok(stream) => {
-                let writer = anthropic::stream::EventWriter::new(id, call.model.clone());
-                gw.metrics.request(
-                    &call.model,
-                    200,
-                    Some(started.elapsed().saturating_sub(upstream)),
-                );
-                sse(stream, writer)
-            }
-            Err(e) => finish(p, &gw, &call.model, &e, started, upstream),
-        }
+        let writer = anthropic::stream::EventWriter::new(id, model.clone());
+        let opened = route.provider.chat_stream_with(req, options);
+        streamed(p, &gw, &model, started, opened, writer).await
     } else {
-        let (result, upstream) = measure(route.provider.chat_with(req, options)).await;
-        match result {
-            Ok(reply) => {
-                let body = anthropic::response::message(&reply, &id, &call.model);
-                gw.metrics.request(
-                    &call.model,
-                    200,
-                    Some(started.elapsed().saturating_sub(upstream)),
-                );
-                json(StatusCode::OK, body)
-            }
-            Err(e) => finish(p, &gw, &call.model, &e, started, upstream),
-        }
+        let write = |reply: &_| anthropic::response::message(reply, &id, &model);
+        plain(
+            p,
+            &gw,
+            &model,
+            started,
+            route.provider.chat_with(req, options),
+            write,
+        )
+        .await
     };
-    log(
-        "POST",
-        "/v1/messages",
-        &call.model,
-        key.as_deref(),
-        res.status().as_u16(),
-        started,
-    );
-    res
-}
-
-/// A failed call's answer, counted.
-fn finish(
-    p: Protocol,
-    gw: &Gateway,
-    model: &str,
-    err: &LlmError,
-    started: Instant,
-    upstream: Duration,
-) -> Response {
-    let res = error_response(p, err);
-    gw.metrics.request(
-        model,
-        res.status().as_u16(),
-        Some(started.elapsed().saturating_sub(upstream)),
-    );
+    log("/v1/messages", &model, key.as_deref(), &res, started);
     res
 }
 

@@ -993,3 +993,14 @@ async fn two_gateways_on_one_redis_share_a_keys_budget() {
         r.shutdown().await;
     }
 }
+
+#[test]
+fn a_configuration_changed_after_parsing_is_refused_not_a_panic() {
+    let mut config =
+        Config::parse("[[models]]\nname = \"a\"\ndriver = \"mock\"\nfallback = [\"b\"]\n\n[[models]]\nname = \"b\"\ndriver = \"mock\"\n")
+            .unwrap();
+    config.models.truncate(1);
+    let err = Gateway::builder(config).build().unwrap_err();
+    assert_eq!(err.kind(), nova_llm_core::ErrorKind::InvalidRequest);
+    assert!(err.message().contains("`b`"), "{err}");
+}
