@@ -32,7 +32,7 @@ pub enum ContentPart {
         title: Option<String>,
     },
     /// Reasoning the model did (assistant rows), with the opaque data some services want
-    /// back in the next turn. Never part of the row's [`text`](Message::text).
+    /// back in the next turn. Never part of the row's [`text`](crate::Message::text).
     Reasoning(ReasoningPart),
 }
 
